@@ -1,0 +1,1 @@
+"""Torch-free domain shared by the web tier and the worker."""

@@ -1,0 +1,116 @@
+"""Records: Batch and Job with their status enum."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, Enum, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    """A fresh public id (hex uuid4, 32 chars)."""
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC; always hands back aware datetimes (SQLite drops tzinfo)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class JobStatus(str, enum.Enum):
+    """Lifecycle of one job."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+    def is_terminal(self) -> bool:
+        """True when the job will not change any more."""
+        return self in (JobStatus.succeeded, JobStatus.failed)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Batch(Base):
+    """One upload request; groups its jobs."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    job_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+    jobs: Mapped[list["Job"]] = relationship(back_populates="batch", order_by="Job.seq")
+
+
+class Job(Base):
+    """One image to segment; the public id is ours, never Celery's."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # As sent by the client; only ever displayed, never used for paths.
+    filename: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    content_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    bytes: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, name="job_status", native_enum=False, length=16),
+        default=JobStatus.queued,
+        nullable=False,
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    original_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    mask_key: Mapped[str | None] = mapped_column(String(255))
+    cutout_key: Mapped[str | None] = mapped_column(String(255))
+    overlay_key: Mapped[str | None] = mapped_column(String(255))
+    thumb_key: Mapped[str | None] = mapped_column(String(255))
+
+    batch: Mapped[Batch] = relationship(back_populates="jobs")
+
+    __table_args__ = (
+        # Gallery pages finished jobs newest first: WHERE status=? ORDER BY finished_at, id.
+        Index("ix_jobs_status_finished_id", "status", "finished_at", "id"),
+        # Sweeper scans by status and lease/creation time.
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_batch_seq", "batch_id", "seq"),
+    )
+
+    @property
+    def duration_ms(self) -> int | None:
+        """Milliseconds from start to finish, when both are known."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)

@@ -1,0 +1,1 @@
+"""Alembic migrations (package so that they ship in the wheel)."""

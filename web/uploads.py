@@ -1,0 +1,141 @@
+"""Accepting uploads: validate every part, store originals, commit rows, then enqueue."""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
+
+from core.db import session_scope
+from core.errors import ImageError, StorageError
+from core.images import ImageInfo, Limits, validate
+from core.models import Batch, Job, JobStatus, new_id
+from core.queue import BrokerError, send_segment
+from web import Services
+from web.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Upload:
+    """One validated part, ready to store."""
+
+    filename: str
+    data: bytes
+    info: ImageInfo
+
+
+def display_name(raw: str | None) -> str:
+    """The client's filename, for display only: no control characters, at most 255 chars."""
+    name = "".join(ch for ch in (raw or "") if unicodedata.category(ch)[0] != "C")
+    return name.strip()[:255]
+
+
+def read_parts(parts: list[FileStorage], services: Services) -> list[Upload]:
+    """Validate all parts; raise one ApiError listing every bad file."""
+    settings = services.settings
+    if not parts:
+        raise ApiError(400, "no_files", "send one or more images in the multipart field 'images'")
+    if len(parts) > settings.max_files:
+        raise ApiError(413, "too_many_files",
+                       f"{len(parts)} files sent; at most {settings.max_files} per request")
+    limits = Limits(max_file_bytes=settings.max_file_bytes, max_pixels=settings.max_pixels)
+    uploads, problems = [], []
+    for part in parts:
+        name = display_name(part.filename)
+        # Read one byte past the limit so oversize files are detected without reading them whole.
+        data = part.stream.read(settings.max_file_bytes + 1)
+        try:
+            info = validate(data, name, limits)
+        except ImageError as exc:
+            problems.append({"file": name, "code": exc.code, "message": exc.message,
+                             "status": exc.status})
+            continue
+        uploads.append(Upload(name, data, info))
+    if problems:
+        raise _rejection(problems)
+    return uploads
+
+
+def _rejection(problems: list[dict]) -> ApiError:
+    statuses = {p.pop("status") for p in problems}
+    status = statuses.pop() if len(statuses) == 1 else 400
+    if len(problems) == 1:
+        p = problems[0]
+        return ApiError(status, p["code"], f"{p['file'] or 'file'}: {p['message']}",
+                        file=p["file"], files=problems)
+    names = ", ".join(p["file"] or "?" for p in problems[:5])
+    return ApiError(status, "invalid_files",
+                    f"{len(problems)} files were rejected ({names}); nothing was queued",
+                    files=problems)
+
+
+def create_batch(uploads: list[Upload], batch_name: str | None, services: Services) -> tuple[Batch, list[Job]]:
+    """Store originals under server-made keys, commit rows, then send one task per job."""
+    batch = Batch(id=new_id(), name=display_name(batch_name)[:200] or None, job_count=len(uploads))
+    jobs = []
+    stored: list[str] = []
+    try:
+        for seq, up in enumerate(uploads):
+            job_id = new_id()
+            key = f"originals/{job_id}{up.info.extension}"
+            services.storage.put(key, up.data, up.info.content_type)
+            stored.append(key)
+            jobs.append(Job(id=job_id, batch_id=batch.id, seq=seq, filename=up.filename,
+                            content_type=up.info.content_type, width=up.info.width,
+                            height=up.info.height, bytes=up.info.bytes, original_key=key,
+                            status=JobStatus.queued, attempts=0))
+        with session_scope(services.sessions) as session:
+            session.add(batch)
+            session.add_all(jobs)
+    except StorageError as exc:
+        _discard(stored, services)
+        raise ApiError(503, "storage_unavailable", f"could not store the upload: {exc}") from exc
+    except BaseException:
+        _discard(stored, services)
+        raise
+    enqueue(jobs, services)
+    log.info("event=batch_created batch_id=%s jobs=%d", batch.id, len(jobs))
+    return batch, jobs
+
+
+def _discard(keys: list[str], services: Services) -> None:
+    for key in keys:
+        try:
+            services.storage.delete(key)
+        except StorageError:
+            log.warning("event=orphan_original key=%s", key)
+
+
+def enqueue(jobs: list[Job], services: Services) -> None:
+    """Send tasks after commit; on broker failure the sweeper re-sends later."""
+    for job in jobs:
+        try:
+            send_segment(services.celery, job.id, services.settings.queue)
+        except BrokerError as exc:
+            # The row is committed, so the job is not lost: the sweeper re-queues it.
+            log.warning("event=enqueue_failed job_id=%s error=%s", job.id, exc)
+            return
+
+
+def wait_for(job_ids: list[str], seconds: float, services: Services) -> bool:
+    """Poll the database until all jobs are terminal or time runs out; True if all done."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    delay = 0.05
+    while True:
+        with session_scope(services.sessions) as session:
+            pending = session.scalar(
+                select(func.count()).select_from(Job).where(
+                    Job.id.in_(job_ids),
+                    Job.status.in_([JobStatus.queued, JobStatus.running])))
+        if not pending:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.5)
