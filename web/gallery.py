@@ -1,7 +1,181 @@
 """HTML pages: upload, batch view, gallery, job detail."""
-from flask import Blueprint
+
+from __future__ import annotations
+
+import io
+import logging
+
+from flask import (Blueprint, Response, abort, redirect, render_template, request,
+                   send_from_directory, url_for)
+from PIL import Image
+from sqlalchemy import and_, func, or_, select
+
+from core.db import session_scope
+from core.errors import ObjectNotFound
+from core.models import Batch, Job, JobStatus
+from web import services
+from web.csrf import csrf_token, valid_form_token
+from web.errors import ApiError
+from web.uploads import create_jobs
+from web.pages import (attachment, decode_cursor, encode_cursor, parse_colour, result_url,
+                       safe_stem)
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint(
     "gallery", __name__, template_folder="templates",
     static_folder="static", static_url_path="/assets",
 )
+
+PAGE_SIZE = 48
+BATCH_PAGE_LIMIT = 1000  # tiles rendered server-side; the script fetches the rest
+
+
+@bp.app_context_processor
+def _template_helpers() -> dict:
+    svc = services()
+    return {"csrf_token": csrf_token,
+            "thumb_url": lambda job: result_url(job, "thumb", svc.storage)}
+
+
+def error_page(status: int, title: str, message: str) -> tuple[str, int]:
+    """A friendly HTML error page."""
+    return render_template("gallery/error.html", title=title, message=message), status
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """The icon browsers ask for by default."""
+    return send_from_directory(bp.static_folder, "favicon.ico", mimetype="image/x-icon",
+                               max_age=86400)
+
+
+@bp.get("/")
+def index() -> str:
+    """Upload page."""
+    return _upload_page()
+
+
+def _upload_page(errors: list[dict] | None = None, title: str = "", status: int = 200):
+    settings = services().settings
+    html = render_template(
+        "gallery/upload.html", nav="upload", errors=errors or [], error_title=title,
+        max_files=settings.max_files, max_file_mb=settings.max_file_bytes // (1024 * 1024),
+        api_jobs_url=url_for("api.create_jobs"))
+    return html, status
+
+
+@bp.post("/upload")
+def upload():
+    """No-JavaScript upload: same validation and queueing as the API, then the batch page."""
+    if not valid_form_token():
+        return error_page(400, "Form expired", "The form has expired or did not come from this "
+                          "site. Go back, reload the page and try again.")
+    parts = [p for p in request.files.getlist("images") if p.filename]
+    try:
+        batch, _jobs = create_jobs(parts, services(), batch_name=request.form.get("batch_name"))
+    except ApiError as exc:
+        errors = exc.files or [{"file": exc.file, "message": exc.message}]
+        return _upload_page(errors, "Nothing was uploaded: " + exc.message, exc.status)
+    return redirect(url_for("gallery.batch", batch_id=batch.id), code=303)
+
+
+def _counts(session, batch_id: str) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count()).where(Job.batch_id == batch_id)
+                           .group_by(Job.status)).all()
+    counts = {s.value: 0 for s in JobStatus}
+    counts.update({status.value: n for status, n in rows})
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+@bp.get("/batches/<batch_id>")
+def batch(batch_id: str):
+    """A batch's jobs with live status."""
+    with session_scope(services().sessions) as session:
+        found = session.get(Batch, batch_id)
+        if found is None:
+            return error_page(404, "Batch not found",
+                              "This batch does not exist or has been deleted.")
+        counts = _counts(session, batch_id)
+        jobs = session.scalars(select(Job).where(Job.batch_id == batch_id)
+                               .order_by(Job.seq, Job.id).limit(BATCH_PAGE_LIMIT + 1)).all()
+    done = counts["queued"] + counts["running"] == 0
+    finished = counts["succeeded"] + counts["failed"]
+    pct = round(100 * finished / counts["total"]) if counts["total"] else 0
+    return render_template(
+        "gallery/batch.html", batch=found, jobs=jobs[:BATCH_PAGE_LIMIT],
+        more=len(jobs) > BATCH_PAGE_LIMIT, counts=counts, done=done, pct=pct,
+        api_batch_url=url_for("api.get_batch", batch_id=batch_id))
+
+
+@bp.get("/gallery")
+def gallery():
+    """Finished results, newest first, keyset-paged on (finished_at, id)."""
+    cursor = request.args.get("cursor", "")
+    bad_cursor = False
+    query = (select(Job).where(Job.status == JobStatus.succeeded, Job.finished_at.is_not(None))
+             .order_by(Job.finished_at.desc(), Job.id.desc()).limit(PAGE_SIZE + 1))
+    if cursor:
+        try:
+            when, last_id = decode_cursor(cursor)
+            query = query.where(or_(Job.finished_at < when,
+                                    and_(Job.finished_at == when, Job.id < last_id)))
+        except ValueError:
+            bad_cursor, cursor = True, ""
+    with session_scope(services().sessions) as session:
+        jobs = session.scalars(query).all()
+    next_cursor = None
+    if len(jobs) > PAGE_SIZE:
+        jobs = jobs[:PAGE_SIZE]
+        next_cursor = encode_cursor(jobs[-1].finished_at, jobs[-1].id)
+    return render_template("gallery/gallery.html", nav="gallery", jobs=jobs, cursor=cursor,
+                           next_cursor=next_cursor, bad_cursor=bad_cursor)
+
+
+def _load_job(job_id: str) -> Job | None:
+    with session_scope(services().sessions) as session:
+        return session.get(Job, job_id)
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str):
+    """Original, mask, cut-out and overlay side by side, with downloads."""
+    found = _load_job(job_id)
+    if found is None:
+        return error_page(404, "Image not found", "This image does not exist or has been deleted.")
+    storage = services().storage
+    done = found.status == JobStatus.succeeded
+    urls = {kind: result_url(found, kind, storage) if (done or kind == "original") else None
+            for kind in ("original", "mask", "cutout", "overlay")}
+    bg = parse_colour(request.args.get("bg"))
+    return render_template(
+        "gallery/job.html", job=found, urls=urls, bg=bg, stem=safe_stem(found.filename),
+        composite_url=url_for("gallery.composite", job_id=found.id, bg=bg),
+        api_job_url=url_for("api.get_job", job_id=found.id))
+
+
+@bp.get("/jobs/<job_id>/composite.png")
+def composite(job_id: str):
+    """The cut-out on a solid background colour (?bg=#rrggbb), as PNG."""
+    found = _load_job(job_id)
+    if found is None or found.status != JobStatus.succeeded or not found.cutout_key:
+        abort(404)
+    bg = parse_colour(request.args.get("bg"))
+    try:
+        data = services().storage.get(found.cutout_key)
+    except ObjectNotFound:
+        abort(404)
+    with Image.open(io.BytesIO(data)) as cut:
+        cut = cut.convert("RGBA")
+        rgb = tuple(int(bg[i:i + 2], 16) for i in (1, 3, 5))
+        canvas = Image.new("RGBA", cut.size, rgb + (255,))
+        canvas.alpha_composite(cut)
+        out = io.BytesIO()
+        canvas.convert("RGB").save(out, "PNG", optimize=False, compress_level=6)
+    resp = Response(out.getvalue(), mimetype="image/png")
+    resp.headers["Cache-Control"] = "private, max-age=3600"
+    if request.args.get("download"):
+        name = f"{safe_stem(found.filename)}_bg_{bg[1:]}.png"
+        resp.headers["Content-Disposition"] = attachment(name)
+    return resp

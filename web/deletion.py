@@ -1,0 +1,75 @@
+"""Deleting jobs and batches: records first (one transaction), then stored objects."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+
+from core.db import session_scope
+from core.errors import StorageError
+from core.models import Batch, Job
+from web import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Deleted:
+    """What a deletion removed."""
+
+    jobs: int
+    objects: int
+    batch_id: str | None = None
+
+
+def _job_keys(job_id: str, original_key: str | None) -> tuple[list[str], str]:
+    return ([original_key] if original_key else []), f"results/{job_id}/"
+
+
+def _remove_objects(services: Services, job_keys: list[tuple[str, str | None]]) -> int:
+    """Remove originals and results; storage failures are logged, never hidden silently."""
+    count = 0
+    for job_id, original_key in job_keys:
+        keys, prefix = _job_keys(job_id, original_key)
+        try:
+            for key in keys:
+                services.storage.delete(key)
+                count += 1
+            count += services.storage.delete_prefix(prefix)
+        except StorageError as exc:
+            # The record is already gone; leftover objects are unreachable garbage.
+            log.warning("event=delete_objects_failed job_id=%s error=%s", job_id, exc)
+    return count
+
+
+def delete_job(job_id: str, services: Services) -> Deleted | None:
+    """Delete one job (row, original and results); None when it does not exist."""
+    with session_scope(services.sessions) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        batch_id, original_key = job.batch_id, job.original_key
+        session.delete(job)
+        session.flush()
+        session.execute(update(Batch).where(Batch.id == batch_id, Batch.job_count > 0)
+                        .values(job_count=Batch.job_count - 1))
+    objects = _remove_objects(services, [(job_id, original_key)])
+    log.info("event=job_deleted job_id=%s batch_id=%s objects=%d", job_id, batch_id, objects)
+    return Deleted(jobs=1, objects=objects, batch_id=batch_id)
+
+
+def delete_batch(batch_id: str, services: Services) -> Deleted | None:
+    """Delete a batch with all its jobs and their objects; None when it does not exist."""
+    with session_scope(services.sessions) as session:
+        batch = session.get(Batch, batch_id)
+        if batch is None:
+            return None
+        keys = list(session.execute(select(Job.id, Job.original_key)
+                                    .where(Job.batch_id == batch_id)).tuples())
+        session.execute(delete(Job).where(Job.batch_id == batch_id))
+        session.execute(delete(Batch).where(Batch.id == batch_id))
+    objects = _remove_objects(services, keys)
+    log.info("event=batch_deleted batch_id=%s jobs=%d objects=%d", batch_id, len(keys), objects)
+    return Deleted(jobs=len(keys), objects=objects, batch_id=batch_id)

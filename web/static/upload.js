@@ -1,0 +1,239 @@
+/* Upload page: drag & drop / pick files or a folder, one XHR per file with
+ * progress, all files of one drop into one batch. Data is only ever put into
+ * the page with textContent (never innerHTML). */
+(function () {
+  "use strict";
+  var form = document.getElementById("upload-form");
+  if (!form || !window.XMLHttpRequest || !window.FormData) return;
+
+  var API = form.getAttribute("data-api");
+  var BATCH_PAGE = form.getAttribute("data-batch-page"); // ".../batches/__ID__"
+  var CONCURRENCY = 3;
+  var ACCEPT = /\.(jpe?g|png|webp)$/i;
+  var zone = document.getElementById("dropzone");
+  var list = document.getElementById("upload-list");
+  var panel = document.getElementById("upload-panel");
+  var summary = document.getElementById("upload-summary");
+  var openBatch = document.getElementById("open-batch");
+  var fileInput = document.getElementById("file-input");
+  var folderInput = document.getElementById("folder-input");
+  var busy = false;
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+
+  function humanSize(n) {
+    if (n < 1024) return n + " B";
+    if (n < 1048576) return (n / 1024).toFixed(0) + " KB";
+    return (n / 1048576).toFixed(1) + " MB";
+  }
+
+  function errorText(xhr) {
+    var body = null;
+    try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+    var err = body && body.error;
+    if (!err) return "Upload failed (HTTP " + xhr.status + ")";
+    var parts = [err.message || err.code || "rejected"];
+    var files = err.files || err.details || [];
+    if (Array.isArray(files)) {
+      files.forEach(function (f) {
+        if (f && f.message && parts.indexOf(f.message) < 0) parts.push(f.message);
+      });
+    }
+    return parts.join(" — ");
+  }
+
+  function makeRow(file) {
+    var li = el("li", "pending");
+    var name = el("span", "name", file.relPath || file.name);
+    var bar = el("div", "progress");
+    var fill = el("span");
+    bar.appendChild(fill);
+    var state = el("span", "state", "Waiting · " + humanSize(file.size));
+    state.setAttribute("aria-live", "polite");
+    li.appendChild(name); li.appendChild(bar); li.appendChild(state);
+    list.appendChild(li);
+    return { li: li, bar: bar, fill: fill, state: state };
+  }
+
+  function sendOne(item, batchId) {
+    return new Promise(function (resolve) {
+      var fd = new FormData();
+      fd.append("images", item.file, item.file.name);
+      if (batchId) fd.append("batch_id", batchId);
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", API);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
+      item.row.state.textContent = "Uploading…";
+      xhr.upload.onprogress = function (ev) {
+        if (ev.lengthComputable) {
+          var pct = Math.round((ev.loaded / ev.total) * 100);
+          item.row.fill.style.width = pct + "%";
+          item.row.state.textContent = "Uploading… " + pct + "%";
+        }
+      };
+      xhr.onload = function () {
+        if (xhr.status >= 200 && xhr.status < 300) {
+          var data = {};
+          try { data = JSON.parse(xhr.responseText); } catch (e) { data = {}; }
+          var bid = data.batch_id || (data.batch && data.batch.id) || null;
+          item.row.fill.style.width = "100%";
+          item.row.bar.className = "progress ok";
+          item.row.li.className = "done";
+          item.row.state.textContent = "Uploaded · queued for segmentation";
+          resolve({ ok: true, batchId: bid });
+        } else {
+          item.row.bar.className = "progress bad";
+          item.row.fill.style.width = "100%";
+          item.row.li.className = "rejected";
+          item.row.state.textContent = "Rejected: " + errorText(xhr);
+          resolve({ ok: false });
+        }
+      };
+      xhr.onerror = function () {
+        item.row.bar.className = "progress bad";
+        item.row.li.className = "rejected";
+        item.row.state.textContent = "Network error — the server could not be reached";
+        resolve({ ok: false });
+      };
+      xhr.send(fd);
+    });
+  }
+
+  function run(files) {
+    if (busy || !files.length) return;
+    busy = true;
+    panel.hidden = false;
+    openBatch.hidden = true;
+    while (list.firstChild) list.removeChild(list.firstChild);
+    var items = files.map(function (f) { return { file: f, row: makeRow(f) }; });
+    var ok = 0, bad = 0, batchId = null, next = 0;
+    summary.textContent = "Uploading " + items.length + " file" + (items.length === 1 ? "" : "s") + "…";
+
+    function record(res) {
+      if (res.ok) { ok += 1; if (!batchId && res.batchId) batchId = res.batchId; }
+      else bad += 1;
+      if (batchId && openBatch.hidden) {
+        openBatch.href = BATCH_PAGE.replace("__ID__", encodeURIComponent(batchId));
+        openBatch.hidden = false;
+      }
+      summary.textContent = (ok + bad) + " of " + items.length + " sent · " + ok + " accepted · " + bad + " rejected";
+    }
+
+    // Files go one at a time until the first is accepted (it creates the
+    // batch), then the rest in parallel, each carrying that batch id.
+    function first() {
+      if (next >= items.length) return Promise.resolve();
+      var item = items[next++];
+      return sendOne(item, null).then(function (res) {
+        record(res);
+        return batchId ? null : first();
+      });
+    }
+    function worker() {
+      if (next >= items.length) return Promise.resolve();
+      var item = items[next++];
+      return sendOne(item, batchId).then(function (res) { record(res); return worker(); });
+    }
+    first().then(function () {
+      var pool = [];
+      for (var i = 0; i < CONCURRENCY; i++) pool.push(worker());
+      return Promise.all(pool);
+    }).then(function () {
+      busy = false;
+      summary.textContent = "Done · " + ok + " accepted · " + bad + " rejected";
+      if (batchId && bad === 0) {
+        window.location.assign(openBatch.href);
+      }
+    });
+  }
+
+  function pick(fileList) {
+    var out = [];
+    for (var i = 0; i < fileList.length; i++) {
+      var f = fileList[i];
+      var rel = f.webkitRelativePath || f.relPath || "";
+      // Skip hidden files (.DS_Store …) that a dropped folder drags along.
+      if (rel && /(^|\/)\./.test(rel)) continue;
+      if (rel) f.relPath = rel;
+      out.push(f);
+    }
+    return out;
+  }
+
+  // Walk dropped folders (Chromium/Firefox/Safari entries API).
+  function walkEntry(entry, path, out) {
+    return new Promise(function (resolve) {
+      if (entry.isFile) {
+        entry.file(function (f) {
+          if (!/^\./.test(f.name) && ACCEPT.test(f.name)) {
+            f.relPath = path + f.name;
+            out.push(f);
+          }
+          resolve();
+        }, function () { resolve(); });
+      } else if (entry.isDirectory) {
+        var reader = entry.createReader();
+        var all = [];
+        var readMore = function () {
+          reader.readEntries(function (batch) {
+            if (!batch.length) {
+              Promise.all(all.map(function (e) { return walkEntry(e, path + entry.name + "/", out); })).then(resolve);
+            } else { all = all.concat(Array.prototype.slice.call(batch)); readMore(); }
+          }, function () { resolve(); });
+        };
+        readMore();
+      } else { resolve(); }
+    });
+  }
+
+  function onDrop(ev) {
+    ev.preventDefault();
+    zone.classList.remove("over");
+    var dt = ev.dataTransfer;
+    var items = dt.items;
+    if (items && items.length && items[0].webkitGetAsEntry) {
+      var entries = [];
+      for (var i = 0; i < items.length; i++) {
+        var e = items[i].webkitGetAsEntry();
+        if (e) entries.push(e);
+      }
+      var hasDir = entries.some(function (e) { return e.isDirectory; });
+      if (hasDir) {
+        var out = [];
+        Promise.all(entries.map(function (e) { return walkEntry(e, "", out); })).then(function () { run(out); });
+        return;
+      }
+    }
+    run(pick(dt.files));
+  }
+
+  ["dragenter", "dragover"].forEach(function (t) {
+    zone.addEventListener(t, function (ev) { ev.preventDefault(); zone.classList.add("over"); });
+  });
+  zone.addEventListener("dragleave", function () { zone.classList.remove("over"); });
+  zone.addEventListener("drop", onDrop);
+  // Dropping outside the zone must not navigate away from the page.
+  window.addEventListener("dragover", function (ev) { ev.preventDefault(); });
+  window.addEventListener("drop", function (ev) { ev.preventDefault(); });
+
+  function onPick(input) {
+    input.addEventListener("change", function () {
+      var files = pick(input.files);
+      if (input === folderInput) files = files.filter(function (f) { return ACCEPT.test(f.name); });
+      run(files);
+      input.value = "";
+    });
+  }
+  onPick(fileInput);
+  if (folderInput) onPick(folderInput);
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    run(pick(fileInput.files));
+  });
+})();
