@@ -1,0 +1,94 @@
+"""Helpers for the gallery/archive tests: an app on a real SQLite file and local storage,
+with rows and result objects written the way the worker writes them."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta, timezone
+
+from PIL import Image
+
+from core.db import session_scope
+from core.models import Base, Batch, Job, JobStatus, new_id
+from core.settings import Settings
+
+
+def jpeg_bytes(size=(64, 48), colour=(200, 120, 90)) -> bytes:
+    """A small valid JPEG."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def png_bytes(mode: str, size=(64, 48), fill=0) -> bytes:
+    """A small PNG in the given mode."""
+    buf = io.BytesIO()
+    Image.new(mode, size, fill).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def make_app(tmp_path, monkeypatch, **overrides):
+    """create_app on a temp data dir; enqueueing is recorded instead of sent to a broker."""
+    from web import create_app
+    import web.uploads
+
+    sent: list[str] = []
+    monkeypatch.setattr(web.uploads, "send_segment", lambda celery, job_id, queue: sent.append(job_id))
+    env = {"HUMANSEG_DATA_DIR": str(tmp_path / "var"),
+           "HUMANSEG_BROKER_URL": "redis://127.0.0.1:9/0",
+           "HUMANSEG_SECRET_KEY": "test-secret"}
+    settings = Settings.from_env(env).with_(**overrides)
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    svc = app.extensions["humanseg"]
+    Base.metadata.create_all(svc.engine)
+    app.sent = sent
+    return app
+
+
+def add_batch(app, filenames, *, status=JobStatus.succeeded, name=None, finished_at=None,
+              error=None) -> tuple[str, list[str]]:
+    """A batch of jobs with originals (and, if succeeded, results) in storage."""
+    svc = app.extensions["humanseg"]
+    batch_id = new_id()
+    ids = []
+    now = finished_at or datetime.now(timezone.utc)
+    with session_scope(svc.sessions) as session:
+        session.add(Batch(id=batch_id, name=name, job_count=len(filenames)))
+        session.flush()
+        for seq, fname in enumerate(filenames):
+            job_id = new_id()
+            ids.append(job_id)
+            key = f"originals/{job_id}.jpg"
+            svc.storage.put(key, jpeg_bytes(), "image/jpeg")
+            job = Job(id=job_id, batch_id=batch_id, seq=seq, filename=fname,
+                      content_type="image/jpeg", width=64, height=48, bytes=100,
+                      original_key=key, status=status, error=error)
+            if status == JobStatus.succeeded:
+                write_results(svc.storage, job)
+                job.started_at = now - timedelta(seconds=1)
+                job.finished_at = now + timedelta(microseconds=seq)
+            elif status == JobStatus.failed:
+                job.finished_at = now
+            session.add(job)
+    return batch_id, ids
+
+
+def write_results(storage, job: Job) -> None:
+    """The four result objects under the contract's deterministic keys."""
+    base = f"results/{job.id}"
+    storage.put(f"{base}/mask.png", png_bytes("L", fill=255), "image/png")
+    storage.put(f"{base}/cutout.png", png_bytes("RGBA", fill=(10, 20, 30, 128)), "image/png")
+    storage.put(f"{base}/overlay.jpg", jpeg_bytes(), "image/jpeg")
+    storage.put(f"{base}/thumb.jpg", jpeg_bytes((32, 24)), "image/jpeg")
+    job.mask_key, job.cutout_key = f"{base}/mask.png", f"{base}/cutout.png"
+    job.overlay_key, job.thumb_key = f"{base}/overlay.jpg", f"{base}/thumb.jpg"
+
+
+def csrf_from(html: str) -> str:
+    """The csrf_token value rendered into a page's form."""
+    import re
+
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
