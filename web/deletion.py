@@ -67,7 +67,7 @@ def delete_batch(batch_id: str, services: Services) -> Deleted | None:
         if batch is None:
             return None
         keys = list(session.execute(select(Job.id, Job.original_key)
-                                    .where(Job.batch_id == batch_id)).tuples())
+                                    .where(Job.batch_id == batch_id)))
         session.execute(delete(Job).where(Job.batch_id == batch_id))
         session.execute(delete(Batch).where(Batch.id == batch_id))
     objects = _remove_objects(services, keys)

@@ -1,0 +1,181 @@
+"""Batch archive (streamed zip) and deletion through the JSON API."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import threading
+import tracemalloc
+import zipfile
+
+import pytest
+from werkzeug.serving import make_server
+
+from core.db import session_scope
+from core.models import Batch, Job, JobStatus
+from gallery_support import add_batch, make_app
+from web.pages import safe_stem, unique_name
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    return make_app(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def _zip(resp) -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(resp.get_data()))
+
+
+def test_archive_holds_masks_and_cutouts_with_safe_unique_names(app, client):
+    names = ["a.jpg", "a.jpg", "../../etc/A.png", "<script>x</script>.jpg", "ünïcødé photo.webp"]
+    batch_id, _ = add_batch(app, names, name="Holiday 2024")
+    _, (failed,) = add_batch(app, ["bad.jpg"], status=JobStatus.failed, error="boom")
+    resp = client.get(f"/api/v1/batches/{batch_id}/archive")
+    assert resp.status_code == 200 and resp.mimetype == "application/zip"
+    assert 'filename="Holiday 2024.zip"' in resp.headers["Content-Disposition"]
+    zf = _zip(resp)
+    assert zf.testzip() is None
+    listed = zf.namelist()
+    masks = sorted(n for n in listed if n.startswith("masks/"))
+    assert masks == sorted(["masks/a.png", "masks/a-2.png", "masks/A-3.png",
+                            "masks/script.png", "masks/ünïcødé photo.png"])
+    assert len([n for n in listed if n.startswith("cutouts/")]) == 5
+    assert all(".." not in n and not n.startswith("/") for n in listed)
+    assert zf.read("masks/a.png")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_archive_lists_unfinished_jobs(app, client):
+    svc = app.extensions["humanseg"]
+    batch_id, ids = add_batch(app, ["ok.jpg", "bad.jpg"])
+    with session_scope(svc.sessions) as session:
+        job = session.get(Job, ids[1])
+        job.status, job.error = JobStatus.failed, "could not decode"
+    zf = _zip(client.get(f"/api/v1/batches/{batch_id}/archive"))
+    assert "masks/ok.png" in zf.namelist() and "masks/bad.png" not in zf.namelist()
+    assert "bad.jpg\tfailed\tcould not decode" in zf.read("not_included.txt").decode()
+
+
+def test_archive_errors(app, client):
+    assert client.get("/api/v1/batches/nope/archive").status_code == 404
+    batch_id, _ = add_batch(app, ["q.jpg"], status=JobStatus.queued)
+    resp = client.get(f"/api/v1/batches/{batch_id}/archive")
+    assert resp.status_code == 409 and resp.json["error"]["code"] == "nothing_finished"
+
+
+def test_archive_streams_with_flat_memory_for_500_images(app, client):
+    """500 jobs x 192 KiB of results: peak Python memory stays a small constant."""
+    svc = app.extensions["humanseg"]
+    batch_id, ids = add_batch(app, [f"p{i}.jpg" for i in range(500)])
+    blob_mask, blob_cut = os.urandom(64 * 1024), os.urandom(128 * 1024)
+    for job_id in ids:
+        svc.storage.put(f"results/{job_id}/mask.png", blob_mask, "image/png")
+        svc.storage.put(f"results/{job_id}/cutout.png", blob_cut, "image/png")
+    resp = client.get(f"/api/v1/batches/{batch_id}/archive", buffered=False)
+    assert resp.is_streamed and "Content-Length" not in resp.headers
+    tracemalloc.start()
+    try:
+        total, chunks = 0, 0
+        for chunk in resp.response:
+            total += len(chunk)
+            chunks += 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        resp.close()
+    assert total > 500 * 192 * 1024  # everything went through …
+    assert chunks > 1000              # … in many pieces, as it was written
+    assert peak < 8 * 1024 * 1024, f"peak {peak} bytes"  # never the whole 96 MiB archive
+
+
+def test_archive_uses_chunked_transfer_on_a_real_server(app):
+    batch_id, _ = add_batch(app, ["a.jpg", "b.jpg", "c.jpg"])
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+        conn.request("GET", f"/api/v1/batches/{batch_id}/archive")
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert resp.status == 200
+    assert resp.getheader("Transfer-Encoding") == "chunked"
+    assert resp.getheader("Content-Length") is None
+    names = zipfile.ZipFile(io.BytesIO(body)).namelist()
+    assert sorted(n for n in names if n.startswith("masks/")) == ["masks/a.png", "masks/b.png",
+                                                                  "masks/c.png"]
+
+
+def test_delete_job_api_removes_record_and_files(app, client):
+    svc = app.extensions["humanseg"]
+    batch_id, (job_id, other) = add_batch(app, ["a.jpg", "b.jpg"])
+    resp = client.delete(f"/api/v1/jobs/{job_id}")
+    assert resp.status_code == 200
+    assert resp.json["deleted"]["objects"] == 5  # original + 4 results
+    assert client.get(f"/api/v1/jobs/{job_id}").status_code == 404
+    assert not any(svc.storage.exists(k) for k in
+                   (f"originals/{job_id}.jpg", f"results/{job_id}/thumb.jpg"))
+    assert svc.storage.exists(f"results/{other}/thumb.jpg")
+    assert client.get(f"/api/v1/batches/{batch_id}").json["job_count"] == 1
+    again = client.delete(f"/api/v1/jobs/{job_id}")
+    assert again.status_code == 404 and again.json["error"]["code"] == "job_not_found"
+
+
+def test_delete_batch_api_removes_everything(app, client):
+    svc = app.extensions["humanseg"]
+    batch_id, ids = add_batch(app, ["a.jpg", "b.jpg", "c.jpg"])
+    keep_batch, (keep,) = add_batch(app, ["keep.jpg"])
+    resp = client.delete(f"/api/v1/batches/{batch_id}")
+    assert resp.status_code == 200 and resp.json["deleted"]["jobs"] == 3
+    assert client.get(f"/api/v1/batches/{batch_id}").status_code == 404
+    with session_scope(svc.sessions) as session:
+        assert session.get(Batch, batch_id) is None
+        assert all(session.get(Job, i) is None for i in ids)
+    root = svc.storage.root
+    left = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert all(keep in p for p in left) and len(left) == 5
+    assert client.delete(f"/api/v1/batches/{batch_id}").status_code == 404
+
+
+def test_delete_api_refuses_cross_origin_browsers(app, client):
+    batch_id, (job_id,) = add_batch(app, ["a.jpg"])
+    evil = {"Origin": "https://evil.example"}
+    resp = client.delete(f"/api/v1/jobs/{job_id}", headers=evil)
+    assert resp.status_code == 403 and resp.json["error"]["code"] == "cross_origin"
+    assert client.delete(f"/api/v1/batches/{batch_id}", headers=evil).status_code == 403
+    assert client.get(f"/api/v1/jobs/{job_id}").status_code == 200
+    same = {"Origin": "http://localhost"}
+    assert client.delete(f"/api/v1/jobs/{job_id}", headers=same).status_code == 200
+
+
+def test_delete_batch_form_redirects_home(app, client):
+    from gallery_support import csrf_from
+
+    batch_id, _ = add_batch(app, ["a.jpg"])
+    token = csrf_from(client.get(f"/batches/{batch_id}").get_data(as_text=True))
+    resp = client.post(f"/batches/{batch_id}/delete", data={"csrf_token": token})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/"
+    assert client.get(f"/batches/{batch_id}").status_code == 404
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("photo.JPG", "photo"), ("../../x.png", "x"), ("C:\\Users\\me\\pic.jpeg", "pic"),
+    ("...", "image"), ("", "image"), ("a\x00b\nc.webp", "abc"), ('q"u<o>te.jpg', "q_u_o_te"),
+    ("x" * 300 + ".jpg", "x" * 100),
+])
+def test_safe_stem(raw, expected):
+    assert safe_stem(raw) == expected
+
+
+def test_unique_name_disambiguates_case_insensitively():
+    taken: set[str] = set()
+    assert [unique_name(n, taken) for n in ("a", "A", "a", "a-2")] == ["a", "A-2", "a-3", "a-2-2"]
