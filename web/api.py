@@ -17,7 +17,8 @@ from core.queue import BrokerError, ping_broker
 from web import services
 from web.errors import ApiError, error_response
 from web.serialize import KINDS, batch_json, job_brief, job_json, result_key
-from web.uploads import create_batch, read_parts, wait_for
+from web import uploads
+from web.uploads import wait_for
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,9 @@ def readyz():
 def create_jobs():
     """Upload 1..max_files images; 202 with the batch and one job per file."""
     svc = services()
-    uploads = read_parts(request.files.getlist("images"), svc)
-    batch, jobs = create_batch(uploads, request.form.get("batch_name"), svc)
+    batch, jobs = uploads.create_jobs(request.files.getlist("images"), svc,
+                              batch_name=request.form.get("batch_name"),
+                              batch_id=request.form.get("batch_id") or None)
     wait = _prefer_wait()
     headers = {"Location": f"/api/v1/batches/{batch.id}"}
     status = 202
@@ -207,8 +209,7 @@ def segment():
     if len(parts) != 1:
         raise ApiError(400, "no_files" if not parts else "too_many_files",
                        "send exactly one image in the multipart field 'image'")
-    uploads = read_parts(parts, svc)
-    _, jobs = create_batch(uploads, request.form.get("batch_name"), svc)
+    _, jobs = uploads.create_jobs(parts, svc, batch_name=request.form.get("batch_name"))
     job = jobs[0]
     wait_for([job.id], svc.settings.segment_wait_seconds, svc)
     job = _load_job(job.id)

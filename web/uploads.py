@@ -7,7 +7,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.datastructures import FileStorage
 
 from core.db import session_scope
@@ -75,33 +75,60 @@ def _rejection(problems: list[dict]) -> ApiError:
                     files=problems)
 
 
-def create_batch(uploads: list[Upload], batch_name: str | None, services: Services) -> tuple[Batch, list[Job]]:
+def create_jobs(parts: list[FileStorage], services: Services, *, batch_name: str | None = None,
+                batch_id: str | None = None) -> tuple[Batch, list[Job]]:
+    """The one upload path (API and HTML form): validate all, store, commit, enqueue.
+
+    Raises ApiError (with per-file reasons in .files) when anything is rejected.
+    """
+    return create_batch(read_parts(parts, services), batch_name, services, batch_id=batch_id)
+
+
+def create_batch(uploads: list[Upload], batch_name: str | None, services: Services,
+                 *, batch_id: str | None = None) -> tuple[Batch, list[Job]]:
     """Store originals under server-made keys, commit rows, then send one task per job."""
-    batch = Batch(id=new_id(), name=display_name(batch_name)[:200] or None, job_count=len(uploads))
-    jobs = []
-    stored: list[str] = []
+    stored: list[tuple[str, str, Upload]] = []
     try:
-        for seq, up in enumerate(uploads):
+        # Store first: the database transaction (a write lock on SQLite) stays short.
+        for up in uploads:
             job_id = new_id()
             key = f"originals/{job_id}{up.info.extension}"
             services.storage.put(key, up.data, up.info.content_type)
-            stored.append(key)
-            jobs.append(Job(id=job_id, batch_id=batch.id, seq=seq, filename=up.filename,
-                            content_type=up.info.content_type, width=up.info.width,
-                            height=up.info.height, bytes=up.info.bytes, original_key=key,
-                            status=JobStatus.queued, attempts=0))
+            stored.append((job_id, key, up))
         with session_scope(services.sessions) as session:
-            session.add(batch)
+            batch, first_seq = _claim_batch(session, batch_id, batch_name, len(uploads))
+            jobs = [Job(id=job_id, batch_id=batch.id, seq=first_seq + offset,
+                        filename=up.filename, content_type=up.info.content_type,
+                        width=up.info.width, height=up.info.height, bytes=up.info.bytes,
+                        original_key=key, status=JobStatus.queued, attempts=0)
+                    for offset, (job_id, key, up) in enumerate(stored)]
             session.add_all(jobs)
     except StorageError as exc:
-        _discard(stored, services)
+        _discard([k for _, k, _ in stored], services)
         raise ApiError(503, "storage_unavailable", f"could not store the upload: {exc}") from exc
     except BaseException:
-        _discard(stored, services)
+        _discard([k for _, k, _ in stored], services)
         raise
     enqueue(jobs, services)
-    log.info("event=batch_created batch_id=%s jobs=%d", batch.id, len(jobs))
+    log.info("event=jobs_created batch_id=%s jobs=%d", batch.id, len(jobs))
     return batch, jobs
+
+
+def _claim_batch(session, batch_id: str | None, batch_name: str | None, n: int) -> tuple[Batch, int]:
+    """A new batch, or an existing one with n more job slots reserved; returns first seq."""
+    if not batch_id:
+        batch = Batch(id=new_id(), name=display_name(batch_name)[:200] or None, job_count=n)
+        session.add(batch)
+        session.flush()
+        return batch, 0
+    # The UPDATE takes the row lock first, so concurrent appends get distinct seq ranges.
+    updated = session.execute(
+        update(Batch).where(Batch.id == batch_id).values(job_count=Batch.job_count + n)
+    ).rowcount
+    if not updated:
+        raise ApiError(404, "batch_not_found", f"no batch with id {batch_id}")
+    batch = session.get(Batch, batch_id, populate_existing=True)
+    return batch, batch.job_count - n
 
 
 def _discard(keys: list[str], services: Services) -> None:

@@ -1,0 +1,110 @@
+"""`humanseg` command line: dispatches lazily so each command imports only what it needs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+ML_COMMANDS = ("train", "evaluate", "segment", "export")
+
+
+def configure_logging(level: str) -> None:
+    """key=value friendly log lines on stderr."""
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ML_COMMANDS:
+        from ml.cli import main as ml_main
+
+        return int(ml_main(argv) or 0)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from core.settings import Settings
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return int(args.func(settings, args, extra) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="humanseg", description="Cut people out of photos, at batch scale.",
+                                     epilog="ML commands (forwarded to ml.cli): " + ", ".join(ML_COMMANDS))
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("up", help="run the whole platform on this machine").set_defaults(func=_up)
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade", "downgrade"])
+    db.add_argument("revision", nargs="?", default=None)
+    db.set_defaults(func=_db)
+    sub.add_parser("worker", help="run a Celery worker (extra args go to celery)").set_defaults(func=_worker)
+    sub.add_parser("web", help="run the web server (gunicorn)").set_defaults(func=_web)
+    sweep = sub.add_parser("sweep", help="re-queue jobs with expired leases or lost doorbells")
+    sweep.add_argument("--loop", action="store_true", help="keep sweeping")
+    sweep.set_defaults(func=_sweep)
+    return parser
+
+
+def _up(settings, args, extra) -> int:
+    from core.up import run_up
+
+    return run_up(settings)
+
+
+def _db(settings, args, extra) -> int:
+    from core import migrate
+
+    if args.action == "upgrade":
+        migrate.upgrade(settings.database_url, args.revision or "head")
+    else:
+        migrate.downgrade(settings.database_url, args.revision or "-1")
+    return 0
+
+
+def _worker(settings, args, extra) -> int:
+    from worker.celery_app import make_celery
+
+    app = make_celery(settings)
+    argv = ["worker", "-Q", settings.queue, "--loglevel", settings.log_level,
+            "--concurrency", str(settings.worker_concurrency), "--without-gossip",
+            "--without-mingle", "--hostname", f"humanseg-{os.getpid()}@%h"]
+    app.worker_main(argv + list(extra))
+    return 0
+
+
+def _web(settings, args, extra) -> int:
+    argv = [sys.executable, "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}",
+            "--worker-class", "gthread", "--workers", "2", "--threads", "8",
+            "--timeout", str(int(settings.segment_wait_seconds) + 60),
+            "--access-logfile", "-", *extra, "web:create_app()"]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def _sweep(settings, args, extra) -> int:
+    import time
+
+    from core.db import make_engine, make_sessionmaker
+    from core.queue import make_sender
+    from worker.sweeper import interval, sweep
+
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    celery = make_sender(settings)
+    while True:
+        result = sweep(settings, sessions, celery)
+        print(f"requeued={result.requeued} resent={result.resent} failed={result.failed}", flush=True)
+        if not args.loop:
+            return 0
+        time.sleep(interval(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

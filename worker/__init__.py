@@ -1,0 +1,1 @@
+"""Celery worker: thin tasks around pipeline.run_job, plus the sweeper."""

@@ -1,0 +1,134 @@
+"""One job end to end: claim, load, predict, write results, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from PIL import Image
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import session_scope
+from core.errors import ObjectNotFound, StorageError
+from core.images import load_oriented
+from core.models import Job, JobStatus, utcnow
+from core.settings import Settings
+from core.storage import Storage
+from worker.render import render_all
+
+log = logging.getLogger(__name__)
+
+
+class Predictor(Protocol):
+    def predict(self, image: Image.Image) -> Image.Image: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a job in this delivery."""
+
+    status: str  # succeeded | failed | retry | skipped
+    attempt: int = 0
+    retry_in: float = 0.0
+    reason: str = ""
+
+
+def result_keys(job_id: str) -> dict[str, str]:
+    """Deterministic result keys: a rerun overwrites the same objects."""
+    return {name: f"results/{job_id}/{name}" for name in
+            ("mask.png", "cutout.png", "overlay.jpg", "thumb.jpg")}
+
+
+def claim(sessions: sessionmaker[Session], job_id: str, lease_seconds: int) -> int | None:
+    """queued -> running (or re-claim an expired lease); returns the attempt number or None."""
+    now = utcnow()
+    with session_scope(sessions) as session:
+        claimed = session.execute(
+            update(Job)
+            .where(Job.id == job_id,
+                   or_(Job.status == JobStatus.queued,
+                       (Job.status == JobStatus.running) & (Job.lease_expires_at < now)))
+            .values(status=JobStatus.running, attempts=Job.attempts + 1, started_at=now,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds), error=None)
+        ).rowcount
+        if not claimed:
+            return None
+        return session.scalar(select(Job.attempts).where(Job.id == job_id))
+
+
+def _finish(sessions, job_id: str, attempt: int, **values) -> bool:
+    """Record the outcome only if we still own the lease (status running, same attempt)."""
+    with session_scope(sessions) as session:
+        done = session.execute(
+            update(Job).where(Job.id == job_id, Job.status == JobStatus.running,
+                              Job.attempts == attempt)
+            .values(lease_expires_at=None, **values)
+        ).rowcount
+    if not done:
+        log.warning("event=lease_lost job_id=%s attempt=%d", job_id, attempt)
+    return bool(done)
+
+
+def run_job(job_id: str, settings: Settings, storage: Storage,
+            sessions: sessionmaker[Session], predictor: Predictor) -> Outcome:
+    """Process one delivery of a job; never raises for a bad image."""
+    attempt = claim(sessions, job_id, settings.lease_seconds)
+    if attempt is None:
+        log.info("event=skip job_id=%s reason=not_claimable", job_id)
+        return Outcome("skipped")
+    t0 = time.monotonic()
+    with session_scope(sessions) as session:
+        original_key = session.scalar(select(Job.original_key).where(Job.id == job_id))
+    try:
+        data = storage.get(original_key)
+    except ObjectNotFound:
+        return fail(sessions, job_id, attempt, "the original image is missing from storage")
+    except StorageError as exc:
+        return transient(sessions, settings, job_id, attempt, f"reading original: {exc}")
+    try:
+        image = load_oriented(data)
+    except Exception as exc:  # PIL raises many types for bad data; the job records it
+        return fail(sessions, job_id, attempt, f"cannot decode image: {type(exc).__name__}: {exc}")
+    try:
+        mask = predictor.predict(image)
+        if mask.size != image.size or mask.mode != "L":
+            raise ValueError(f"predictor returned {mask.mode} {mask.size} for {image.size}")
+        outputs = render_all(image, mask)
+    except Exception as exc:  # a failing image must not take the worker down
+        log.exception("event=predict_failed job_id=%s", job_id)
+        return fail(sessions, job_id, attempt, f"segmentation failed: {type(exc).__name__}: {exc}")
+    keys = result_keys(job_id)
+    try:
+        for name, (blob, ctype) in outputs.items():
+            storage.put(keys[name], blob, ctype)
+    except StorageError as exc:
+        return transient(sessions, settings, job_id, attempt, f"writing results: {exc}")
+    ok = _finish(sessions, job_id, attempt, status=JobStatus.succeeded, finished_at=utcnow(),
+                 error=None, mask_key=keys["mask.png"], cutout_key=keys["cutout.png"],
+                 overlay_key=keys["overlay.jpg"], thumb_key=keys["thumb.jpg"])
+    log.info("event=job_done job_id=%s attempt=%d ms=%d recorded=%s", job_id, attempt,
+             (time.monotonic() - t0) * 1000, ok)
+    return Outcome("succeeded" if ok else "skipped", attempt)
+
+
+def fail(sessions, job_id: str, attempt: int, reason: str) -> Outcome:
+    """Mark the job failed for good with a reason."""
+    log.warning("event=job_failed job_id=%s attempt=%d reason=%s", job_id, attempt, reason)
+    _finish(sessions, job_id, attempt, status=JobStatus.failed, finished_at=utcnow(),
+            error=reason[:2000])
+    return Outcome("failed", attempt, reason=reason)
+
+
+def transient(sessions, settings: Settings, job_id: str, attempt: int, reason: str) -> Outcome:
+    """Give the job back to the queue with backoff, or fail it once attempts run out."""
+    if attempt >= settings.max_attempts:
+        return fail(sessions, job_id, attempt, f"gave up after {attempt} attempts: {reason}")
+    delay = min(60.0, 2.0 ** attempt)
+    log.warning("event=job_retry job_id=%s attempt=%d in=%.1fs reason=%s", job_id, attempt,
+                delay, reason)
+    _finish(sessions, job_id, attempt, status=JobStatus.queued, error=f"retrying: {reason}"[:2000])
+    return Outcome("retry", attempt, retry_in=delay, reason=reason)
