@@ -13,8 +13,12 @@ import requests
 
 from support_images import jpeg, text
 
-# One live stack is enough for the browser: SQLite + local storage + real worker + real broker.
-pytestmark = pytest.mark.parametrize("stack", ["sqlite-local"], indirect=True)
+
+
+@pytest.fixture
+def stack(live):
+    """One live stack is enough for the browser: SQLite, local storage, real worker and broker."""
+    return live
 
 HOSTILE = "<img src=x onerror=alert(1)>.jpg"  # a legal Linux file name
 
