@@ -132,9 +132,9 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=3)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer in {timeout}s")
 
@@ -143,9 +143,14 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
 def tiny_model_dir(tmp_path_factory):
     """A tiny random-init U-Net model dir (config, safetensors, onnx) from ml.testing."""
     pytest.importorskip("torch")
+    import warnings
+
     from ml.testing import make_tiny_model_dir
 
-    return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-model"))
+    with warnings.catch_warnings():
+        # torch's ONNX exporter is noisy (deprecations, tracer warnings); not our code under test
+        warnings.simplefilter("ignore")
+        return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-model"))
 
 
 def settings_env(**values) -> dict[str, str]:
