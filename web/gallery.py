@@ -106,7 +106,7 @@ def batch(batch_id: str):
     return render_template(
         "gallery/batch.html", batch=found, jobs=jobs[:BATCH_PAGE_LIMIT],
         more=len(jobs) > BATCH_PAGE_LIMIT, counts=counts, done=done, pct=pct,
-        api_batch_url=url_for("api.get_batch", batch_id=batch_id))
+        api_batch_url=url_for("api.get_batch", batch_id=batch_id, limit=500))
 
 
 @bp.get("/gallery")
@@ -151,6 +151,7 @@ def job(job_id: str):
     bg = parse_colour(request.args.get("bg"))
     return render_template(
         "gallery/job.html", job=found, urls=urls, bg=bg, stem=safe_stem(found.filename),
+        original_ext=(found.original_key or "").rpartition(".")[2] or "jpg",
         composite_url=url_for("gallery.composite", job_id=found.id, bg=bg),
         api_job_url=url_for("api.get_job", job_id=found.id))
 

@@ -147,6 +147,7 @@ def test_rejected_file_shows_the_servers_reason(stack, browser, shot, tmp_path):
     assert bad.get_attribute("class") == "rejected"
     reason = bad.find_element(By.CLASS_NAME, "state").text
     assert reason.startswith("Rejected:") and "x.jpg" in reason
+    assert reason.count("not supported") <= 1  # the reason once, not repeated
     # The server's own words, not a generic message.
     api = requests.post(stack.url("/api/v1/jobs"), files={"images": ("x.jpg", text())}, timeout=10)
     assert api.json()["error"]["message"] in reason
@@ -204,3 +205,22 @@ def test_delete_batch_from_the_page(stack, browser):
     _wait(browser, lambda d: d.current_url.rstrip("/") == stack.base_url, 20, "redirect home")
     assert "Batch deleted" in browser.page_source
     assert requests.get(stack.url(f"/api/v1/batches/{batch_id}"), timeout=10).status_code == 404
+
+
+def test_folder_pick_uploads_only_its_images_into_one_batch(stack, browser, shot, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    folder = tmp_path / "holiday"
+    (folder / "day2").mkdir(parents=True)
+    for i, sub in enumerate(["", "", "day2/"]):
+        (folder / f"{sub}p{i}.jpg").write_bytes(jpeg((80 + i * 8, 64)))
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".DS_Store").write_bytes(b"\0\0")
+    browser.get(stack.url("/"))
+    browser.find_element(By.ID, "folder-input").send_keys(str(folder))
+    _wait(browser, lambda d: "/batches/" in d.current_url, 60, "the batch page")
+    _wait(browser, lambda d: _loaded_thumbs(d) == 3, 120, "three thumbnails")
+    assert browser.find_element(By.ID, "count-total").text == "3"
+    names = sorted(e.text for e in browser.find_elements(By.CSS_SELECTOR, "#job-grid .fname"))
+    assert names == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    shot("10-folder-batch")

@@ -108,7 +108,10 @@
         var nextCursor = data.next_cursor || (data.page && data.page.next_cursor);
         var nextUrl = data.next || (data.links && data.links.next);
         if (nextUrl) return fetchAll(nextUrl, acc);
-        if (nextCursor) return fetchAll(API + "?cursor=" + encodeURIComponent(nextCursor), acc);
+        if (nextCursor) {
+          var sep = API.indexOf("?") < 0 ? "?" : "&";
+          return fetchAll(API + sep + "cursor=" + encodeURIComponent(nextCursor), acc);
+        }
         return acc;
       });
   }

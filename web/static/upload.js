@@ -41,7 +41,8 @@
     var files = err.files || err.details || [];
     if (Array.isArray(files)) {
       files.forEach(function (f) {
-        if (f && f.message && parts.indexOf(f.message) < 0) parts.push(f.message);
+        // Skip per-file details the summary message already says.
+        if (f && f.message && parts.join(" ").indexOf(f.message) < 0) parts.push(f.message);
       });
     }
     return parts.join(" — ");
