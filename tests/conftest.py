@@ -233,11 +233,12 @@ def stack(request, tmp_path_factory, redis_url, queue_name, tiny_model_dir):
     worker, wlog = _spawn([python, "-m", "core.cli", "worker", "--pool=prefork"], env, tmp / "worker.log")
     web, weblog = _spawn([python, "-m", "core.cli", "web"], env, tmp / "web.log")
     base = f"http://127.0.0.1:{port}"
+    engine = make_engine(db_url)
     try:
         _wait_http(base + "/healthz", web, 60)
-        yield Stack(base, settings, storage, make_sessionmaker(make_engine(db_url)), env,
-                    request.param)
+        yield Stack(base, settings, storage, make_sessionmaker(engine), env, request.param)
     finally:
+        engine.dispose()
         _stop(web, weblog)
         _stop(worker, wlog)
         for name in ("worker.log", "web.log"):
