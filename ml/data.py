@@ -1,0 +1,134 @@
+"""The human-segmentation dataset: reading, the fixed split, and augmentation."""
+from __future__ import annotations
+
+import csv
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+CSV_PREFIX = "Human-Segmentation-Dataset-master/"
+
+
+@dataclass(frozen=True)
+class Row:
+    image: Path
+    mask: Path
+
+
+def read_rows(data_dir: str | Path) -> list[Row]:
+    """train.csv rows in file order, with the repository prefix stripped."""
+    data_dir = Path(data_dir)
+    rows = []
+    with open(data_dir / "train.csv", newline="") as fh:
+        for rec in csv.DictReader(fh):
+            rows.append(Row(data_dir / _strip(rec["images"]), data_dir / _strip(rec["masks"])))
+    return rows
+
+
+def _strip(path: str) -> str:
+    return path[len(CSV_PREFIX):] if path.startswith(CSV_PREFIX) else path
+
+
+def split_rows(rows: list, test_size: float = 0.2, seed: int = 42) -> tuple[list, list]:
+    """The published reference split: sklearn train_test_split(rows, test_size=0.2, random_state=42)."""
+    n = len(rows)
+    n_test = math.ceil(test_size * n)
+    # Same permutation sklearn's ShuffleSplit draws: RandomState(seed).permutation(n),
+    # first n_test indices are the test part, the next n - n_test the train part.
+    perm = np.random.RandomState(seed).permutation(n)
+    test_idx, train_idx = perm[:n_test], perm[n_test:]
+    return [rows[i] for i in train_idx], [rows[i] for i in test_idx]
+
+
+def load_pair(row: Row, long_side: int | None = None) -> tuple[Image.Image, Image.Image]:
+    """RGB image and its 0/255 'L' mask at the image's size (NEAREST), optionally downscaled."""
+    from ml.imageio import load_image
+
+    image = load_image(row.image)
+    with Image.open(row.mask) as m:
+        mask = m.convert("L")
+    if mask.size != image.size:
+        mask = mask.resize(image.size, Image.NEAREST)
+    if long_side and max(image.size) > long_side:
+        scale = long_side / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.BILINEAR, reducing_gap=3.0)
+        mask = mask.resize(size, Image.NEAREST)
+    mask = mask.point(lambda v: 255 if v >= 128 else 0)
+    return image, mask
+
+
+class Augmenter:
+    """Joint image/mask augmentation into a square canvas of `size` px."""
+
+    def __init__(self, size: int, mean: tuple[float, ...], train: bool, rng: random.Random | None = None):
+        self.size = size
+        self.train = train
+        self.fill = tuple(int(round(255 * m)) for m in mean)  # normalises to 0, like letterbox padding
+        self.rng = rng or random.Random()
+
+    def __call__(self, image: Image.Image, mask: Image.Image) -> tuple[Image.Image, Image.Image]:
+        r, s = self.rng, self.size
+        fit = s / max(image.size)
+        if not self.train:
+            scale, angle, flip, tx, ty = fit, 0.0, False, 0.0, 0.0
+        else:
+            scale = fit * math.exp(r.uniform(math.log(0.6), math.log(1.3)))
+            angle = r.uniform(-12, 12) if r.random() < 0.5 else 0.0
+            flip = r.random() < 0.5
+            slack_x = s - image.width * scale
+            slack_y = s - image.height * scale
+            tx = r.uniform(min(0, slack_x), max(0, slack_x))
+            ty = r.uniform(min(0, slack_y), max(0, slack_y))
+        # Inverse affine (output -> input) for PIL: rotate about the canvas centre, scale, translate.
+        cx = cy = s / 2
+        a = math.radians(angle)
+        cos, sin = math.cos(a) / scale, math.sin(a) / scale
+        # output p -> rotate around centre -> subtract translation -> divide by scale
+        m = (cos, sin, -cos * cx - sin * cy + cx / scale - tx / scale,
+             -sin, cos, sin * cx - cos * cy + cy / scale - ty / scale)
+        if flip:
+            image, mask = ImageOps.mirror(image), ImageOps.mirror(mask)
+        img = image.transform((s, s), Image.AFFINE, m, Image.BILINEAR, fillcolor=self.fill)
+        msk = mask.transform((s, s), Image.AFFINE, m, Image.NEAREST, fillcolor=0)
+        if self.train:
+            img = self._colour(img)
+        return img, msk
+
+    def _colour(self, img: Image.Image) -> Image.Image:
+        r = self.rng
+        img = ImageEnhance.Brightness(img).enhance(r.uniform(0.7, 1.3))
+        img = ImageEnhance.Contrast(img).enhance(r.uniform(0.7, 1.3))
+        img = ImageEnhance.Color(img).enhance(r.uniform(0.6, 1.4))
+        if r.random() < 0.1:
+            img = ImageOps.grayscale(img).convert("RGB")
+        if r.random() < 0.2:
+            img = img.filter(ImageFilter.GaussianBlur(r.uniform(0.3, 1.5)))
+        return img
+
+
+def to_tensor_pair(img: Image.Image, msk: Image.Image, mean, std):
+    """PIL pair -> normalised float CHW tensor and 1xHxW {0,1} float tensor."""
+    import torch
+
+    x = (np.asarray(img, np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    y = (np.asarray(msk, np.uint8) > 127).astype(np.float32)
+    return torch.from_numpy(x.transpose(2, 0, 1).copy()), torch.from_numpy(y[None].copy())
+
+
+class SegDataset:
+    """torch-style dataset over preloaded (image, mask) pairs."""
+
+    def __init__(self, pairs, augmenter: Augmenter, mean, std):
+        self.pairs, self.aug, self.mean, self.std = pairs, augmenter, mean, std
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int):
+        img, msk = self.aug(*self.pairs[i])
+        return to_tensor_pair(img, msk, self.mean, self.std)

@@ -1,0 +1,50 @@
+"""Letterbox geometry shared by training, evaluation and serving (numpy only)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a resized image sits inside its padded network input."""
+
+    width: int  # original size
+    height: int
+    new_w: int  # resized content size
+    new_h: int
+    pad_w: int  # network input size (multiple of pad_multiple)
+    pad_h: int
+
+    @classmethod
+    def fit(cls, width: int, height: int, size: int, multiple: int = 32) -> "Letterbox":
+        scale = size / max(width, height)
+        new_w = max(1, round(width * scale))
+        new_h = max(1, round(height * scale))
+        return cls(
+            width, height, new_w, new_h,
+            math.ceil(new_w / multiple) * multiple, math.ceil(new_h / multiple) * multiple,
+        )
+
+
+def to_input(image: Image.Image, box: Letterbox, mean, std) -> np.ndarray:
+    """RGB image -> normalised float32 CHW array of the padded size (pad value = 0 after normalisation)."""
+    resized = image.resize((box.new_w, box.new_h), Image.BILINEAR, reducing_gap=3.0)
+    arr = (np.asarray(resized, dtype=np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(
+        std, np.float32
+    )
+    out = np.zeros((3, box.pad_h, box.pad_w), dtype=np.float32)
+    out[:, : box.new_h, : box.new_w] = arr.transpose(2, 0, 1)
+    return out
+
+
+def to_probability(logits: np.ndarray, box: Letterbox, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Network logits (H, W) -> float32 probabilities at `size` (default the original size)."""
+    crop = logits[: box.new_h, : box.new_w].astype(np.float32)
+    prob = 1.0 / (1.0 + np.exp(-np.clip(crop, -30, 30)))
+    out_w, out_h = size or (box.width, box.height)
+    resized = Image.fromarray(prob).resize((out_w, out_h), Image.BILINEAR)
+    return np.asarray(resized, dtype=np.float32)

@@ -1,0 +1,133 @@
+"""The serving contract: a predictor that loads once and maps an image to a same-size mask.
+
+Backends: ONNX Runtime (default on CPU: fast and needs no torch) and torch (default on
+CUDA, and the reference). Both share the letterbox pre/post-processing in ml.letterbox.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ml.config import ONNX_FILE, WEIGHTS_FILE, ModelConfig
+from ml.imageio import to_rgb
+from ml.letterbox import Letterbox, to_input, to_probability
+
+log = logging.getLogger(__name__)
+
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "weights"
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 -> (N, H, W) logits."""
+
+
+class OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, path: Path, threads: int | None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0][:, 0]
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model_dir: Path, threads: int | None, device: str | None) -> None:
+        import torch
+
+        from ml.model import load_model_dir
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model, _ = load_model_dir(model_dir, self.device)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            x = self.torch.from_numpy(batch).to(self.device)
+            return self.model(x)[:, 0].float().cpu().numpy()
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+class Predictor:
+    """Loads once; `predict` maps any PIL image to an 'L' mask (0/255) of its oriented size."""
+
+    def __init__(self, cfg: ModelConfig, backend: Backend) -> None:
+        self.cfg = cfg
+        self.backend = backend
+
+    def probabilities(self, images: Sequence[Image.Image], sizes=None) -> list[np.ndarray]:
+        """Foreground probability maps, each at its image's size (or at sizes[i])."""
+        rgb = [to_rgb(im) for im in images]
+        boxes = [Letterbox.fit(im.width, im.height, self.cfg.size, self.cfg.pad_multiple) for im in rgb]
+        results: list[np.ndarray | None] = [None] * len(rgb)
+        # Batch images whose padded input shapes agree; others run alone.
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, box in enumerate(boxes):
+            groups.setdefault((box.pad_h, box.pad_w), []).append(i)
+        for idx in groups.values():
+            batch = np.stack([to_input(rgb[i], boxes[i], self.cfg.mean, self.cfg.std) for i in idx])
+            logits = self.backend.run(batch)
+            for j, i in enumerate(idx):
+                size = sizes[i] if sizes is not None else None
+                results[i] = to_probability(logits[j], boxes[i], size)
+        return results  # type: ignore[return-value]
+
+    def predict_batch(self, images: Sequence[Image.Image]) -> list[Image.Image]:
+        """Masks for several images (same contract as predict)."""
+        probs = self.probabilities(images)
+        return [Image.fromarray(np.where(p >= self.cfg.threshold, 255, 0).astype(np.uint8), "L") for p in probs]
+
+    def predict(self, image: Image.Image) -> Image.Image:
+        """Mask ('L', 0/255) the size of the EXIF-oriented image."""
+        return self.predict_batch([image])[0]
+
+
+def load_predictor(
+    model_dir: str | Path | None = None,
+    backend: str = "auto",
+    threads: int | None = None,
+    device: str | None = None,
+) -> Predictor:
+    """Load a model directory (default: the shipped checkpoint) behind the chosen backend."""
+    model_dir = Path(model_dir) if model_dir else SHIPPED_MODEL_DIR
+    cfg = ModelConfig.load(model_dir)
+    if backend == "auto":
+        backend = "torch" if (device == "cuda" or _cuda_available()) and (model_dir / WEIGHTS_FILE).is_file() else "onnx"
+        if backend == "onnx" and not (model_dir / ONNX_FILE).is_file():
+            backend = "torch"
+    threads = threads or None
+    if backend == "onnx":
+        impl: Backend = OnnxBackend(model_dir / ONNX_FILE, threads)
+    elif backend == "torch":
+        impl = TorchBackend(model_dir, threads, device)
+    else:
+        raise ValueError(f"unknown backend {backend!r} (auto, onnx or torch)")
+    log.info("predictor loaded model_dir=%s backend=%s threads=%s pid=%s", model_dir, impl.name, threads, os.getpid())
+    return Predictor(cfg, impl)

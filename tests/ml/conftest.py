@@ -1,0 +1,40 @@
+"""Fixtures for the ML tests: a tiny real model and a small generated dataset (no ../shared)."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ml.data import CSV_PREFIX
+from ml.testing import draw_person
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from ml.testing import make_tiny_model_dir
+
+    return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(tmp_path_factory) -> Path:
+    """A train.csv dataset laid out like the real one: prefixed paths, masks smaller than images."""
+    root = tmp_path_factory.mktemp("dataset")
+    (root / "Training_Images").mkdir()
+    (root / "Ground_Truth").mkdir()
+    rows = []
+    for i in range(1, 11):
+        size = (96, 72) if i % 2 else (72, 96)
+        image, mask = draw_person(size, seed=i)
+        image.save(root / "Training_Images" / f"{i}.jpg", quality=92)
+        if i % 3 == 0:  # like remove.bg previews: a uniformly downscaled mask
+            mask = mask.resize((size[0] // 2, size[1] // 2), Image.NEAREST)
+        mask.save(root / "Ground_Truth" / f"{i}.png")
+        rows.append((f"{CSV_PREFIX}Ground_Truth/{i}.png", f"{CSV_PREFIX}Training_Images/{i}.jpg"))
+    with open(root / "train.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["masks", "images"])
+        writer.writerows(rows)
+    return root

@@ -1,0 +1,70 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ml.imageio import load_image
+from ml.predictor import load_predictor
+
+from ml.testing import draw_person
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model_dir):
+    return load_predictor(tiny_model_dir, backend="onnx", threads=1)
+
+
+def _check_mask(mask, size):
+    assert mask.mode == "L"
+    assert mask.size == size
+    assert set(np.unique(np.asarray(mask))) <= {0, 255}
+
+
+@pytest.mark.parametrize("size", [(1, 1), (31, 977), (640, 480), (480, 640), (2000, 37)])
+def test_mask_has_the_image_size(predictor, size):
+    _check_mask(predictor.predict(Image.new("RGB", size, (90, 120, 30))), size)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "I", "F", "1"])
+def test_any_mode_is_accepted(predictor, mode):
+    image, _ = draw_person((80, 60), seed=1)
+    if mode == "I;16":
+        arr = (np.asarray(image.convert("L"), dtype=np.uint16) * 257)
+        converted = Image.fromarray(arr)
+    else:
+        converted = image.convert(mode)
+    _check_mask(predictor.predict(converted), (80, 60))
+
+
+def test_sixteen_bit_png_uses_the_full_range(tmp_path):
+    arr = np.linspace(0, 65535, 64 * 32, dtype=np.uint16).reshape(32, 64)
+    Image.fromarray(arr).save(tmp_path / "deep.png")
+    rgb = load_image(tmp_path / "deep.png")
+    values = np.asarray(rgb)[..., 0]
+    assert values.min() == 0 and values.max() == 255
+
+
+def test_exif_rotated_jpeg_gives_mask_in_displayed_orientation(predictor):
+    stored = Image.new("RGB", (120, 40), (10, 200, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display: displayed size is 40x120
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", exif=exif)
+    displayed = load_image(buf.getvalue())
+    assert displayed.size == (40, 120)
+    with Image.open(io.BytesIO(buf.getvalue())) as raw:
+        raw.load()
+        _check_mask(predictor.predict(raw), (40, 120))
+
+
+def test_batched_call_equals_single_calls(predictor):
+    images = [draw_person(s, seed=i)[0] for i, s in enumerate([(80, 60), (80, 60), (50, 90)])]
+    batched = predictor.predict_batch(images)
+    for image, mask in zip(images, batched):
+        assert np.array_equal(np.asarray(mask), np.asarray(predictor.predict(image)))
+
+
+def test_unknown_backend_is_rejected(tiny_model_dir):
+    with pytest.raises(ValueError):
+        load_predictor(tiny_model_dir, backend="tensorflow")
