@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run a Celery worker (extra args go to celery)").set_defaults(func=_worker)
     sub.add_parser("web", help="run the web server (gunicorn)").set_defaults(func=_web)
     sweep = sub.add_parser("sweep", help="re-queue jobs with expired leases or lost doorbells")
-    sweep.add_argument("--loop", action="store_true", help="keep sweeping")
+    sweep.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
+                       help="sweep forever, every SECONDS (default: once)")
+    sweep.add_argument("--loop", action="store_true", help="sweep forever at the default interval")
     sweep.set_defaults(func=_sweep)
     return parser
 
@@ -75,7 +77,7 @@ def _worker(settings, args, extra) -> int:
     app = make_celery(settings)
     argv = ["worker", "-Q", settings.queue, "--loglevel", settings.log_level,
             "--concurrency", str(settings.worker_concurrency), "--without-gossip",
-            "--without-mingle", "--hostname", f"humanseg-{os.getpid()}@%h"]
+            "--without-mingle"]
     app.worker_main(argv + list(extra))
     return 0
 
@@ -101,9 +103,9 @@ def _sweep(settings, args, extra) -> int:
     while True:
         result = sweep(settings, sessions, celery)
         print(f"requeued={result.requeued} resent={result.resent} failed={result.failed}", flush=True)
-        if not args.loop:
+        if not (args.loop or args.every):
             return 0
-        time.sleep(interval(settings))
+        time.sleep(args.every or interval(settings))
 
 
 if __name__ == "__main__":

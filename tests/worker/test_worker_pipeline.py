@@ -1,0 +1,137 @@
+"""pipeline.run_job and the sweeper on a real database, real storage and the tiny predictor."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import update
+
+import support_images as si
+from core.db import make_engine, make_sessionmaker, session_scope
+from core.models import Batch, Job, JobStatus, utcnow
+from core.queue import make_sender
+from core.settings import Settings
+from core.storage import LocalStorage
+from worker.pipeline import result_keys, run_job
+from worker.render import render_all
+from worker.sweeper import sweep
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model_dir):
+    from ml.predictor import load_predictor
+
+    return load_predictor(tiny_model_dir, backend="onnx", threads=1)
+
+
+@pytest.fixture
+def env(tmp_path, db_url, redis_url, queue_name):
+    settings = Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
+                                  "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": queue_name,
+                                  "HUMANSEG_MAX_ATTEMPTS": "2", "HUMANSEG_STALE_QUEUED_SECONDS": "60"})
+    engine = make_engine(db_url)
+    yield settings, make_sessionmaker(engine), LocalStorage(tmp_path / "storage")
+    engine.dispose()
+
+
+def add_job(sessions, storage, data: bytes, created_ago: float = 0) -> str:
+    with session_scope(sessions) as s:
+        b = Batch(job_count=1)
+        s.add(b)
+        s.flush()
+        job = Job(batch_id=b.id, filename="x.jpg", content_type="image/jpeg", width=1, height=1,
+                  bytes=len(data), original_key="originals/tmp.jpg",
+                  created_at=utcnow() - timedelta(seconds=created_ago))
+        s.add(job)
+        s.flush()
+        job.original_key = f"originals/{job.id}.jpg"
+    storage.put(job.original_key, data, "image/jpeg")
+    return job.id
+
+
+def load(sessions, job_id) -> Job:
+    with session_scope(sessions) as s:
+        return s.get(Job, job_id)
+
+
+def test_run_job_writes_all_results_and_is_idempotent(env, predictor):
+    settings, sessions, storage = env
+    job_id = add_job(sessions, storage, si.exif_rotated_jpeg((80, 40)))
+    assert run_job(job_id, settings, storage, sessions, predictor).status == "succeeded"
+    job = load(sessions, job_id)
+    assert job.status is JobStatus.succeeded and job.attempts == 1 and job.lease_expires_at is None
+    for key in result_keys(job_id).values():
+        assert storage.exists(key)
+    with Image.open(storage.path(job.mask_key)) as mask:
+        assert mask.size == (40, 80) and mask.mode == "L"
+    # a second delivery is a no-op
+    assert run_job(job_id, settings, storage, sessions, predictor).status == "skipped"
+    assert load(sessions, job_id).attempts == 1
+
+
+def test_expired_lease_can_be_reclaimed_and_old_owner_cannot_finish(env, predictor):
+    settings, sessions, storage = env
+    job_id = add_job(sessions, storage, si.jpeg())
+    with session_scope(sessions) as s:
+        s.execute(update(Job).where(Job.id == job_id).values(
+            status=JobStatus.running, attempts=1, lease_expires_at=utcnow() - timedelta(seconds=1)))
+    assert run_job(job_id, settings, storage, sessions, predictor).status == "succeeded"
+    assert load(sessions, job_id).attempts == 2
+
+
+def test_undecodable_original_fails_without_retry(env, predictor):
+    settings, sessions, storage = env
+    job_id = add_job(sessions, storage, si.truncated_jpeg())
+    out = run_job(job_id, settings, storage, sessions, predictor)
+    job = load(sessions, job_id)
+    assert out.status == "failed" and job.status is JobStatus.failed
+    assert "decode" in job.error and job.finished_at is not None
+
+
+def test_missing_original_fails(env, predictor):
+    settings, sessions, storage = env
+    job_id = add_job(sessions, storage, si.jpeg())
+    storage.delete(load(sessions, job_id).original_key)
+    assert run_job(job_id, settings, storage, sessions, predictor).status == "failed"
+
+
+def test_render_outputs():
+    img = si.person_like((30, 20))
+    arr = np.zeros((20, 30), np.uint8)
+    arr[5:15, 10:20] = 255
+    mask = Image.fromarray(arr, "L")
+    out = render_all(img, mask)
+    assert set(out) == {"mask.png", "cutout.png", "overlay.jpg", "thumb.jpg"}
+    assert out["overlay.jpg"][1] == "image/jpeg" and out["cutout.png"][1] == "image/png"
+
+
+def test_sweeper_requeues_expired_and_fails_exhausted(env):
+    settings, sessions, storage = env
+    expired = add_job(sessions, storage, si.jpeg())
+    exhausted = add_job(sessions, storage, si.jpeg())
+    stale = add_job(sessions, storage, si.jpeg(), created_ago=3600)
+    fresh = add_job(sessions, storage, si.jpeg())
+    past = utcnow() - timedelta(seconds=5)
+    with session_scope(sessions) as s:
+        s.execute(update(Job).where(Job.id == expired).values(
+            status=JobStatus.running, attempts=1, lease_expires_at=past))
+        s.execute(update(Job).where(Job.id == exhausted).values(
+            status=JobStatus.running, attempts=2, lease_expires_at=past))
+    import redis
+
+    client = redis.Redis.from_url(settings.broker_url)
+    client.delete(settings.queue)
+    celery = make_sender(settings)
+    try:
+        result = sweep(settings, sessions, celery)
+    finally:
+        celery.close()
+    assert (result.requeued, result.failed) == (1, 1) and result.resent >= 1
+    assert load(sessions, expired).status is JobStatus.queued
+    assert load(sessions, exhausted).status is JobStatus.failed
+    assert load(sessions, fresh).status is JobStatus.queued
+    assert client.llen(settings.queue) == 1 + result.resent
+    client.delete(settings.queue)
+    client.close()
+    assert stale
