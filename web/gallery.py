@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from urllib.parse import urlsplit
 
 from flask import (Blueprint, Response, abort, redirect, render_template, request,
                    send_from_directory, url_for)
@@ -36,6 +37,32 @@ def _template_helpers() -> dict:
     svc = services()
     return {"csrf_token": csrf_token,
             "thumb_url": lambda job: result_url(job, "thumb", svc.storage)}
+
+
+@bp.after_app_request
+def _page_headers(resp: Response) -> Response:
+    """Defence in depth for HTML pages: scripts only from us, nothing framed, no sniffing."""
+    if resp.mimetype == "text/html" and request.blueprint in ("gallery", "archive"):
+        img = " ".join(["'self'", "data:", *_storage_origins()])
+        resp.headers.setdefault("Content-Security-Policy", (
+            f"default-src 'self'; img-src {img}; script-src 'self'; "
+            "style-src 'self' 'unsafe-inline'; connect-src 'self'; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"))
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+    return resp
+
+
+def _storage_origins() -> list[str]:
+    """Where result images may come from besides us: the S3 endpoint of presigned URLs."""
+    svc = services()
+    cached = getattr(svc, "_gallery_img_origins", None)
+    if cached is None:
+        url = svc.storage.url("originals/probe.jpg")  # local storage: None (served by us)
+        parts = urlsplit(url) if url else None
+        cached = [f"{parts.scheme}://{parts.netloc}"] if parts and parts.netloc else []
+        svc._gallery_img_origins = cached
+    return cached
 
 
 def error_page(status: int, title: str, message: str) -> tuple[str, int]:

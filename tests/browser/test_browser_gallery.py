@@ -207,20 +207,23 @@ def test_delete_batch_from_the_page(stack, browser):
     assert requests.get(stack.url(f"/api/v1/batches/{batch_id}"), timeout=10).status_code == 404
 
 
-def test_folder_pick_uploads_only_its_images_into_one_batch(stack, browser, shot, tmp_path):
+def test_folder_of_30_photos_becomes_30_thumbnails_without_reload(stack, browser, shot, tmp_path):
     from selenium.webdriver.common.by import By
 
     folder = tmp_path / "holiday"
     (folder / "day2").mkdir(parents=True)
-    for i, sub in enumerate(["", "", "day2/"]):
-        (folder / f"{sub}p{i}.jpg").write_bytes(jpeg((80 + i * 8, 64)))
+    for i in range(30):  # the "folder of 30 photos"
+        sub = "day2/" if i % 3 == 0 else ""
+        (folder / f"{sub}p{i:02d}.jpg").write_bytes(jpeg((80 + i * 4, 64)))
     (folder / "notes.txt").write_text("not an image")
     (folder / ".DS_Store").write_bytes(b"\0\0")
     browser.get(stack.url("/"))
     browser.find_element(By.ID, "folder-input").send_keys(str(folder))
     _wait(browser, lambda d: "/batches/" in d.current_url, 60, "the batch page")
-    _wait(browser, lambda d: _loaded_thumbs(d) == 3, 120, "three thumbnails")
-    assert browser.find_element(By.ID, "count-total").text == "3"
+    browser.execute_script("window.__sameDocument = true;")  # gone if the page reloads
+    _wait(browser, lambda d: _loaded_thumbs(d) == 30, 180, "thirty thumbnails")
+    assert browser.execute_script("return window.__sameDocument === true;")
+    assert browser.find_element(By.ID, "count-total").text == "30"
     names = sorted(e.text for e in browser.find_elements(By.CSS_SELECTOR, "#job-grid .fname"))
-    assert names == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    assert names == [f"p{i:02d}.jpg" for i in range(30)]  # not notes.txt, not .DS_Store
     shot("10-folder-batch")

@@ -201,3 +201,14 @@ def test_delete_job_via_form(app, client):
     with session_scope(svc.sessions) as session:
         assert session.get(Job, job_id) is None
     assert "were deleted" in client.get(resp.headers["Location"]).get_data(as_text=True)
+
+
+def test_pages_send_a_strict_content_security_policy(app, client):
+    batch_id, (job_id,) = add_batch(app, ["a.jpg"])
+    for path in ("/", "/gallery", f"/batches/{batch_id}", f"/jobs/{job_id}", "/jobs/nope"):
+        resp = client.get(path)
+        csp = resp.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, path
+        html = resp.get_data(as_text=True)
+        assert " onsubmit=" not in html and " onclick=" not in html, path  # no inline handlers
+        assert "<script>" not in html, path
