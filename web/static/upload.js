@@ -112,6 +112,10 @@
     panel.hidden = false;
     openBatch.hidden = true;
     while (list.firstChild) list.removeChild(list.firstChild);
+    // Natural order (img2 before img10), so the batch lists files roughly as on disk.
+    files = files.slice().sort(function (a, b) {
+      return (a.relPath || a.name).localeCompare(b.relPath || b.name, undefined, { numeric: true });
+    });
     var items = files.map(function (f) { return { file: f, row: makeRow(f) }; });
     var ok = 0, bad = 0, batchId = null, next = 0;
     summary.textContent = "Uploading " + items.length + " file" + (items.length === 1 ? "" : "s") + "…";
