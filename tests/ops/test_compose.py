@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.ops.conftest import APP_SERVICES, REPO
+from .conftest import APP_SERVICES, REPO
 
 ONE_SHOTS = {"migrate", "minio-setup"}
 # Long-running services allowed without a healthcheck, and why.

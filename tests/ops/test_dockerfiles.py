@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 import tomllib
 
-from tests.ops.conftest import REPO, require_tool
+from .conftest import REPO, require_tool
 
 DOCKERFILES = ["Dockerfile.web", "Dockerfile.worker"]
 MODEL_RUNTIMES = re.compile(r"\b(torch|torchvision|onnxruntime|segmentation[-_]models[-_]pytorch)\b", re.IGNORECASE)

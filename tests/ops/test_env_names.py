@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.ops.conftest import REPO
+from .conftest import REPO
 
 NAME = re.compile(r"\bHUMANSEG_[A-Z0-9_]+\b")
 OPS_FILES = ["compose.yaml", ".env.example", "Dockerfile.web", "Dockerfile.worker",

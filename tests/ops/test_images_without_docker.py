@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from tests.ops.conftest import REPO
-from tests.ops.isolation import dependency_closure, run_isolated
+from .conftest import REPO
+from .isolation import dependency_closure, run_isolated
 
 MODEL_DISTS = {"torch", "torchvision", "onnxruntime", "onnx", "segmentation-models-pytorch",
                "timm", "triton"}

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from tests.ops.conftest import REPO, load_yaml, require_tool
+from .conftest import REPO, load_yaml, require_tool
 
 WORKFLOWS = REPO / ".github" / "workflows"
 NAMES = ["ci.yml", "release.yml", "deploy.yml"]
