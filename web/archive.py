@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
-from flask import Blueprint, Response, flash, jsonify, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    url_for,
+)
 from sqlalchemy import select
 
 from core.db import session_scope

@@ -6,8 +6,16 @@ import io
 import logging
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Response, abort, redirect, render_template, request,
-                   send_from_directory, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from PIL import Image
 from sqlalchemy import and_, func, or_, select
 
@@ -17,9 +25,15 @@ from core.models import Batch, Job, JobStatus
 from web import services
 from web.csrf import csrf_token, valid_form_token
 from web.errors import ApiError
+from web.pages import (
+    attachment,
+    decode_cursor,
+    encode_cursor,
+    parse_colour,
+    result_url,
+    safe_stem,
+)
 from web.uploads import create_jobs
-from web.pages import (attachment, decode_cursor, encode_cursor, parse_colour, result_url,
-                       safe_stem)
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO
 
 CHUNK = 256 * 1024
 

@@ -158,16 +158,17 @@ def live(chromium_paths, tmp_path_factory, redis_url, queue_name, tiny_model_dir
     tmp = tmp_path_factory.mktemp("browser-stack")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
-    values = dict(data_dir=tmp, database_url=f"sqlite:///{tmp / 'humanseg.db'}",
-                  broker_url=redis_url, queue=queue_name, storage="local",
-                  model_path=tiny_model_dir, model_backend="onnx", threads=1, host="127.0.0.1",
-                  port=port, lease_seconds=30, stale_queued_seconds=5, secret_key="browser-test")
+    values = {"data_dir": tmp, "database_url": f"sqlite:///{tmp / 'humanseg.db'}",
+              "broker_url": redis_url, "queue": queue_name, "storage": "local",
+              "model_path": tiny_model_dir, "model_backend": "onnx", "threads": 1,
+              "host": "127.0.0.1", "port": port, "lease_seconds": 30,
+              "stale_queued_seconds": 5, "secret_key": "browser-test"}
     env.update({f"HUMANSEG_{k.upper()}": str(v) for k, v in values.items()})
     settings = Settings.from_env(env)
     migrate.upgrade(settings.database_url)
     procs = []
     for name, argv in (("worker", ["worker", "--pool=prefork"]), ("web", ["web"])):
-        log = open(tmp / f"{name}.log", "wb")
+        log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed in the finally below
         proc = subprocess.Popen([sys.executable, "-m", "core.cli", *argv], env=env, cwd=root,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         procs.append((name, proc, log))

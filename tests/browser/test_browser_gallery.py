@@ -3,16 +3,13 @@ download the zip; rejected files, hostile filenames, no-JS fallback, no external
 
 from __future__ import annotations
 
-import io
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 import requests
-
 from support_images import jpeg, text
-
 
 
 @pytest.fixture

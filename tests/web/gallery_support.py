@@ -29,8 +29,8 @@ def png_bytes(mode: str, size=(64, 48), fill=0) -> bytes:
 
 def make_app(tmp_path, monkeypatch, **overrides):
     """create_app on a temp data dir; enqueueing is recorded instead of sent to a broker."""
-    from web import create_app
     import web.uploads
+    from web import create_app
 
     sent: list[str] = []
     monkeypatch.setattr(web.uploads, "send_segment", lambda celery, job_id, queue: sent.append(job_id))

@@ -10,11 +10,11 @@ import tracemalloc
 import zipfile
 
 import pytest
+from gallery_support import add_batch, make_app
 from werkzeug.serving import make_server
 
 from core.db import session_scope
 from core.models import Batch, Job, JobStatus
-from gallery_support import add_batch, make_app
 from web.pages import safe_stem, unique_name
 
 
@@ -35,7 +35,7 @@ def _zip(resp) -> zipfile.ZipFile:
 def test_archive_holds_masks_and_cutouts_with_safe_unique_names(app, client):
     names = ["a.jpg", "a.jpg", "../../etc/A.png", "<script>x</script>.jpg", "ünïcødé photo.webp"]
     batch_id, _ = add_batch(app, names, name="Holiday 2024")
-    _, (failed,) = add_batch(app, ["bad.jpg"], status=JobStatus.failed, error="boom")
+    add_batch(app, ["bad.jpg"], status=JobStatus.failed, error="boom")
     resp = client.get(f"/api/v1/batches/{batch_id}/archive")
     assert resp.status_code == 200 and resp.mimetype == "application/zip"
     assert 'filename="Holiday 2024.zip"' in resp.headers["Content-Disposition"]
@@ -133,7 +133,7 @@ def test_delete_job_api_removes_record_and_files(app, client):
 def test_delete_batch_api_removes_everything(app, client):
     svc = app.extensions["humanseg"]
     batch_id, ids = add_batch(app, ["a.jpg", "b.jpg", "c.jpg"])
-    keep_batch, (keep,) = add_batch(app, ["keep.jpg"])
+    _keep_batch, (keep,) = add_batch(app, ["keep.jpg"])
     resp = client.delete(f"/api/v1/batches/{batch_id}")
     assert resp.status_code == 200 and resp.json["deleted"]["jobs"] == 3
     assert client.get(f"/api/v1/batches/{batch_id}").status_code == 404

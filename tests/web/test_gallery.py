@@ -6,11 +6,11 @@ import io
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from gallery_support import add_batch, csrf_from, jpeg_bytes, make_app
 from PIL import Image
 
 from core.db import session_scope
 from core.models import Job, JobStatus
-from gallery_support import add_batch, csrf_from, jpeg_bytes, make_app
 
 XSS = "<script>alert(1)</script>.jpg"
 
