@@ -1,0 +1,68 @@
+"""`humanseg up` on nothing but the venv: embedded Valkey, SQLite, local storage, web, worker."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+import support_images as si
+from conftest import ROOT, free_port
+
+
+def start_up(env):
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "up"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        lines.append(line)
+        if "ready at" in line:
+            return proc, line.split("ready at", 1)[1].split()[0]
+    proc.kill()
+    raise AssertionError("humanseg up did not become ready:\n" + "".join(lines[-50:]))
+
+
+def stop_up(proc):
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return proc.returncode, out
+
+
+def test_up_runs_everything_and_keeps_data(tmp_path, tiny_model_dir):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
+    env.update(HUMANSEG_DATA_DIR=str(tmp_path / "var"), HUMANSEG_PORT=str(free_port()),
+               HUMANSEG_MODEL_PATH=str(tiny_model_dir), HUMANSEG_THREADS="1")
+    proc, url = start_up(env)
+    try:
+        files = [("images", (f"p{i}.jpg", si.jpeg())) for i in range(3)]
+        body = requests.post(url + "/api/v1/jobs", files=files, timeout=30).json()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            batch = requests.get(f"{url}/api/v1/batches/{body['batch_id']}", timeout=10).json()
+            if batch["done"]:
+                break
+            time.sleep(0.2)
+        assert batch["counts"]["succeeded"] == 3
+        assert requests.get(url + "/readyz", timeout=10).status_code == 200
+    finally:
+        code, out = stop_up(proc)
+    assert code == 0, out
+    assert (tmp_path / "var" / "humanseg.db").exists()
+    # a second run sees the same data
+    proc, url = start_up(env)
+    try:
+        job = requests.get(f"{url}/api/v1/jobs/{body['jobs'][0]['id']}", timeout=10).json()
+        assert job["status"] == "succeeded"
+    finally:
+        code, out = stop_up(proc)
+    assert code == 0, out
