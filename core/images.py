@@ -116,7 +116,7 @@ def _orientation(img: Image.Image) -> int:
     try:
         value = img.getexif().get(_EXIF_ORIENTATION, 1)
         return int(value)
-    except Exception:  # malformed EXIF: treat as upright, as exif_transpose would
+    except Exception:  # noqa: BLE001 - malformed EXIF: treat as upright, as exif_transpose would
         return 1
 
 

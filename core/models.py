@@ -6,7 +6,16 @@ import enum
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Enum, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -64,7 +73,7 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     job_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
 
-    jobs: Mapped[list["Job"]] = relationship(back_populates="batch", order_by="Job.seq")
+    jobs: Mapped[list[Job]] = relationship(back_populates="batch", order_by="Job.seq")
 
 
 class Job(Base):

@@ -22,7 +22,7 @@ class BrokerError(HumansegError):
     """The broker could not be reached."""
 
 
-def celery_config(settings: "Settings") -> dict:
+def celery_config(settings: Settings) -> dict:
     """Celery settings used by every process that talks to the broker."""
     return {
         "broker_url": settings.broker_url,
@@ -48,7 +48,7 @@ def celery_config(settings: "Settings") -> dict:
     }
 
 
-def make_sender(settings: "Settings") -> "Celery":
+def make_sender(settings: Settings) -> Celery:
     """A Celery client that only sends tasks by name (no task code imported)."""
     from celery import Celery
 
@@ -57,7 +57,7 @@ def make_sender(settings: "Settings") -> "Celery":
     return app
 
 
-def send_segment(celery: "Celery", job_id: str, queue: str) -> None:
+def send_segment(celery: Celery, job_id: str, queue: str) -> None:
     """Ring the doorbell for one job; raise BrokerError if the broker is down."""
     try:
         celery.send_task(SEGMENT_TASK, args=[job_id], queue=queue, retry=True,

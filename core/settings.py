@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 from core.errors import ConfigError
 
@@ -71,7 +71,7 @@ class Settings:
     stale_queued_seconds: int = 600
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the environment (os.environ when None)."""
         env = os.environ if environ is None else environ
         data_dir = Path(_str(env, "DATA_DIR", "./var"))
@@ -108,7 +108,7 @@ class Settings:
         )
         return settings
 
-    def with_(self, **changes: object) -> "Settings":
+    def with_(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (handy in tests)."""
         return replace(self, **changes)
 

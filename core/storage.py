@@ -243,7 +243,7 @@ class S3Storage:
             "get_object", Params={"Bucket": self.bucket, "Key": self._k(key)}, ExpiresIn=expires)
 
 
-def make_storage(settings: "Settings") -> Storage:
+def make_storage(settings: Settings) -> Storage:
     """Build the storage the settings ask for."""
     if settings.storage == "s3":
         return S3Storage(settings.s3_bucket, endpoint_url=settings.s3_endpoint_url or None,

@@ -36,7 +36,7 @@ def _redis_answers(url: str) -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return False
 
 
@@ -186,7 +186,7 @@ STACK_KINDS = ["sqlite-local", "sqlite-s3", "postgresql-local"]
 
 
 def _spawn(argv, env, log_path):
-    log = open(log_path, "wb")
+    log = open(log_path, "wb")  # noqa: SIM115 - closed by _stop
     return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                             start_new_session=True), log
 

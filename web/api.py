@@ -14,10 +14,9 @@ from core.db import ping, session_scope
 from core.errors import ObjectNotFound, StorageError
 from core.models import Batch, Job, JobStatus
 from core.queue import BrokerError, ping_broker
-from web import services
+from web import services, uploads
 from web.errors import ApiError, error_response
 from web.serialize import KINDS, batch_json, job_brief, job_json, result_key
-from web import uploads
 from web.uploads import wait_for
 
 log = logging.getLogger(__name__)
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
 
 MEDIA = {"mask": "image/png", "cutout": "image/png", "overlay": "image/jpeg", "thumb": "image/jpeg"}
-_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.I)
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -69,7 +68,7 @@ def readyz():
     try:
         ping(svc.engine)
         checks["database"] = "ok"
-    except Exception as exc:  # report any driver error as not ready
+    except Exception as exc:  # noqa: BLE001 - report any driver error as not ready
         checks["database"] = f"error: {type(exc).__name__}"
     try:
         ping_broker(svc.settings.broker_url)

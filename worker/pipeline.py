@@ -91,7 +91,7 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
         return transient(sessions, settings, job_id, attempt, f"reading original: {exc}")
     try:
         image = load_oriented(data)
-    except Exception as exc:  # PIL raises many types for bad data; the job records it
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad data; the job records it
         return fail(sessions, job_id, attempt, f"cannot decode image: {type(exc).__name__}: {exc}")
     try:
         mask = predictor.predict(image)

@@ -77,7 +77,7 @@ def queue_depth(settings: Settings) -> int:
             return int(client.llen(settings.queue))
         finally:
             client.close()
-    except Exception as exc:  # an unreachable broker is reported by the send below
+    except Exception as exc:  # noqa: BLE001 - an unreachable broker is reported by the send below
         log.warning("event=queue_depth_unknown error=%s", exc)
         return 0
 

@@ -4,8 +4,8 @@ Revision ID: 0001
 Revises:
 Create Date: 2025-11-25
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from core.models import UTCDateTime
 

@@ -1,7 +1,7 @@
 import pytest
+import support_images as si
 from PIL import Image
 
-import support_images as si
 from core.errors import ImageError
 from core.images import Limits, load_oriented, validate
 

@@ -5,9 +5,9 @@ import io
 import numpy as np
 import pytest
 import requests
+import support_images as si
 from PIL import Image
 
-import support_images as si
 from core.queue import make_sender, send_segment
 
 

@@ -3,9 +3,9 @@
 import io
 
 import pytest
+import support_images as si
 from sqlalchemy import func, select
 
-import support_images as si
 from core.models import Job
 from core.settings import Settings
 from web import create_app

@@ -4,10 +4,10 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+import support_images as si
 from PIL import Image
 from sqlalchemy import update
 
-import support_images as si
 from core.db import make_engine, make_sessionmaker, session_scope
 from core.models import Batch, Job, JobStatus, utcnow
 from core.queue import make_sender
