@@ -11,11 +11,9 @@ import pytest
 import requests
 from support_images import jpeg, text
 
-
-@pytest.fixture
-def stack(live):
-    """One live stack is enough for the browser: SQLite, local storage, real worker and broker."""
-    return live
+# The core's live stack (gunicorn + Celery worker + real broker + tiny model); one kind is
+# enough for the browser: SQLite and local storage.
+pytestmark = pytest.mark.parametrize("stack", ["sqlite-local"], indirect=True)
 
 HOSTILE = "<img src=x onerror=alert(1)>.jpg"  # a legal Linux file name
 
@@ -56,7 +54,7 @@ def _external_loads(driver, base_url: str) -> list[str]:
     return [u for u in urls if not u.startswith(base_url)]
 
 
-def test_upload_three_watch_open_and_download(stack, browser, shot, tmp_path):
+def test_upload_three_watch_open_and_download(browser, stack, shot, tmp_path):
     from selenium.webdriver.common.by import By
 
     paths = _files(tmp_path, [("alice.jpg", jpeg((160, 120))), ("bob.jpg", jpeg((120, 160))),
@@ -129,7 +127,7 @@ def test_upload_three_watch_open_and_download(stack, browser, shot, tmp_path):
     shot("06-batch-phone")
 
 
-def test_rejected_file_shows_the_servers_reason(stack, browser, shot, tmp_path):
+def test_rejected_file_shows_the_servers_reason(browser, stack, shot, tmp_path):
     from selenium.webdriver.common.by import By
 
     paths = _files(tmp_path, [("good.jpg", jpeg()), ("x.jpg", text())])
@@ -154,7 +152,7 @@ def test_rejected_file_shows_the_servers_reason(stack, browser, shot, tmp_path):
     shot("07-upload-rejected")
 
 
-def test_hostile_filename_from_the_api_renders_as_text(stack, browser, shot):
+def test_hostile_filename_from_the_api_renders_as_text(browser, stack, shot):
     from selenium.webdriver.common.by import By
 
     name = "<script>alert(1)</script>.jpg"
@@ -172,7 +170,7 @@ def test_hostile_filename_from_the_api_renders_as_text(stack, browser, shot):
     shot("08-xss-filename")
 
 
-def test_upload_without_javascript(stack, browser_nojs, artifacts_dir, tmp_path):
+def test_upload_without_javascript(browser_nojs, stack, artifacts_dir, tmp_path):
     from selenium.webdriver.common.by import By
 
     driver = browser_nojs
@@ -190,7 +188,7 @@ def test_upload_without_javascript(stack, browser_nojs, artifacts_dir, tmp_path)
     driver.save_screenshot(str(artifacts_dir / "09-nojs-batch.png"))
 
 
-def test_delete_batch_from_the_page(stack, browser):
+def test_delete_batch_from_the_page(browser, stack):
     from selenium.webdriver.common.by import By
 
     resp = requests.post(stack.url("/api/v1/jobs"), files={"images": ("gone.jpg", jpeg())}, timeout=10)
@@ -204,7 +202,7 @@ def test_delete_batch_from_the_page(stack, browser):
     assert requests.get(stack.url(f"/api/v1/batches/{batch_id}"), timeout=10).status_code == 404
 
 
-def test_folder_of_30_photos_becomes_30_thumbnails_without_reload(stack, browser, shot, tmp_path):
+def test_folder_of_30_photos_becomes_30_thumbnails_without_reload(browser, stack, shot, tmp_path):
     from selenium.webdriver.common.by import By
 
     folder = tmp_path / "holiday"
