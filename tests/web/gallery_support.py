@@ -27,7 +27,7 @@ def png_bytes(mode: str, size=(64, 48), fill=0) -> bytes:
     return buf.getvalue()
 
 
-def make_app(tmp_path, monkeypatch, **overrides):
+def make_app(tmp_path, monkeypatch, storage_obj=None, **overrides):
     """create_app on a temp data dir; enqueueing is recorded instead of sent to a broker."""
     import web.uploads
     from web import create_app
@@ -38,7 +38,7 @@ def make_app(tmp_path, monkeypatch, **overrides):
            "HUMANSEG_BROKER_URL": "redis://127.0.0.1:9/0",
            "HUMANSEG_SECRET_KEY": "test-secret"}
     settings = Settings.from_env(env).with_(**overrides)
-    app = create_app(settings)
+    app = create_app(settings, storage=storage_obj)
     app.config["TESTING"] = True
     svc = app.extensions["humanseg"]
     Base.metadata.create_all(svc.engine)

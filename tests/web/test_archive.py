@@ -179,3 +179,24 @@ def test_safe_stem(raw, expected):
 def test_unique_name_disambiguates_case_insensitively():
     taken: set[str] = set()
     assert [unique_name(n, taken) for n in ("a", "A", "a", "a-2")] == ["a", "A-2", "a-3", "a-2-2"]
+
+
+def test_archive_and_delete_on_s3(tmp_path, monkeypatch, moto_endpoint):
+    """The same archive and deletion against moto's S3 server (streaming bodies, prefixes)."""
+    import uuid
+
+    from core.storage import S3Storage
+
+    storage = S3Storage(f"g-{uuid.uuid4().hex[:8]}", endpoint_url=moto_endpoint)
+    storage.ensure_bucket()
+    app = make_app(tmp_path, monkeypatch, storage_obj=storage)
+    client = app.test_client()
+    batch_id, (a, _b) = add_batch(app, ["a.jpg", "b.jpg"])
+    zf = _zip(client.get(f"/api/v1/batches/{batch_id}/archive"))
+    assert sorted(n for n in zf.namelist() if n.startswith("masks/")) == ["masks/a.png", "masks/b.png"]
+    page = client.get(f"/jobs/{a}").get_data(as_text=True)
+    assert moto_endpoint in page  # result images come straight from presigned S3 URLs
+    csp = client.get(f"/jobs/{a}").headers["Content-Security-Policy"]
+    assert moto_endpoint in csp  # … and the page's CSP allows exactly that origin
+    assert client.delete(f"/api/v1/batches/{batch_id}").json["deleted"]["objects"] == 10
+    assert not storage.exists(f"results/{a}/mask.png")
