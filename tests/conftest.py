@@ -57,9 +57,7 @@ def redis_url(tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def queue_name(redis_url):
-    """A queue of our own, so parallel test runs on one Redis never steal each other's tasks."""
+def _new_queue(redis_url):
     import redis
 
     name = f"humanseg-test-{uuid.uuid4().hex[:8]}"
@@ -69,43 +67,80 @@ def queue_name(redis_url):
     client.close()
 
 
+@pytest.fixture(scope="session")
+def queue_name(redis_url):
+    """The live stack's queue, our own so parallel runs on one Redis never steal tasks."""
+    yield from _new_queue(redis_url)
+
+
+@pytest.fixture
+def private_queue(redis_url):
+    """A queue no worker consumes (for tests that only look at what was sent)."""
+    yield from _new_queue(redis_url)
+
+
 def _pg_schema_url(base: str, schema: str) -> str:
     sep = "&" if "?" in base else "?"
     return f"{base}{sep}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(scope="session")
-def pg_url():
-    """A fresh PostgreSQL schema (dropped afterwards), or skip when none is configured."""
+def pg_schema_factory():
+    """Makes fresh PostgreSQL schemas (all dropped at the end); skips when none is configured."""
     base = os.environ.get("HUMANSEG_TEST_DATABASE_URL")
     if not base:
         pytest.skip("HUMANSEG_TEST_DATABASE_URL not set")
     from sqlalchemy import create_engine, text
 
-    schema = f"t_{uuid.uuid4().hex[:10]}"
     engine = create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    made: list[str] = []
+
+    def new_url() -> str:
+        schema = f"t_{uuid.uuid4().hex[:10]}"
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        made.append(schema)
+        return _pg_schema_url(base, schema)
+
     try:
-        yield _pg_schema_url(base, schema)
+        yield new_url
     finally:
         with engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            for schema in made:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
-    """A migrated database URL: SQLite always, PostgreSQL when configured."""
+    """A migrated database URL: SQLite always, PostgreSQL (fresh schema) when configured."""
     from core import migrate
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'test.db'}"
     else:
-        url = request.getfixturevalue("pg_url")
-        migrate.downgrade(url, "base")  # a fresh schema each test
+        url = request.getfixturevalue("pg_schema_factory")()
     migrate.upgrade(url)
     return url
+
+
+def s3_storage(endpoint: str, bucket: str, prefix: str = ""):
+    """S3Storage on moto with explicit test credentials (the process env stays untouched)."""
+    import boto3
+
+    from core.storage import S3Storage
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    storage = S3Storage(bucket, endpoint_url=endpoint, prefix=prefix, client=client)
+    storage.ensure_bucket()
+    return storage
+
+
+@pytest.fixture(scope="session")
+def make_s3_storage(moto_endpoint):
+    """Factory: make_s3_storage(bucket, prefix="") -> S3Storage on the moto server."""
+    return lambda bucket, prefix="": s3_storage(moto_endpoint, bucket, prefix)
 
 
 @pytest.fixture(scope="session")
@@ -118,8 +153,6 @@ def moto_endpoint():
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_http(url + "/moto-api/", proc, 30)
-        for key, value in S3_ENV.items():
-            os.environ.setdefault(key, value)
         yield url
     finally:
         proc.terminate()
@@ -213,7 +246,7 @@ def stack(request, tmp_path_factory, redis_url, queue_name, tiny_model_dir):
     db_kind, storage_kind = request.param.split("-")
     tmp = tmp_path_factory.mktemp(request.param)
     db_url = (f"sqlite:///{tmp / 'humanseg.db'}" if db_kind == "sqlite"
-              else request.getfixturevalue("pg_url"))
+              else request.getfixturevalue("pg_schema_factory")())
     s3 = request.getfixturevalue("moto_endpoint") if storage_kind == "s3" else None
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
@@ -226,9 +259,7 @@ def stack(request, tmp_path_factory, redis_url, queue_name, tiny_model_dir):
         secret_key="test-secret"))
     settings = Settings.from_env(env)
     migrate.upgrade(db_url)
-    storage = make_storage(settings)
-    if s3:
-        storage.ensure_bucket()
+    storage = (s3_storage(s3, settings.s3_bucket) if s3 else make_storage(settings))
     python = sys.executable
     worker, wlog = _spawn([python, "-m", "core.cli", "worker", "--pool=prefork"], env, tmp / "worker.log")
     web, weblog = _spawn([python, "-m", "core.cli", "web"], env, tmp / "web.log")

@@ -6,16 +6,15 @@ import pytest
 import requests
 
 from core.errors import InvalidKey, ObjectNotFound
-from core.storage import LocalStorage, S3Storage, Storage
+from core.storage import LocalStorage, Storage
 
 
 @pytest.fixture(params=["local", "s3"])
 def storage(request, tmp_path) -> Storage:
     if request.param == "local":
         return LocalStorage(tmp_path / "store")
-    endpoint = request.getfixturevalue("moto_endpoint")
-    s3 = S3Storage(f"bucket-{uuid.uuid4().hex[:8]}", endpoint_url=endpoint, prefix="pre")
-    s3.ensure_bucket()
+    make_s3_storage = request.getfixturevalue("make_s3_storage")
+    s3 = make_s3_storage(f"bucket-{uuid.uuid4().hex[:8]}", "pre")
     s3.ensure_bucket()  # idempotent
     return s3
 

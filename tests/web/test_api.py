@@ -12,10 +12,10 @@ from web import create_app
 
 
 @pytest.fixture
-def app(tmp_path, db_url, redis_url, queue_name):
+def app(tmp_path, db_url, redis_url, private_queue):
     settings = Settings.from_env({
         "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-        "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": queue_name,
+        "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue,
         "HUMANSEG_MAX_FILES": "5", "HUMANSEG_MAX_FILE_BYTES": "200000",
         "HUMANSEG_MAX_REQUEST_BYTES": "2000000", "HUMANSEG_SEGMENT_WAIT_SECONDS": "0.3",
         "HUMANSEG_SECRET_KEY": "t"})

@@ -26,9 +26,9 @@ def predictor(tiny_model_dir):
 
 
 @pytest.fixture
-def env(tmp_path, db_url, redis_url, queue_name):
+def env(tmp_path, db_url, redis_url, private_queue):
     settings = Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-                                  "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": queue_name,
+                                  "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue,
                                   "HUMANSEG_MAX_ATTEMPTS": "2", "HUMANSEG_STALE_QUEUED_SECONDS": "60"})
     engine = make_engine(db_url)
     yield settings, make_sessionmaker(engine), LocalStorage(tmp_path / "storage")
