@@ -266,7 +266,7 @@ def stack(request, tmp_path_factory, redis_url, queue_name, tiny_model_dir):
     base = f"http://127.0.0.1:{port}"
     engine = make_engine(db_url)
     try:
-        _wait_http(base + "/healthz", web, 60)
+        _wait_http(base + "/healthz", web, 180)
         yield Stack(base, settings, storage, make_sessionmaker(engine), env, request.param)
     finally:
         engine.dispose()
