@@ -86,7 +86,7 @@ def _web(settings, args, extra) -> int:
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}",
             "--worker-class", "gthread", "--workers", "2", "--threads", "8",
             "--timeout", str(int(settings.segment_wait_seconds) + 60),
-            "--access-logfile", "-", "--no-control-socket", *extra, "web:create_app()"]
+            "--graceful-timeout", "10", "--access-logfile", "-", "--no-control-socket", *extra, "web:create_app()"]
     os.execv(sys.executable, argv)
     return 0  # not reached
 
