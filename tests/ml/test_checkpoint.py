@@ -62,6 +62,5 @@ def test_onnx_agrees_with_torch_on_tiny_model(tmp_path):
     assert _agreement(tmp_path) >= 0.999
 
 
-@pytest.mark.skipif(not (SHIPPED_MODEL_DIR / "model.onnx").is_file(), reason="no shipped model")
 def test_shipped_onnx_agrees_with_shipped_torch():
     assert _agreement(SHIPPED_MODEL_DIR, seeds=range(3)) >= 0.999
