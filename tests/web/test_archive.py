@@ -186,7 +186,10 @@ def test_archive_and_delete_on_s3(tmp_path, monkeypatch, moto_endpoint):
     import uuid
 
     from core.storage import S3Storage
+    from tests.conftest import S3_ENV
 
+    for key, value in S3_ENV.items():  # moto's credentials, scoped to this test
+        monkeypatch.setenv(key, value)
     storage = S3Storage(f"g-{uuid.uuid4().hex[:8]}", endpoint_url=moto_endpoint)
     storage.ensure_bucket()
     app = make_app(tmp_path, monkeypatch, storage_obj=storage)
