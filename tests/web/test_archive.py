@@ -18,16 +18,6 @@ from core.models import Batch, Job, JobStatus
 from web.pages import safe_stem, unique_name
 
 
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    return make_app(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
 def _zip(resp) -> zipfile.ZipFile:
     return zipfile.ZipFile(io.BytesIO(resp.get_data()))
 

@@ -5,24 +5,13 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta, timezone
 
-import pytest
-from gallery_support import add_batch, csrf_from, jpeg_bytes, make_app
+from gallery_support import add_batch, csrf_from, jpeg_bytes
 from PIL import Image
 
 from core.db import session_scope
 from core.models import Job, JobStatus
 
 XSS = "<script>alert(1)</script>.jpg"
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    return make_app(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def test_upload_page_has_form_token_and_no_external_assets(client):
