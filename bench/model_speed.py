@@ -48,17 +48,17 @@ def main() -> None:
     print(f"model={args.checkpoint} input={args.width}x{args.height} -> tensor {box.pad_w}x{box.pad_h} "
           f"cores={os.cpu_count()}")
     for threads in (1, 2):
-        backends = [("onnxruntime", lambda: OnnxBackend(os.path.join(args.checkpoint, ONNX_FILE), threads)),
-                    ("torch", lambda: TorchBackend(args.checkpoint, threads, "cpu"))]
+        backends = [("onnxruntime", lambda t=threads: OnnxBackend(os.path.join(args.checkpoint, ONNX_FILE), t)),
+                    ("torch", lambda t=threads: TorchBackend(args.checkpoint, t, "cpu"))]
         for name, make in backends:
             backend = make()
-            ms1 = _time(lambda: backend.run(x1), args.repeats)
-            msb = _time(lambda: backend.run(xb), max(5, args.repeats // 4)) / args.batch
+            ms1 = _time(lambda b=backend: b.run(x1), args.repeats)
+            msb = _time(lambda b=backend: b.run(xb), max(5, args.repeats // 4)) / args.batch
             print(f"backend={name:<11} threads={threads} batch=1  {ms1:7.1f} ms/image")
             print(f"backend={name:<11} threads={threads} batch={args.batch}  {msb:7.1f} ms/image")
             if name == "onnxruntime" and threads == 2:
                 pred = Predictor(cfg, backend)
-                e2e = _time(lambda: pred.predict(image), args.repeats)
+                e2e = _time(lambda p=pred: p.predict(image), args.repeats)
                 print(f"backend={name:<11} threads={threads} end-to-end predict() incl. resize/threshold "
                       f"{e2e:7.1f} ms/image")
 

@@ -34,7 +34,7 @@ class ModelConfig:
     meta: dict = field(default_factory=dict, compare=False)
 
     @classmethod
-    def for_encoder(cls, encoder: str, **kwargs) -> "ModelConfig":
+    def for_encoder(cls, encoder: str, **kwargs) -> ModelConfig:
         """Config with the encoder's own input normalisation."""
         mean, std = ENCODER_NORMALIZATION.get(encoder, (IMAGENET_MEAN, IMAGENET_STD))
         return cls(encoder=encoder, mean=mean, std=std, **kwargs)
@@ -46,7 +46,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         for key in ("decoder_channels", "mean", "std"):
             if key in known:
@@ -59,5 +59,5 @@ class ModelConfig:
         return path
 
     @classmethod
-    def load(cls, model_dir: Path) -> "ModelConfig":
+    def load(cls, model_dir: Path) -> ModelConfig:
         return cls.from_dict(json.loads((Path(model_dir) / CONFIG_FILE).read_text()))

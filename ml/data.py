@@ -30,7 +30,7 @@ def read_rows(data_dir: str | Path) -> list[Row]:
 
 
 def _strip(path: str) -> str:
-    return path[len(CSV_PREFIX):] if path.startswith(CSV_PREFIX) else path
+    return path.removeprefix(CSV_PREFIX)
 
 
 def split_rows(rows: list, test_size: float = 0.2, seed: int = 42) -> tuple[list, list]:
@@ -68,7 +68,7 @@ class Augmenter:
     def __init__(self, size: int, mean: tuple[float, ...], train: bool, rng: random.Random | None = None):
         self.size = size
         self.train = train
-        self.fill = tuple(int(round(255 * m)) for m in mean)  # normalises to 0, like letterbox padding
+        self.fill = tuple(round(255 * m) for m in mean)  # normalises to 0, like letterbox padding
         self.rng = rng or random.Random()
 
     def __call__(self, image: Image.Image, mask: Image.Image) -> tuple[Image.Image, Image.Image]:

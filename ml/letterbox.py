@@ -20,7 +20,7 @@ class Letterbox:
     pad_h: int
 
     @classmethod
-    def fit(cls, width: int, height: int, size: int, multiple: int = 32) -> "Letterbox":
+    def fit(cls, width: int, height: int, size: int, multiple: int = 32) -> Letterbox:
         scale = size / max(width, height)
         new_w = max(1, round(width * scale))
         new_h = max(1, round(height * scale))

@@ -43,7 +43,7 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
 def boundary_f1(pred: np.ndarray, target: np.ndarray, tolerance: int | None = None) -> float:
     """Boundary F1 (BF score): contour pixels matched within `tolerance` px (default 0.75% of the diagonal)."""
     if tolerance is None:
-        tolerance = max(1, int(round(0.0075 * float(np.hypot(*target.shape)))))
+        tolerance = max(1, round(0.0075 * float(np.hypot(*target.shape))))
     bp, bt = _boundary(pred), _boundary(target)
     if not bp.any() and not bt.any():
         return 1.0

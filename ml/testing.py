@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 
 from ml.config import ModelConfig
 
-TINY = dict(arch="Unet", decoder_channels=(16, 8, 8), encoder_depth=3, size=64)
+TINY = {"arch": "Unet", "decoder_channels": (16, 8, 8), "encoder_depth": 3, "size": 64}
 
 
 def make_tiny_model_dir(path: str | Path, onnx: bool = True, seed: int = 0) -> Path:

@@ -1,16 +1,13 @@
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from ml.config import ModelConfig
 from ml.export import export_onnx
 from ml.model import build_model, load_model_dir, save_model_dir
 from ml.predictor import SHIPPED_MODEL_DIR, load_predictor
-from ml.testing import TINY
-
-from ml.testing import draw_person
+from ml.testing import TINY, draw_person
 
 
 def test_round_trip_rebuilds_the_same_network(tmp_path):

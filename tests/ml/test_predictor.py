@@ -6,7 +6,6 @@ from PIL import Image
 
 from ml.imageio import load_image
 from ml.predictor import load_predictor
-
 from ml.testing import draw_person
 
 
