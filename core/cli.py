@@ -21,9 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ML_COMMANDS:
-        from ml.cli import main as ml_main
-
-        return int(ml_main(argv) or 0)
+        return _run_ml(argv)
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
@@ -34,6 +32,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     return int(args.func(settings, args, extra) or 0)
+
+
+def _run_ml(argv: list[str]) -> int:
+    """Hand model commands to ml.cli; core itself stays free of torch and ml imports."""
+    import importlib
+
+    try:
+        ml_cli = importlib.import_module("ml.cli")
+    except ModuleNotFoundError as exc:  # e.g. the web image, which ships without ml/torch
+        print(f"humanseg {argv[0]}: the model commands need the 'ml' extra ({exc})", file=sys.stderr)
+        return 2
+    return int(ml_cli.main(argv) or 0)
 
 
 def _parser() -> argparse.ArgumentParser:
