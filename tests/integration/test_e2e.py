@@ -110,20 +110,26 @@ def test_duplicate_delivery_leaves_one_consistent_result(stack):
         sender.close()
 
 
-def test_lost_doorbell_is_recovered_by_sweeper(stack):
-    """A job committed without a task (broker flushed) is re-sent by the worker's sweeper."""
+def _insert_job_without_task(stack, name: str, original: bytes, width: int, height: int):
+    """Store an original and commit its Batch + Job rows without sending any task."""
     from core.db import session_scope
     from core.models import Batch, Job
 
-    key = "originals/lost.jpg"
-    stack.storage.put(key, si.jpeg(), "image/jpeg")
+    key = f"originals/{name}.jpg"
+    stack.storage.put(key, original, "image/jpeg")
     with session_scope(stack.sessions) as s:
-        b = Batch(name="lost", job_count=1)
+        b = Batch(name=name, job_count=1)
         s.add(b)
         s.flush()
-        job = Job(batch_id=b.id, filename="lost.jpg", content_type="image/jpeg", width=96,
-                  height=64, bytes=1, original_key=key)
+        job = Job(batch_id=b.id, filename=f"{name}.jpg", content_type="image/jpeg", width=width,
+                  height=height, bytes=1, original_key=key)
         s.add(job)
+    return job
+
+
+def test_lost_doorbell_is_recovered_by_sweeper(stack):
+    """A job committed without a task (broker flushed) is re-sent by the worker's sweeper."""
+    job = _insert_job_without_task(stack, "lost", si.jpeg(), width=96, height=64)
     assert stack.wait_job(job.id, timeout=90)["status"] == "succeeded"
 
 
@@ -131,18 +137,7 @@ def test_bad_image_in_storage_fails_job_with_reason(stack):
     """A corrupt original (replaced after upload) fails the job; the worker keeps going."""
     body = upload(stack, [("a.jpg", si.jpeg())]).json()
     # not racing the worker: this checks the failure path on a fresh job of our own
-    from core.db import session_scope
-    from core.models import Batch, Job
-
-    key = "originals/broken.jpg"
-    stack.storage.put(key, si.truncated_jpeg(), "image/jpeg")
-    with session_scope(stack.sessions) as s:
-        b = Batch(name="broken", job_count=1)
-        s.add(b)
-        s.flush()
-        job = Job(batch_id=b.id, filename="broken.jpg", content_type="image/jpeg", width=1,
-                  height=1, bytes=1, original_key=key)
-        s.add(job)
+    job = _insert_job_without_task(stack, "broken", si.truncated_jpeg(), width=1, height=1)
     sender = make_sender(stack.settings)
     send_segment(sender, job.id, stack.settings.queue)
     sender.close()
