@@ -14,24 +14,22 @@ PREFIX = "HUMANSEG_"
 MiB = 1024 * 1024
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _number(env: Mapping[str, str], name: str, default, kind, what: str):
     raw = env.get(PREFIX + name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise ConfigError(f"{PREFIX}{name} must be an integer, got {raw!r}") from exc
+        raise ConfigError(f"{PREFIX}{name} must be {what}, got {raw!r}") from exc
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return _number(env, name, default, int, "an integer")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(PREFIX + name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{PREFIX}{name} must be a number, got {raw!r}") from exc
+    return _number(env, name, default, float, "a number")
 
 
 def _str(env: Mapping[str, str], name: str, default: str = "") -> str:

@@ -10,7 +10,10 @@ from PIL import Image, ImageOps
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode (L, LA, P, RGBA, CMYK, I;16, I, F) as 8-bit RGB, EXIF orientation applied."""
-    image = ImageOps.exif_transpose(image)
+    if image.getexif().get(0x0112, 1) != 1:  # only rotate (and copy) when EXIF asks for it
+        image = ImageOps.exif_transpose(image)
+    if image.mode == "RGB":
+        return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -29,4 +32,6 @@ def load_image(source: str | Path | bytes) -> Image.Image:
     fp = BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     with Image.open(fp) as im:
         im.load()
-        return to_rgb(im)
+        rgb = to_rgb(im)
+        # to_rgb may hand back `im` itself; detach it from the file closed by `with`.
+        return rgb.copy() if rgb is im else rgb

@@ -11,13 +11,13 @@ from torch import nn
 from ml.config import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
 
 
-def build_model(cfg: ModelConfig) -> nn.Module:
-    """Create the network from its config, with no pretrained download."""
+def build_model(cfg: ModelConfig, encoder_weights: str | None = None) -> nn.Module:
+    """Create the network from its config (encoder_weights="imagenet" asks smp to download them)."""
     import segmentation_models_pytorch as smp
 
     kwargs: dict = {
         "encoder_name": cfg.encoder,
-        "encoder_weights": None,
+        "encoder_weights": encoder_weights,
         "encoder_depth": cfg.encoder_depth,
         "classes": 1,
     }

@@ -69,6 +69,9 @@ class TorchBackend:
 
 
 def _cuda_available() -> bool:
+    # No NVIDIA driver: skip importing torch (seconds and hundreds of MB) in CPU workers.
+    if not os.path.exists("/proc/driver/nvidia"):
+        return False
     try:
         import torch
     except ImportError:

@@ -6,7 +6,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,6 @@ class TrainConfig:
     limit_rows: int = 0  # >0: use only the first N csv rows (smoke tests)
     resume: bool = False
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -105,16 +104,11 @@ def train(tc: TrainConfig) -> dict:
     cfg = ModelConfig.for_encoder(tc.encoder, arch=tc.arch, decoder_channels=tuple(tc.decoder_channels), size=tc.size)
     # Preload once, downscaled to a bit above the training size so scale augmentation keeps detail.
     train_pairs = [load_pair(r, long_side=int(tc.size * 1.6)) for r in train_rows]
-    val_rows_full = val_rows
     log.info("data train=%d val=%d size=%d", len(train_pairs), len(val_rows), tc.size)
 
-    model = build_model(cfg)
-    if tc.encoder_weights == "imagenet":
-        import segmentation_models_pytorch as smp
-
-        model = smp.create_model(cfg.arch, encoder_name=cfg.encoder, encoder_weights="imagenet", classes=1,
-                                 decoder_channels=tuple(cfg.decoder_channels))
-    elif tc.encoder_weights:
+    online = tc.encoder_weights == "imagenet"
+    model = build_model(cfg, encoder_weights="imagenet" if online else None)
+    if tc.encoder_weights and not online:
         load_encoder_weights(model, tc.encoder_weights)
     ema = Ema(model, tc.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
@@ -165,7 +159,7 @@ def train(tc: TrainConfig) -> dict:
         state["seconds"] += time.perf_counter() - t0
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
         if (epoch + 1) % tc.val_every == 0 or epoch + 1 == tc.epochs or tc.max_steps:
-            metrics = evaluate_pairs(ema.model, cfg, val_rows_full)
+            metrics = evaluate_pairs(ema.model, cfg, val_rows)
             record["val_miou"] = metrics["mean_iou"]
             if metrics["mean_iou"] > state["best_iou"]:
                 state["best_iou"] = metrics["mean_iou"]
@@ -187,7 +181,7 @@ def _with_meta(cfg: ModelConfig, tc: TrainConfig, state: dict) -> ModelConfig:
 
     meta = {"epoch": state["epoch"], "val_mean_iou": state["best_iou"], "train_seconds": round(state["seconds"], 1),
             "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in tc.__dict__.items()
-                       if k not in ("data", "out", "progress", "extra")}}
+                       if k not in ("data", "out", "progress")}}
     return replace(cfg, meta=meta)
 
 
