@@ -29,6 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--max-steps", type=int, default=0, help="stop after N optimiser steps (smoke runs)")
     t.add_argument("--limit-rows", type=int, default=0, help="use only the first N rows (smoke runs)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--init", default=None,
+                   help="start from a model folder (e.g. a first stage's best/); its config sets the architecture")
+    t.add_argument("--loss", default="dice_bce", choices=["dice_bce", "bce_lovasz"])
+    t.add_argument("--warmup-epochs", type=float, default=1.0)
     t.add_argument("--no-progress", action="store_true")
 
     e = sub.add_parser("evaluate", help="score a checkpoint at the original mask resolution")
@@ -65,6 +69,7 @@ def _train(args) -> int:
         decoder_channels=tuple(int(c) for c in args.decoder_channels.split(",")), size=args.size,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
         max_steps=args.max_steps, limit_rows=args.limit_rows, resume=args.resume, progress=not args.no_progress,
+        init=args.init, loss=args.loss, warmup_epochs=args.warmup_epochs,
     )
     state = train(tc)
     best = args.out / "best"

@@ -15,7 +15,7 @@ from torch import nn
 
 from ml.config import ModelConfig
 from ml.data import Augmenter, SegDataset, load_pair, read_rows, split_rows
-from ml.model import build_model, load_encoder_weights, save_model_dir
+from ml.model import build_model, load_encoder_weights, load_model_dir, save_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,9 @@ class TrainConfig:
     limit_rows: int = 0  # >0: use only the first N csv rows (smoke tests)
     resume: bool = False
     progress: bool = True
+    init: str | None = None  # start from a model folder's weights (its config fixes the architecture)
+    loss: str = "dice_bce"  # or "bce_lovasz": per-image Lovasz hinge, which optimises the per-image IoU
+    channels_last: bool = True  # ~30% faster training steps on CPU (oneDNN), same numbers
 
 
 def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -51,6 +54,31 @@ def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     inter = (prob * target).sum()
     dice = 1 - (2 * inter + 1.0) / (prob.sum() + target.sum() + 1.0)
     return bce + dice
+
+
+def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Lovasz hinge (Berman et al., 2018), averaged over images: a convex surrogate of 1 - IoU per image."""
+    losses = []
+    for lg, tg in zip(logits.flatten(1), target.flatten(1)):
+        signs = 2 * tg - 1
+        errors = 1 - lg * signs
+        errors_sorted, perm = torch.sort(errors, descending=True)
+        gt_sorted = tg[perm]
+        gts = gt_sorted.sum()
+        intersection = gts - gt_sorted.cumsum(0)
+        union = gts + (1 - gt_sorted).cumsum(0)
+        jaccard = 1 - intersection / union
+        grad = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+        losses.append(torch.dot(nn.functional.relu(errors_sorted), grad))
+    return torch.stack(losses).mean()
+
+
+def bce_lovasz_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE for calibrated probabilities plus the per-image Lovasz hinge for IoU."""
+    return nn.functional.binary_cross_entropy_with_logits(logits, target) + lovasz_hinge(logits, target)
+
+
+LOSSES = {"dice_bce": dice_bce_loss, "bce_lovasz": bce_lovasz_loss}
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -101,15 +129,25 @@ def train(tc: TrainConfig) -> dict:
     if tc.limit_rows:
         rows = rows[: tc.limit_rows]
     train_rows, val_rows = split_rows(rows)
-    cfg = ModelConfig.for_encoder(tc.encoder, arch=tc.arch, decoder_channels=tuple(tc.decoder_channels), size=tc.size)
+    if tc.init:
+        model, init_cfg = load_model_dir(tc.init)
+        cfg = ModelConfig.from_dict({**init_cfg.to_dict(), "size": tc.size, "meta": {}})
+    else:
+        cfg = ModelConfig.for_encoder(tc.encoder, arch=tc.arch, decoder_channels=tuple(tc.decoder_channels),
+                                      size=tc.size)
+    loss_fn = LOSSES[tc.loss]
     # Preload once, downscaled to a bit above the training size so scale augmentation keeps detail.
     train_pairs = [load_pair(r, long_side=int(tc.size * 1.6)) for r in train_rows]
     log.info("data train=%d val=%d size=%d", len(train_pairs), len(val_rows), tc.size)
 
-    online = tc.encoder_weights == "imagenet"
-    model = build_model(cfg, encoder_weights="imagenet" if online else None)
-    if tc.encoder_weights and not online:
-        load_encoder_weights(model, tc.encoder_weights)
+    if not tc.init:
+        online = tc.encoder_weights == "imagenet"
+        model = build_model(cfg, encoder_weights="imagenet" if online else None)
+        if tc.encoder_weights and not online:
+            load_encoder_weights(model, tc.encoder_weights)
+    model.train()
+    if tc.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     ema = Ema(model, tc.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     rng = random.Random(tc.seed)
@@ -143,7 +181,9 @@ def train(tc: TrainConfig) -> dict:
         for idx in bar:
             xs, ys = zip(*(ds[i] for i in idx))
             x, y = torch.stack(xs), torch.stack(ys)
-            loss = dice_bce_loss(model(x), y)
+            if tc.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss = loss_fn(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -2,11 +2,12 @@ import json
 import math
 
 import numpy as np
+import torch
 from PIL import Image
 
 from ml.cli import main as ml_main
 from ml.predictor import load_predictor
-from ml.train import TrainConfig, lr_factor, train
+from ml.train import TrainConfig, lovasz_hinge, lr_factor, train
 
 
 def _tiny_train_config(dataset_dir, out, **kw):
@@ -18,6 +19,46 @@ def test_lr_schedule_warms_up_then_decays():
     assert lr_factor(0, 100, 10) < lr_factor(9, 100, 10) == 1.0
     assert lr_factor(50, 100, 10) < 1.0
     assert math.isclose(lr_factor(100, 100, 10), 0.01)
+
+
+def _iou(logits, target):
+    pred = logits > 0
+    return ((pred & target).sum() / (pred | target).sum()).item()
+
+
+def test_lovasz_hinge_is_zero_for_confident_correct_logits_and_tracks_iou():
+    target = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    target[..., 2:6, 2:6] = True
+    perfect = torch.where(target, 3.0, -3.0)
+    assert lovasz_hinge(perfect, target.float()).item() == 0.0
+    # Growing the false positive region lowers the IoU and must raise the loss.
+    losses, ious = [], []
+    for extra in (1, 2, 3):
+        logits = perfect.clone()
+        logits[..., 2:6, 6 : 6 + extra] = 3.0
+        losses.append(lovasz_hinge(logits, target.float()).item())
+        ious.append(_iou(logits, target))
+    assert losses == sorted(losses) and ious == sorted(ious, reverse=True) and losses[0] > 0
+    # It is a per-image mean: an empty target with a wrong prediction costs as much in a batch as alone.
+    empty = torch.zeros(1, 1, 8, 8)
+    wrong = torch.full((1, 1, 8, 8), 1.0)
+    both = lovasz_hinge(torch.cat([perfect, wrong]), torch.cat([target.float(), empty]))
+    assert torch.isclose(both, lovasz_hinge(wrong, empty) / 2)
+
+
+def test_second_stage_starts_from_a_model_folder_at_a_new_size(dataset_dir, tmp_path):
+    first = tmp_path / "first"
+    train(_tiny_train_config(dataset_dir, first, epochs=1))
+    second = tmp_path / "second"
+    # The encoder and decoder arguments are ignored: the first stage's config fixes the architecture.
+    state = train(TrainConfig(data=dataset_dir, out=second, init=str(first / "best"), size=96, epochs=1,
+                              batch_size=4, loss="bce_lovasz", progress=False))
+    assert np.isfinite(state["history"][0]["loss"])
+    cfg = json.loads((second / "best" / "config.json").read_text())
+    assert cfg["size"] == 96 and cfg["decoder_channels"] == [16, 8, 8, 8, 8]
+    assert cfg["meta"]["recipe"]["init"] == str(first / "best") and cfg["meta"]["recipe"]["loss"] == "bce_lovasz"
+    predictor = load_predictor(second / "best", backend="torch", device="cpu")
+    assert predictor.predict(Image.new("RGB", (40, 30))).size == (40, 30)
 
 
 def test_smoke_training_writes_a_loadable_best_checkpoint_and_resumes(dataset_dir, tmp_path):
