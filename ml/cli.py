@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="start from a model folder (e.g. a first stage's best/); its config sets the architecture")
     t.add_argument("--loss", default="dice_bce", choices=["dice_bce", "bce_lovasz"])
     t.add_argument("--warmup-epochs", type=float, default=1.0)
+    t.add_argument("--paste-p", type=float, default=0.0, help="copy-paste augmentation probability")
     t.add_argument("--no-progress", action="store_true")
 
     e = sub.add_parser("evaluate", help="score a checkpoint at the original mask resolution")
@@ -69,7 +70,7 @@ def _train(args) -> int:
         decoder_channels=tuple(int(c) for c in args.decoder_channels.split(",")), size=args.size,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
         max_steps=args.max_steps, limit_rows=args.limit_rows, resume=args.resume, progress=not args.no_progress,
-        init=args.init, loss=args.loss, warmup_epochs=args.warmup_epochs,
+        init=args.init, loss=args.loss, warmup_epochs=args.warmup_epochs, paste_p=args.paste_p,
     )
     state = train(tc)
     best = args.out / "best"

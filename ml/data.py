@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+from PIL import Image, ImageChops, ImageEnhance, ImageFilter, ImageOps
 
 CSV_PREFIX = "Human-Segmentation-Dataset-master/"
 
@@ -65,8 +65,10 @@ def load_pair(row: Row, long_side: int | None = None) -> tuple[Image.Image, Imag
 class Augmenter:
     """Joint image/mask augmentation into a square canvas of `size` px."""
 
-    def __init__(self, size: int, mean: tuple[float, ...], train: bool, rng: random.Random | None = None):
+    def __init__(self, size: int, mean: tuple[float, ...], train: bool, rng: random.Random | None = None,
+                 scale_range: tuple[float, float] = (0.6, 1.3)):
         self.size = size
+        self.scale_range = scale_range
         self.train = train
         self.fill = tuple(round(255 * m) for m in mean)  # normalises to 0, like letterbox padding
         self.rng = rng or random.Random()
@@ -77,7 +79,7 @@ class Augmenter:
         if not self.train:
             scale, angle, flip, tx, ty = fit, 0.0, False, 0.0, 0.0
         else:
-            scale = fit * math.exp(r.uniform(math.log(0.6), math.log(1.3)))
+            scale = fit * math.exp(r.uniform(math.log(self.scale_range[0]), math.log(self.scale_range[1])))
             angle = r.uniform(-12, 12) if r.random() < 0.5 else 0.0
             flip = r.random() < 0.5
             slack_x = s - image.width * scale
@@ -120,15 +122,28 @@ def to_tensor_pair(img: Image.Image, msk: Image.Image, mean, std):
     return torch.from_numpy(x.transpose(2, 0, 1).copy()), torch.from_numpy(y[None].copy())
 
 
-class SegDataset:
-    """torch-style dataset over preloaded (image, mask) pairs."""
+def paste_person(img: Image.Image, msk: Image.Image, person: Image.Image, person_mask: Image.Image):
+    """Copy-paste augmentation: put another photo's person (its mask, edges softened) over this canvas."""
+    alpha = person_mask.filter(ImageFilter.GaussianBlur(1.0))
+    return Image.composite(person, img, alpha), ImageChops.lighter(msk, person_mask)
 
-    def __init__(self, pairs, augmenter: Augmenter, mean, std):
+
+class SegDataset:
+    """torch-style dataset over preloaded (image, mask) pairs, with optional copy-paste of a second person."""
+
+    def __init__(self, pairs, augmenter: Augmenter, mean, std, paste_p: float = 0.0):
         self.pairs, self.aug, self.mean, self.std = pairs, augmenter, mean, std
+        self.paste_p = paste_p
+        if paste_p:  # pasted people are smaller than the subject: they stand further back
+            self.paste_aug = Augmenter(augmenter.size, mean, train=True, rng=augmenter.rng, scale_range=(0.3, 0.8))
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, i: int):
         img, msk = self.aug(*self.pairs[i])
+        rng = self.aug.rng
+        if self.paste_p and len(self.pairs) > 1 and rng.random() < self.paste_p:
+            j = rng.choice([k for k in range(len(self.pairs)) if k != i])
+            img, msk = paste_person(img, msk, *self.paste_aug(*self.pairs[j]))
         return to_tensor_pair(img, msk, self.mean, self.std)

@@ -44,6 +44,7 @@ class TrainConfig:
     progress: bool = True
     init: str | None = None  # start from a model folder's weights (its config fixes the architecture)
     loss: str = "dice_bce"  # or "bce_lovasz": per-image Lovasz hinge, which optimises the per-image IoU
+    paste_p: float = 0.0  # probability of copy-pasting a second training person into a sample
     channels_last: bool = True  # ~30% faster training steps on CPU (oneDNN), same numbers
 
 
@@ -151,7 +152,8 @@ def train(tc: TrainConfig) -> dict:
     ema = Ema(model, tc.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     rng = random.Random(tc.seed)
-    ds = SegDataset(train_pairs, Augmenter(tc.size, cfg.mean, train=True, rng=rng), cfg.mean, cfg.std)
+    ds = SegDataset(train_pairs, Augmenter(tc.size, cfg.mean, train=True, rng=rng), cfg.mean, cfg.std,
+                    paste_p=tc.paste_p)
     steps_per_epoch = max(1, len(ds) // tc.batch_size)
     total = steps_per_epoch * tc.epochs
     warmup = max(1, int(tc.warmup_epochs * steps_per_epoch))

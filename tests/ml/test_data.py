@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.data import Augmenter, load_pair, read_rows, split_rows
+from ml.data import (
+    Augmenter,
+    SegDataset,
+    load_pair,
+    paste_person,
+    read_rows,
+    split_rows,
+)
 
 
 def test_split_matches_sklearn_reference():
@@ -59,3 +66,30 @@ def test_eval_augmenter_is_deterministic_letterbox(dataset_dir):
     a1, m1 = aug(image, mask)
     a2, m2 = aug(image, mask)
     assert np.array_equal(np.asarray(a1), np.asarray(a2)) and np.array_equal(np.asarray(m1), np.asarray(m2))
+
+
+def test_copy_paste_adds_the_pasted_person_to_image_and_mask():
+    canvas = Image.new("RGB", (40, 40), (0, 0, 255))
+    canvas_mask = Image.new("L", (40, 40), 0)
+    canvas_mask.paste(255, (2, 2, 12, 30))
+    person = Image.new("RGB", (40, 40), (0, 255, 0))
+    person_mask = Image.new("L", (40, 40), 0)
+    person_mask.paste(255, (20, 5, 36, 35))
+    img, msk = paste_person(canvas, canvas_mask, person, person_mask)
+    a, m = np.asarray(img), np.asarray(msk) > 0
+    union = (np.asarray(canvas_mask) > 0) | (np.asarray(person_mask) > 0)
+    assert np.array_equal(m, union)
+    assert tuple(a[20, 28]) == (0, 255, 0)  # inside the pasted person
+    assert tuple(a[20, 5]) == (0, 0, 255)  # the original stays where nothing was pasted
+
+
+def test_dataset_with_paste_yields_union_masks_of_two_people(dataset_dir):
+    pairs = [load_pair(r) for r in read_rows(dataset_dir)[:4]]
+    plain = SegDataset(pairs, Augmenter(64, (0.5,) * 3, train=True, rng=random.Random(5)), (0.5,) * 3, (0.5,) * 3)
+    pasted = SegDataset(pairs, Augmenter(64, (0.5,) * 3, train=True, rng=random.Random(5)), (0.5,) * 3, (0.5,) * 3,
+                        paste_p=1.0)
+    # Same first draw for the subject; the pasted sample can only add foreground.
+    (x0, y0), (x1, y1) = plain[0], pasted[0]
+    assert x0.shape == x1.shape == (3, 64, 64) and y1.shape == (1, 64, 64)
+    assert bool((y1 >= y0).all())
+    assert set(y1.unique().tolist()) <= {0.0, 1.0}
