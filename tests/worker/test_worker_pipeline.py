@@ -96,6 +96,42 @@ def test_missing_original_fails(env, predictor):
     assert run_job(job_id, settings, storage, sessions, predictor).status == "failed"
 
 
+def _block_results(storage, job_id):
+    """A plain file where the job's results folder must go: every result write fails with an OSError."""
+    blocker = storage.root / "results" / job_id
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_bytes(b"in the way")
+    return blocker
+
+
+def test_storage_write_error_requeues_with_backoff_then_succeeds(env, predictor):
+    settings, sessions, storage = env
+    job_id = add_job(sessions, storage, si.jpeg())
+    blocker = _block_results(storage, job_id)
+    out = run_job(job_id, settings, storage, sessions, predictor)
+    job = load(sessions, job_id)
+    assert out.status == "retry" and out.retry_in == 2.0 and "writing results" in out.reason
+    assert job.status is JobStatus.queued and job.error.startswith("retrying: writing results")
+    assert job.lease_expires_at is None and job.finished_at is None
+    # The storage recovers; the next delivery finishes the job and clears the error.
+    blocker.unlink()
+    assert run_job(job_id, settings, storage, sessions, predictor).status == "succeeded"
+    job = load(sessions, job_id)
+    assert job.status is JobStatus.succeeded and job.attempts == 2 and job.error is None
+    assert all(storage.exists(k) for k in result_keys(job_id).values())
+
+
+def test_storage_write_error_fails_the_job_once_attempts_run_out(env, predictor):
+    settings, sessions, storage = env  # HUMANSEG_MAX_ATTEMPTS=2
+    job_id = add_job(sessions, storage, si.jpeg())
+    _block_results(storage, job_id)
+    assert run_job(job_id, settings, storage, sessions, predictor).status == "retry"
+    out = run_job(job_id, settings, storage, sessions, predictor)
+    job = load(sessions, job_id)
+    assert out.status == "failed" and job.status is JobStatus.failed and job.attempts == 2
+    assert job.error.startswith("gave up after 2 attempts: writing results") and job.finished_at is not None
+
+
 def test_render_outputs():
     img = si.person_like((30, 20))
     arr = np.zeros((20, 30), np.uint8)
