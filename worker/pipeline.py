@@ -112,7 +112,25 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
                  overlay_key=keys["overlay.jpg"], thumb_key=keys["thumb.jpg"])
     log.info("event=job_done job_id=%s attempt=%d ms=%d recorded=%s", job_id, attempt,
              (time.monotonic() - t0) * 1000, ok)
+    if not ok:
+        _drop_orphan_results(sessions, storage, job_id)
     return Outcome("succeeded" if ok else "skipped", attempt)
+
+
+def _drop_orphan_results(sessions, storage: Storage, job_id: str) -> None:
+    """The job was deleted while it ran: remove the results written after its deletion.
+
+    Only when the row is gone; a lost lease means another worker owns the same keys.
+    """
+    with session_scope(sessions) as session:
+        if session.get(Job, job_id) is not None:
+            return
+    try:
+        removed = storage.delete_prefix(f"results/{job_id}/")
+    except StorageError as exc:
+        log.warning("event=orphan_results_left job_id=%s error=%s", job_id, exc)
+        return
+    log.info("event=orphan_results_removed job_id=%s objects=%d", job_id, removed)
 
 
 def fail(sessions, job_id: str, attempt: int, reason: str) -> Outcome:
