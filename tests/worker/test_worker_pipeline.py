@@ -132,19 +132,26 @@ def test_storage_write_error_fails_the_job_once_attempts_run_out(env, predictor)
     assert job.error.startswith("gave up after 2 attempts: writing results") and job.finished_at is not None
 
 
+class Midway:
+    """The real predictor, with something else happening to the job while it predicts."""
+
+    def __init__(self, predictor, meanwhile):
+        self.predictor, self.meanwhile = predictor, meanwhile
+
+    def predict(self, image):
+        self.meanwhile()
+        return self.predictor.predict(image)
+
+
 def test_job_deleted_while_running_leaves_no_result_files(env, predictor):
     settings, sessions, storage = env
     job_id = add_job(sessions, storage, si.jpeg())
 
-    class DeletedMidway:
-        """The real predictor, while the user deletes the job from the API (row first, then files)."""
+    def user_deletes_the_job():  # as the API does: the row first, then the files
+        with session_scope(sessions) as s:
+            s.delete(s.get(Job, job_id))
 
-        def predict(self, image):
-            with session_scope(sessions) as s:
-                s.delete(s.get(Job, job_id))
-            return predictor.predict(image)
-
-    assert run_job(job_id, settings, storage, sessions, DeletedMidway()).status == "skipped"
+    assert run_job(job_id, settings, storage, sessions, Midway(predictor, user_deletes_the_job)).status == "skipped"
     assert not any(storage.exists(k) for k in result_keys(job_id).values())
 
 
@@ -152,15 +159,11 @@ def test_lost_lease_keeps_the_new_owners_results(env, predictor):
     settings, sessions, storage = env
     job_id = add_job(sessions, storage, si.jpeg())
 
-    class LeaseTakenMidway:
-        """Another worker re-claims the job (attempt 2) while this one predicts."""
+    def another_worker_reclaims():  # attempt 2 now owns the lease and the same result keys
+        with session_scope(sessions) as s:
+            s.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
 
-        def predict(self, image):
-            with session_scope(sessions) as s:
-                s.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
-            return predictor.predict(image)
-
-    assert run_job(job_id, settings, storage, sessions, LeaseTakenMidway()).status == "skipped"
+    assert run_job(job_id, settings, storage, sessions, Midway(predictor, another_worker_reclaims)).status == "skipped"
     assert all(storage.exists(k) for k in result_keys(job_id).values())
 
 
