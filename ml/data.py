@@ -144,6 +144,7 @@ class SegDataset:
         img, msk = self.aug(*self.pairs[i])
         rng = self.aug.rng
         if self.paste_p and len(self.pairs) > 1 and rng.random() < self.paste_p:
-            j = rng.choice([k for k in range(len(self.pairs)) if k != i])
+            j = rng.randrange(len(self.pairs) - 1)
+            j += j >= i  # any other pair
             img, msk = paste_person(img, msk, *self.paste_aug(*self.pairs[j]))
         return to_tensor_pair(img, msk, self.mean, self.std)

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 from core.db import session_scope
 from core.errors import StorageError
 from core.models import Batch, Job
+from core.storage import results_prefix
 from web import Services
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class Deleted:
 
 
 def _job_keys(job_id: str, original_key: str | None) -> tuple[list[str], str]:
-    return ([original_key] if original_key else []), f"results/{job_id}/"
+    return ([original_key] if original_key else []), results_prefix(job_id)
 
 
 def _remove_objects(services: Services, job_keys: list[tuple[str, str | None]]) -> int:

@@ -17,7 +17,7 @@ from core.errors import ObjectNotFound, StorageError
 from core.images import load_oriented
 from core.models import Job, JobStatus, utcnow
 from core.settings import Settings
-from core.storage import Storage
+from core.storage import Storage, results_prefix
 from worker.render import render_all
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Outcome:
 
 def result_keys(job_id: str) -> dict[str, str]:
     """Deterministic result keys: a rerun overwrites the same objects."""
-    return {name: f"results/{job_id}/{name}" for name in
+    return {name: results_prefix(job_id) + name for name in
             ("mask.png", "cutout.png", "overlay.jpg", "thumb.jpg")}
 
 
@@ -126,7 +126,7 @@ def _drop_orphan_results(sessions, storage: Storage, job_id: str) -> None:
         if session.get(Job, job_id) is not None:
             return
     try:
-        removed = storage.delete_prefix(f"results/{job_id}/")
+        removed = storage.delete_prefix(results_prefix(job_id))
     except StorageError as exc:
         log.warning("event=orphan_results_left job_id=%s error=%s", job_id, exc)
         return
