@@ -27,9 +27,14 @@ def _time(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    from ml.config import ONNX_FILE, ModelConfig
-    from ml.letterbox import Letterbox, to_input
-    from ml.predictor import SHIPPED_MODEL_DIR, OnnxBackend, Predictor, TorchBackend
+    from humanseg.ml.config import ONNX_FILE, ModelConfig
+    from humanseg.ml.letterbox import Letterbox, to_input
+    from humanseg.ml.predictor import (
+        SHIPPED_MODEL_DIR,
+        OnnxBackend,
+        Predictor,
+        TorchBackend,
+    )
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", default=str(SHIPPED_MODEL_DIR))

@@ -6,9 +6,8 @@ import io
 import warnings
 from dataclasses import dataclass
 
+from humanseg.core.errors import ImageError
 from PIL import Image, ImageOps
-
-from core.errors import ImageError
 
 # Orientation values 5..8 rotate by 90/270 degrees, swapping width and height.
 _EXIF_ORIENTATION = 0x0112

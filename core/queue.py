@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from core.errors import HumansegError
+from humanseg.core.errors import HumansegError
 
 if TYPE_CHECKING:
     from celery import Celery
-
-    from core.settings import Settings
+    from humanseg.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

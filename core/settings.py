@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core.errors import ConfigError
+from humanseg.core.errors import ConfigError
 
 PREFIX = "HUMANSEG_"
 MiB = 1024 * 1024

@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
-from core.errors import InvalidKey, ObjectNotFound, StorageError
+from humanseg.core.errors import InvalidKey, ObjectNotFound, StorageError
 
 if TYPE_CHECKING:
-    from core.settings import Settings
+    from humanseg.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

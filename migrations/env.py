@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
-
-from core.db import make_engine
-from core.models import Base
-from core.settings import Settings
+from humanseg.core.db import make_engine
+from humanseg.core.models import Base
+from humanseg.core.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata

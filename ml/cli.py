@@ -9,36 +9,20 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
+    from humanseg.ml.data import DEFAULT_HELDOUT_SEQUENCES
+
     p = argparse.ArgumentParser(prog="humanseg", description="humanseg model commands")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train the U-Net on train.csv + images + masks")
-    t.add_argument("--data", required=True, type=Path, help="dataset folder holding train.csv")
-    t.add_argument("--out", type=Path, default=Path("runs/unet"), help="run folder (checkpoints, history)")
-    t.add_argument("--encoder", default="timm-tf_efficientnet_lite0")
-    t.add_argument("--encoder-weights", default=None,
-                   help="'imagenet' (smp download, needs internet) or a local encoder .pth file")
-    t.add_argument("--arch", default="Unet")
-    t.add_argument("--decoder-channels", default="64,48,32,16,8")
-    t.add_argument("--size", type=int, default=256, help="training/serving longest side in px")
-    t.add_argument("--epochs", type=int, default=80)
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--threads", type=int, default=0)
-    t.add_argument("--max-steps", type=int, default=0, help="stop after N optimiser steps (smoke runs)")
-    t.add_argument("--limit-rows", type=int, default=0, help="use only the first N rows (smoke runs)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    t.add_argument("--init", default=None,
-                   help="start from a model folder (e.g. a first stage's best/); its config sets the architecture")
-    t.add_argument("--loss", default="dice_bce", choices=["dice_bce", "bce_lovasz"])
-    t.add_argument("--warmup-epochs", type=float, default=1.0)
-    t.add_argument("--paste-p", type=float, default=0.0, help="copy-paste augmentation probability")
-    t.add_argument("--no-progress", action="store_true")
+    t = sub.add_parser("train", help="train the U-Net on a dataset (train.csv layout or images/ + masks/)")
+    _train_arguments(t)
 
     e = sub.add_parser("evaluate", help="score a checkpoint at the original mask resolution")
     e.add_argument("--data", required=True, type=Path)
     e.add_argument("--split", choices=["val", "train", "all"], nargs="+", default=["val", "all"])
+    e.add_argument("--ood", type=Path, default=None,
+                   help="folder dataset whose held-out sequences form the out-of-distribution check")
+    e.add_argument("--holdout-sequences", default=",".join(DEFAULT_HELDOUT_SEQUENCES))
     e.add_argument("--checkpoint", type=Path, default=None, help="model folder (default: shipped model)")
     e.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
     e.add_argument("--json", type=Path, default=Path("evaluation.json"), help="where to write the results")
@@ -54,6 +38,39 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _train_arguments(t: argparse.ArgumentParser) -> None:
+    from humanseg.ml.train import TrainConfig
+
+    d = TrainConfig(data=Path("."), out=Path("runs/unet"))  # defaults live in one place: TrainConfig
+    t.add_argument("--data", required=True, type=Path,
+                   help="primary dataset: train.csv layout (its fixed 58-image split validates) or images/+masks/")
+    t.add_argument("--extra", action="append", default=[], metavar="PATH[:WEIGHT]",
+                   help="another dataset (either layout) and its share of each epoch relative to --data's 1.0")
+    t.add_argument("--holdout-sequences", default=",".join(d.holdout_sequences),
+                   help="sequences (<seq>_<frame> stems) of the --extra sets kept out of training as the OOD check")
+    t.add_argument("--out", type=Path, default=d.out, help="run folder (checkpoints, history)")
+    t.add_argument("--encoder", default=d.encoder)
+    t.add_argument("--encoder-weights", default=d.encoder_weights,
+                   help="'imagenet' (smp download, needs internet) or a local encoder .pth file")
+    t.add_argument("--arch", default=d.arch)
+    t.add_argument("--decoder-channels", default=",".join(map(str, d.decoder_channels)))
+    t.add_argument("--size", type=int, default=d.size, help="training/serving longest side in px")
+    for name in ("epochs", "batch_size", "seed", "threads"):
+        t.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
+    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--max-steps", type=int, default=d.max_steps, help="stop after N optimiser steps (smoke runs)")
+    t.add_argument("--limit-rows", type=int, default=d.limit_rows, help="use only the first N rows (smoke runs)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    t.add_argument("--init", default=d.init,
+                   help="start from a model folder (e.g. a first stage's best/); its config sets the architecture")
+    t.add_argument("--loss", default=d.loss, choices=["dice_bce", "bce_lovasz"])
+    t.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    t.add_argument("--paste-p", type=float, default=d.paste_p, help="copy-paste (foreground) probability")
+    t.add_argument("--bystander-p", type=float, default=d.bystander_p,
+                   help="probability of a blurred person pasted behind the subject as background")
+    t.add_argument("--no-progress", action="store_true")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for the ML sub-commands."""
     args = _parser().parse_args(argv)
@@ -62,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
-    from ml.export import export_model_dir
-    from ml.train import TrainConfig, train
+    from humanseg.ml.data import DatasetSpec
+    from humanseg.ml.export import export_model_dir
+    from humanseg.ml.train import TrainConfig, train
 
     tc = TrainConfig(
         data=args.data, out=args.out, encoder=args.encoder, encoder_weights=args.encoder_weights, arch=args.arch,
@@ -71,6 +89,8 @@ def _train(args) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
         max_steps=args.max_steps, limit_rows=args.limit_rows, resume=args.resume, progress=not args.no_progress,
         init=args.init, loss=args.loss, warmup_epochs=args.warmup_epochs, paste_p=args.paste_p,
+        bystander_p=args.bystander_p, extra=tuple(DatasetSpec.parse(x) for x in args.extra),
+        holdout_sequences=tuple(s for s in args.holdout_sequences.split(",") if s),
     )
     state = train(tc)
     best = args.out / "best"
@@ -80,12 +100,21 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from ml.evaluate import evaluate_predictor, format_table, select_rows, write_json
-    from ml.predictor import load_predictor
+    from humanseg.ml.evaluate import (
+        evaluate_predictor,
+        format_table,
+        select_heldout,
+        select_rows,
+        write_json,
+    )
+    from humanseg.ml.predictor import load_predictor
 
     predictor = load_predictor(args.checkpoint, backend=args.backend)
     results = {split: evaluate_predictor(predictor, select_rows(args.data, split), progress=True)
                for split in args.split}
+    if args.ood:
+        held = select_heldout(args.ood, [s for s in args.holdout_sequences.split(",") if s])
+        results["ood"] = evaluate_predictor(predictor, held, progress=True)
     print(format_table(results))
     write_json(results, args.json)
     print(f"per-image results in {args.json}")
@@ -93,8 +122,8 @@ def _evaluate(args) -> int:
 
 
 def _segment(args) -> int:
-    from ml.imageio import load_image
-    from ml.predictor import load_predictor
+    from humanseg.ml.imageio import load_image
+    from humanseg.ml.predictor import load_predictor
 
     predictor = load_predictor(args.checkpoint, backend=args.backend)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +142,7 @@ def _segment(args) -> int:
 
 
 def _export(args) -> int:
-    from ml.export import export_model_dir
+    from humanseg.ml.export import export_model_dir
 
     print(export_model_dir(args.checkpoint))
     return 0

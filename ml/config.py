@@ -10,6 +10,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Input normalisation per encoder (hard-coded: smp's lookup would download a config).
 ENCODER_NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "timm-tf_efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "timm-tf_efficientnet_lite1": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "timm-tf_efficientnet_lite2": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     "mobilenet_v2": (IMAGENET_MEAN, IMAGENET_STD),
 }
 
@@ -24,9 +26,9 @@ class ModelConfig:
 
     arch: str = "Unet"
     encoder: str = "timm-tf_efficientnet_lite0"
-    decoder_channels: tuple[int, ...] = (128, 64, 48, 32, 16)
+    decoder_channels: tuple[int, ...] = (64, 48, 32, 16, 8)  # the shipped model's (chosen by latency)
     encoder_depth: int = 5
-    size: int = 320  # letterbox: longest side resized to this many pixels
+    size: int = 288  # letterbox: longest side resized to this many pixels
     pad_multiple: int = 32
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.5, 0.5, 0.5)

@@ -29,6 +29,64 @@ def read_rows(data_dir: str | Path) -> list[Row]:
     return rows
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# The out-of-distribution check: two whole DAVIS sequences no training image comes from.
+# dance-jump has bystanders (main-subject behaviour), lucia is an everyday street walk.
+DEFAULT_HELDOUT_SEQUENCES = ("dance-jump", "lucia")
+
+
+def read_folder(data_dir: str | Path) -> list[Row]:
+    """A plain `images/` + `masks/` folder, pairs matched by file stem, in stem order."""
+    data_dir = Path(data_dir)
+    masks = {p.stem: p for p in (data_dir / "masks").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
+    rows = [Row(p, masks[p.stem]) for p in sorted((data_dir / "images").glob("*"))
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks]
+    if not rows:
+        raise ValueError(f"{data_dir}: no images/<stem> with a matching masks/<stem>")
+    return rows
+
+
+def read_dataset(data_dir: str | Path) -> list[Row]:
+    """Either layout: train.csv (+ its image and mask paths) or plain images/ + masks/ folders."""
+    return read_rows(data_dir) if (Path(data_dir) / "train.csv").is_file() else read_folder(data_dir)
+
+
+def sequence_of(row: Row) -> str:
+    """Video sequence of a frame named `<sequence>_<frame>` (the stem itself when there is no frame number)."""
+    head, _, tail = row.image.stem.rpartition("_")
+    return head if head and tail.isdigit() else row.image.stem
+
+
+def split_by_sequence(rows: list[Row], held: tuple[str, ...] | set[str]) -> tuple[list[Row], list[Row]]:
+    """(train, held-out): whole sequences go to one side, never single frames (they are near-duplicates)."""
+    held = set(held)
+    return [r for r in rows if sequence_of(r) not in held], [r for r in rows if sequence_of(r) in held]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """An extra training dataset and its share of each epoch's samples."""
+
+    path: Path
+    weight: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> DatasetSpec:
+        """`PATH` or `PATH:WEIGHT`."""
+        path, sep, weight = text.rpartition(":")
+        if sep and weight.replace(".", "", 1).isdigit():
+            return cls(Path(path), float(weight))
+        return cls(Path(text))
+
+
+def weighted_order(sizes: list[int], weights: list[float], count: int, generator) -> list[int]:
+    """`count` indices into the concatenated datasets, drawn so dataset i gets about weights[i]/sum of them."""
+    import torch
+
+    per_item = torch.cat([torch.full((n,), w / n) for n, w in zip(sizes, weights) if n])
+    return torch.multinomial(per_item, count, replacement=True, generator=generator).tolist()
+
+
 def _strip(path: str) -> str:
     return path.removeprefix(CSV_PREFIX)
 
@@ -46,7 +104,7 @@ def split_rows(rows: list, test_size: float = 0.2, seed: int = 42) -> tuple[list
 
 def load_pair(row: Row, long_side: int | None = None) -> tuple[Image.Image, Image.Image]:
     """RGB image and its 0/255 'L' mask at the image's size (NEAREST), optionally downscaled."""
-    from ml.imageio import load_image
+    from humanseg.ml.imageio import load_image
 
     image = load_image(row.image)
     with Image.open(row.mask) as m:
@@ -128,14 +186,35 @@ def paste_person(img: Image.Image, msk: Image.Image, person: Image.Image, person
     return Image.composite(person, img, alpha), ImageChops.lighter(msk, person_mask)
 
 
-class SegDataset:
-    """torch-style dataset over preloaded (image, mask) pairs, with optional copy-paste of a second person."""
+def add_bystander(img: Image.Image, msk: Image.Image, person: Image.Image, person_mask: Image.Image,
+                  blur: float) -> tuple[Image.Image, Image.Image]:
+    """Synthetic bystander: another person, out of focus, put *behind* the subject; the mask is unchanged.
 
-    def __init__(self, pairs, augmenter: Augmenter, mean, std, paste_p: float = 0.0):
+    Teaches that people in the background are background (the main-subject rule of our labels).
+    """
+    if blur > 0:
+        person = person.filter(ImageFilter.GaussianBlur(blur))
+    alpha = ImageChops.subtract(person_mask.filter(ImageFilter.GaussianBlur(1.0 + blur)), msk)
+    return Image.composite(person, img, alpha), msk
+
+
+class SegDataset:
+    """torch-style dataset over preloaded (image, mask) pairs, with optional copy-paste of a second person.
+
+    `paste_p`: a second person is pasted in front and joins the mask. `bystander_p`: one is pasted small
+    and blurred behind the subject and stays background. People are taken from `people` (default: pairs).
+    """
+
+    def __init__(self, pairs, augmenter: Augmenter, mean, std, paste_p: float = 0.0, bystander_p: float = 0.0,
+                 people=None):
         self.pairs, self.aug, self.mean, self.std = pairs, augmenter, mean, std
-        self.paste_p = paste_p
+        self.paste_p, self.bystander_p = paste_p, bystander_p
+        self.people = people if people is not None else pairs
         if paste_p:  # pasted people are smaller than the subject: they stand further back
             self.paste_aug = Augmenter(augmenter.size, mean, train=True, rng=augmenter.rng, scale_range=(0.3, 0.8))
+        if bystander_p:  # bystanders are further back still
+            self.bystander_aug = Augmenter(augmenter.size, mean, train=True, rng=augmenter.rng,
+                                           scale_range=(0.2, 0.6))
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -147,4 +226,7 @@ class SegDataset:
             j = rng.randrange(len(self.pairs) - 1)
             j += j >= i  # any other pair
             img, msk = paste_person(img, msk, *self.paste_aug(*self.pairs[j]))
+        if self.bystander_p and self.people and rng.random() < self.bystander_p:
+            person = self.people[rng.randrange(len(self.people))]
+            img, msk = add_bystander(img, msk, *self.bystander_aug(*person), blur=rng.uniform(0.0, 3.0))
         return to_tensor_pair(img, msk, self.mean, self.std)

@@ -8,13 +8,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from humanseg.ml import metrics
+from humanseg.ml.config import ModelConfig
+from humanseg.ml.data import (
+    Row,
+    read_dataset,
+    read_folder,
+    read_rows,
+    split_by_sequence,
+    split_rows,
+)
+from humanseg.ml.imageio import load_image
+from humanseg.ml.predictor import Predictor
 from PIL import Image
-
-from ml import metrics
-from ml.config import ModelConfig
-from ml.data import Row, read_rows, split_rows
-from ml.imageio import load_image
-from ml.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,8 @@ def evaluate_predictor(predictor: Predictor, rows: Sequence[Row], progress: bool
             "dice": metrics.dice(pred, target),
             "pixel_accuracy": metrics.pixel_accuracy(pred, target),
             "boundary_f1": metrics.boundary_f1(pred, target),
+            "precision": metrics.precision(pred, target),
+            "recall": metrics.recall(pred, target),
         })
     t_tp, t_fp, t_fn, _ = (int(v) for v in tp)
     summary = {
@@ -64,6 +72,8 @@ def evaluate_predictor(predictor: Predictor, rows: Sequence[Row], progress: bool
         "mean_dice": float(np.mean([r["dice"] for r in per_image])) if per_image else 0.0,
         "pixel_accuracy": float(np.mean([r["pixel_accuracy"] for r in per_image])) if per_image else 0.0,
         "boundary_f1": float(np.mean([r["boundary_f1"] for r in per_image])) if per_image else 0.0,
+        "precision": float(np.mean([r["precision"] for r in per_image])) if per_image else 0.0,
+        "recall": float(np.mean([r["recall"] for r in per_image])) if per_image else 0.0,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return {**summary, "per_image": per_image}
@@ -75,18 +85,31 @@ def evaluate_pairs(model, cfg: ModelConfig, rows: Sequence[Row]) -> dict:
 
 
 def select_rows(data_dir: str | Path, split: str) -> list[Row]:
+    """val/train/all of the train.csv layout's fixed split; a folder dataset is one split, all."""
+    if not (Path(data_dir) / "train.csv").is_file():
+        return read_folder(data_dir)
     rows = read_rows(data_dir)
     train, val = split_rows(rows)
     return {"val": val, "train": train, "all": rows}[split]
 
 
+def select_heldout(data_dir: str | Path, sequences: Sequence[str]) -> list[Row]:
+    """The out-of-distribution check: the held-out sequences of a folder dataset (e.g. DAVIS)."""
+    rows = split_by_sequence(read_dataset(data_dir), tuple(sequences))[1]
+    if not rows:
+        raise ValueError(f"{data_dir}: none of the sequences {', '.join(sequences)}")
+    return rows
+
+
 def format_table(results: dict[str, dict]) -> str:
     """One row per split: images, mean IoU, pooled IoU, Dice, pixel accuracy, boundary F1."""
-    head = f"{'split':<6} {'images':>6} {'mIoU':>7} {'pooledIoU':>9} {'Dice':>7} {'PixAcc':>7} {'BF1':>7}"
+    head = (f"{'split':<6} {'images':>6} {'mIoU':>7} {'pooledIoU':>9} {'Dice':>7} {'PixAcc':>7} {'BF1':>7} "
+            f"{'Prec':>7} {'Recall':>7}")
     lines = [head, "-" * len(head)]
     for split, r in results.items():
         lines.append(f"{split:<6} {r['images']:>6} {r['mean_iou']:>7.4f} {r['pooled_iou']:>9.4f} "
-                     f"{r['mean_dice']:>7.4f} {r['pixel_accuracy']:>7.4f} {r['boundary_f1']:>7.4f}")
+                     f"{r['mean_dice']:>7.4f} {r['pixel_accuracy']:>7.4f} {r['boundary_f1']:>7.4f} "
+                     f"{r['precision']:>7.4f} {r['recall']:>7.4f}")
     return "\n".join(lines)
 
 

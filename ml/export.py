@@ -6,9 +6,8 @@ import warnings
 from pathlib import Path
 
 import torch
-
-from ml.config import ONNX_FILE
-from ml.model import load_model_dir
+from humanseg.ml.config import ONNX_FILE
+from humanseg.ml.model import load_model_dir
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,18 @@ def dice(pred: np.ndarray, target: np.ndarray) -> float:
     return 1.0 if denom == 0 else 2 * tp / denom
 
 
+def precision(pred: np.ndarray, target: np.ndarray) -> float:
+    """Share of predicted foreground that is foreground; 1.0 when nothing is predicted."""
+    tp, fp, _, _ = confusion(pred, target)
+    return 1.0 if tp + fp == 0 else tp / (tp + fp)
+
+
+def recall(pred: np.ndarray, target: np.ndarray) -> float:
+    """Share of the foreground that is predicted; 1.0 when there is none."""
+    tp, _, fn, _ = confusion(pred, target)
+    return 1.0 if tp + fn == 0 else tp / (tp + fn)
+
+
 def pixel_accuracy(pred: np.ndarray, target: np.ndarray) -> float:
     tp, fp, fn, tn = confusion(pred, target)
     return (tp + tn) / max(1, tp + fp + fn + tn)

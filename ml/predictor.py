@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from humanseg.ml.config import ONNX_FILE, WEIGHTS_FILE, ModelConfig
+from humanseg.ml.imageio import to_rgb
+from humanseg.ml.letterbox import Letterbox, to_input, to_probability
 from PIL import Image
-
-from ml.config import ONNX_FILE, WEIGHTS_FILE, ModelConfig
-from ml.imageio import to_rgb
-from ml.letterbox import Letterbox, to_input, to_probability
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +52,7 @@ class TorchBackend:
 
     def __init__(self, model_dir: Path, threads: int | None, device: str | None) -> None:
         import torch
-
-        from ml.model import load_model_dir
+        from humanseg.ml.model import load_model_dir
 
         if threads:
             torch.set_num_threads(threads)

@@ -4,9 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from humanseg.ml.config import ModelConfig
 from PIL import Image, ImageDraw
-
-from ml.config import ModelConfig
 
 TINY = {"arch": "Unet", "decoder_channels": (16, 8, 8), "encoder_depth": 3, "size": 64}
 
@@ -14,10 +13,9 @@ TINY = {"arch": "Unet", "decoder_channels": (16, 8, 8), "encoder_depth": 3, "siz
 def make_tiny_model_dir(path: str | Path, onnx: bool = True, seed: int = 0) -> Path:
     """Write config.json, model.safetensors and (optionally) model.onnx of a tiny random U-Net."""
     import torch
-
-    from ml.config import ONNX_FILE
-    from ml.export import export_onnx
-    from ml.model import build_model, save_model_dir
+    from humanseg.ml.config import ONNX_FILE
+    from humanseg.ml.export import export_onnx
+    from humanseg.ml.model import build_model, save_model_dir
 
     torch.manual_seed(seed)
     cfg = ModelConfig.for_encoder("timm-tf_efficientnet_lite0", **TINY)

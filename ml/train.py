@@ -6,16 +6,30 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from humanseg.ml.config import ModelConfig
+from humanseg.ml.data import (
+    DEFAULT_HELDOUT_SEQUENCES,
+    Augmenter,
+    DatasetSpec,
+    SegDataset,
+    load_pair,
+    read_dataset,
+    split_by_sequence,
+    split_rows,
+    weighted_order,
+)
+from humanseg.ml.model import (
+    build_model,
+    load_encoder_weights,
+    load_model_dir,
+    save_model_dir,
+)
 from torch import nn
-
-from ml.config import ModelConfig
-from ml.data import Augmenter, SegDataset, load_pair, read_rows, split_rows
-from ml.model import build_model, load_encoder_weights, load_model_dir, save_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +60,9 @@ class TrainConfig:
     loss: str = "dice_bce"  # or "bce_lovasz": per-image Lovasz hinge, which optimises the per-image IoU
     paste_p: float = 0.0  # probability of copy-pasting a second training person into a sample
     channels_last: bool = True  # ~30% faster training steps on CPU (oneDNN), same numbers
+    bystander_p: float = 0.0  # probability of a blurred person pasted behind the subject as background
+    extra: tuple[DatasetSpec, ...] = ()  # more datasets (either layout) with their sampling weights
+    holdout_sequences: tuple[str, ...] = field(default=DEFAULT_HELDOUT_SEQUENCES)  # extras' OOD check
 
 
 def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -118,30 +135,45 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(tc: TrainConfig) -> dict:
-    """Train, validating each epoch; keeps best.safetensors (by val mean IoU) and a resumable last.pt."""
-    from ml.evaluate import evaluate_pairs
+@dataclass
+class TrainData:
+    """Everything one run trains and validates on."""
 
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    seed_everything(tc.seed)
-    tc.out.mkdir(parents=True, exist_ok=True)
-    rows = read_rows(tc.data)
+    train_pairs: list
+    people: list  # the primary dataset's subjects: sources of pasted people and bystanders
+    sizes: list[int]  # samples per dataset, in train_pairs order
+    weights: list[float]
+    val_rows: list
+    ood_rows: list
+
+
+def prepare_data(tc: TrainConfig) -> TrainData:
+    """The primary dataset's fixed split, extra datasets minus held-out sequences, and the OOD check."""
+    rows = read_dataset(tc.data)
     if tc.limit_rows:
         rows = rows[: tc.limit_rows]
     train_rows, val_rows = split_rows(rows)
+    long_side = int(tc.size * 1.6)  # a bit above the training size so scale augmentation keeps detail
+    primary = [load_pair(r, long_side=long_side) for r in train_rows]
+    pairs, sizes, weights, ood_rows = list(primary), [len(primary)], [1.0], []
+    for spec in tc.extra:
+        extra_train, held = split_by_sequence(read_dataset(spec.path), tc.holdout_sequences)
+        ood_rows += held
+        pairs += [load_pair(r, long_side=long_side) for r in extra_train]
+        sizes.append(len(extra_train))
+        weights.append(spec.weight)
+    log.info("data train=%s weights=%s val=%d ood=%d size=%d", sizes, weights, len(val_rows), len(ood_rows), tc.size)
+    return TrainData(pairs, primary, sizes, weights, val_rows, ood_rows)
+
+
+def build_for_training(tc: TrainConfig) -> tuple[nn.Module, ModelConfig]:
+    """A fresh model (ImageNet encoder from a file, or smp's download) or a model folder's weights."""
     if tc.init:
         model, init_cfg = load_model_dir(tc.init)
         cfg = ModelConfig.from_dict({**init_cfg.to_dict(), "size": tc.size, "meta": {}})
     else:
         cfg = ModelConfig.for_encoder(tc.encoder, arch=tc.arch, decoder_channels=tuple(tc.decoder_channels),
                                       size=tc.size)
-    loss_fn = LOSSES[tc.loss]
-    # Preload once, downscaled to a bit above the training size so scale augmentation keeps detail.
-    train_pairs = [load_pair(r, long_side=int(tc.size * 1.6)) for r in train_rows]
-    log.info("data train=%d val=%d size=%d", len(train_pairs), len(val_rows), tc.size)
-
-    if not tc.init:
         online = tc.encoder_weights == "imagenet"
         model = build_model(cfg, encoder_weights="imagenet" if online else None)
         if tc.encoder_weights and not online:
@@ -149,82 +181,129 @@ def train(tc: TrainConfig) -> dict:
     model.train()
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    ema = Ema(model, tc.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    rng = random.Random(tc.seed)
-    ds = SegDataset(train_pairs, Augmenter(tc.size, cfg.mean, train=True, rng=rng), cfg.mean, cfg.std,
-                    paste_p=tc.paste_p)
-    steps_per_epoch = max(1, len(ds) // tc.batch_size)
-    total = steps_per_epoch * tc.epochs
-    warmup = max(1, int(tc.warmup_epochs * steps_per_epoch))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup))
+    return model, cfg
 
-    state = {"epoch": 0, "step": 0, "best_iou": -1.0, "history": [], "seconds": 0.0}
-    last = tc.out / "last.pt"
-    if tc.resume and last.is_file():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        ema.model.load_state_dict(ckpt["ema"])
-        opt.load_state_dict(ckpt["opt"])
-        sched.load_state_dict(ckpt["sched"])
-        state = ckpt["state"]
-        rng.setstate(ckpt["py_rng"])
+
+def validate(model: nn.Module, cfg: ModelConfig, data: TrainData) -> dict:
+    """Val mean IoU, the OOD check's when there is one, and the score that picks the best epoch (their mean)."""
+    from humanseg.ml.evaluate import evaluate_pairs
+
+    record = {"val_miou": evaluate_pairs(model, cfg, data.val_rows)["mean_iou"]}
+    if data.ood_rows:
+        record["ood_miou"] = evaluate_pairs(model, cfg, data.ood_rows)["mean_iou"]
+    record["score"] = float(np.mean([record["val_miou"], record.get("ood_miou", record["val_miou"])]))
+    return record
+
+
+class Run:
+    """Model, EMA, optimiser, schedule and state of one training run; saves and resumes itself."""
+
+    def __init__(self, tc: TrainConfig, model: nn.Module, steps_per_epoch: int):
+        self.tc, self.model = tc, model
+        self.ema = Ema(model, tc.ema_decay)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        total = steps_per_epoch * tc.epochs
+        warmup = max(1, int(tc.warmup_epochs * steps_per_epoch))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, total, warmup))
+        self.rng = random.Random(tc.seed)
+        self.state = {"epoch": 0, "step": 0, "best_iou": -1.0, "best_score": -1.0, "history": [], "seconds": 0.0}
+        self.last = tc.out / "last.pt"
+
+    def resume(self) -> None:
+        ckpt = torch.load(self.last, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(ckpt["model"])
+        self.ema.model.load_state_dict(ckpt["ema"])
+        self.opt.load_state_dict(ckpt["opt"])
+        self.sched.load_state_dict(ckpt["sched"])
+        self.state = {"best_score": ckpt["state"].get("best_iou", -1.0), **ckpt["state"]}
+        self.rng.setstate(ckpt["py_rng"])
         torch.set_rng_state(ckpt["torch_rng"])
-        log.info("resumed epoch=%d step=%d best=%.4f", state["epoch"], state["step"], state["best_iou"])
+        log.info("resumed epoch=%d step=%d best=%.4f", self.state["epoch"], self.state["step"], self.state["best_iou"])
 
-    gen = torch.Generator().manual_seed(tc.seed + state["epoch"])
-    for epoch in range(state["epoch"], tc.epochs):
+    def save_last(self) -> None:
+        torch.save({"model": self.model.state_dict(), "ema": self.ema.model.state_dict(), "opt": self.opt.state_dict(),
+                    "sched": self.sched.state_dict(), "state": self.state, "py_rng": self.rng.getstate(),
+                    "torch_rng": torch.get_rng_state()}, self.last)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, loss_fn) -> float:
+        if self.tc.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss = loss_fn(self.model(x), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        self.state["step"] += 1
+        self.ema.update(self.model, self.state["step"])
+        return loss.item()
+
+    def done(self) -> bool:
+        return bool(self.tc.max_steps) and self.state["step"] >= self.tc.max_steps
+
+
+def train(tc: TrainConfig) -> dict:
+    """Train, validating each epoch; keeps best/ (by val mean IoU, averaged with the OOD check's) and last.pt."""
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    seed_everything(tc.seed)
+    tc.out.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(tc)
+    model, cfg = build_for_training(tc)
+    steps_per_epoch = max(1, data.sizes[0] // tc.batch_size)  # an epoch: as many samples as the primary set
+    run = Run(tc, model, steps_per_epoch)
+    ds = SegDataset(data.train_pairs, Augmenter(tc.size, cfg.mean, train=True, rng=run.rng), cfg.mean, cfg.std,
+                    paste_p=tc.paste_p, bystander_p=tc.bystander_p, people=data.people)
+    if tc.resume and run.last.is_file():
+        run.resume()
+    gen = torch.Generator().manual_seed(tc.seed + run.state["epoch"])
+    loss_fn = LOSSES[tc.loss]
+    for epoch in range(run.state["epoch"], tc.epochs):
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(len(ds), generator=gen).tolist()
-        losses = []
-        batches = [order[i : i + tc.batch_size] for i in range(0, steps_per_epoch * tc.batch_size, tc.batch_size)]
+        order = weighted_order(data.sizes, data.weights, steps_per_epoch * tc.batch_size, gen)
+        batches = [order[i : i + tc.batch_size] for i in range(0, len(order), tc.batch_size)]
         bar = _progress(batches, f"epoch {epoch + 1}/{tc.epochs}", tc.progress)
+        losses = []
         for idx in bar:
             xs, ys = zip(*(ds[i] for i in idx))
-            x, y = torch.stack(xs), torch.stack(ys)
-            if tc.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            loss = loss_fn(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            state["step"] += 1
-            ema.update(model, state["step"])
-            losses.append(loss.item())
+            losses.append(run.step(torch.stack(xs), torch.stack(ys), loss_fn))
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-            if tc.max_steps and state["step"] >= tc.max_steps:
+            if run.done():
                 break
-        state["epoch"] = epoch + 1
-        state["seconds"] += time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0]}
-        if (epoch + 1) % tc.val_every == 0 or epoch + 1 == tc.epochs or tc.max_steps:
-            metrics = evaluate_pairs(ema.model, cfg, val_rows)
-            record["val_miou"] = metrics["mean_iou"]
-            if metrics["mean_iou"] > state["best_iou"]:
-                state["best_iou"] = metrics["mean_iou"]
-                state["best_epoch"] = epoch + 1
-                save_model_dir(ema.model, _with_meta(cfg, tc, state), tc.out / "best")
-        state["history"].append(record)
+        run.state["epoch"] = epoch + 1
+        run.state["seconds"] += time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": run.sched.get_last_lr()[0],
+                  **validate(run.ema.model, cfg, data)}
+        if record["score"] > run.state["best_score"]:
+            run.state.update(best_score=record["score"], best_iou=record["val_miou"], best_epoch=epoch + 1,
+                             best_ood_iou=record.get("ood_miou"))
+            save_model_dir(run.ema.model, _with_meta(cfg, tc, run.state), tc.out / "best")
+        run.state["history"].append(record)
         log.info("epoch %s", json.dumps(record))
-        torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "state": state, "py_rng": rng.getstate(),
-                    "torch_rng": torch.get_rng_state()}, last)
-        if tc.max_steps and state["step"] >= tc.max_steps:
+        run.save_last()
+        if run.done():
             break
-    (tc.out / "history.json").write_text(json.dumps(state, indent=2, default=str))
-    return state
+    (tc.out / "history.json").write_text(json.dumps(run.state, indent=2, default=str))
+    return run.state
 
 
 def _with_meta(cfg: ModelConfig, tc: TrainConfig, state: dict) -> ModelConfig:
     from dataclasses import replace
 
-    meta = {"epoch": state["epoch"], "val_mean_iou": state["best_iou"], "train_seconds": round(state["seconds"], 1),
-            "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in tc.__dict__.items()
+    meta = {"epoch": state.get("best_epoch", state["epoch"]), "val_mean_iou": state["best_iou"],
+            "ood_mean_iou": state.get("best_ood_iou"), "train_seconds": round(state["seconds"], 1),
+            "recipe": {k: _plain(v) for k, v in tc.__dict__.items()
                        if k not in ("data", "out", "progress")}}
     return replace(cfg, meta=meta)
+
+
+def _plain(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple) and value and isinstance(value[0], DatasetSpec):
+        return [f"{spec.path.name}:{spec.weight}" for spec in value]
+    return value
 
 
 def _progress(items, desc: str, enabled: bool):

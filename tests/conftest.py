@@ -114,7 +114,7 @@ def pg_schema_factory():
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
     """A migrated database URL: SQLite always, PostgreSQL (fresh schema) when configured."""
-    from core import migrate
+    from humanseg.core import migrate
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'test.db'}"
@@ -127,8 +127,7 @@ def db_url(request, tmp_path):
 def s3_storage(endpoint: str, bucket: str, prefix: str = ""):
     """S3Storage on moto with explicit test credentials (the process env stays untouched)."""
     import boto3
-
-    from core.storage import S3Storage
+    from humanseg.core.storage import S3Storage
 
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -178,7 +177,7 @@ def tiny_model_dir(tmp_path_factory):
     pytest.importorskip("torch")
     import warnings
 
-    from ml.testing import make_tiny_model_dir
+    from humanseg.ml.testing import make_tiny_model_dir
 
     with warnings.catch_warnings():
         # torch's ONNX exporter is noisy (deprecations, tracer warnings); not our code under test
@@ -238,10 +237,10 @@ def _stop(proc, log):
 @pytest.fixture(scope="session", params=STACK_KINDS)
 def stack(request, tmp_path_factory, redis_url, queue_name, tiny_model_dir):
     """The whole platform on real parts, one per storage/database kind."""
-    from core import migrate
-    from core.db import make_engine, make_sessionmaker
-    from core.settings import Settings
-    from core.storage import make_storage
+    from humanseg.core import migrate
+    from humanseg.core.db import make_engine, make_sessionmaker
+    from humanseg.core.settings import Settings
+    from humanseg.core.storage import make_storage
 
     db_kind, storage_kind = request.param.split("-")
     tmp = tmp_path_factory.mktemp(request.param)
@@ -261,8 +260,8 @@ def stack(request, tmp_path_factory, redis_url, queue_name, tiny_model_dir):
     migrate.upgrade(db_url)
     storage = (s3_storage(s3, settings.s3_bucket) if s3 else make_storage(settings))
     python = sys.executable
-    worker, wlog = _spawn([python, "-m", "core.cli", "worker", "--pool=prefork"], env, tmp / "worker.log")
-    web, weblog = _spawn([python, "-m", "core.cli", "web"], env, tmp / "web.log")
+    worker, wlog = _spawn([python, "-m", "humanseg.cli", "worker", "--pool=prefork"], env, tmp / "worker.log")
+    web, weblog = _spawn([python, "-m", "humanseg.cli", "web"], env, tmp / "web.log")
     base = f"http://127.0.0.1:{port}"
     engine = make_engine(db_url)
     try:

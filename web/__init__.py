@@ -8,17 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
+from humanseg.core.db import make_engine, make_sessionmaker
+from humanseg.core.settings import Settings
+from humanseg.core.storage import Storage, make_storage
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-
-from core.db import make_engine, make_sessionmaker
-from core.settings import Settings
-from core.storage import Storage, make_storage
 
 log = logging.getLogger(__name__)
 
 # Blueprints owned by the gallery; registered when their modules exist.
-OPTIONAL_BLUEPRINTS = ("web.gallery", "web.archive")
+OPTIONAL_BLUEPRINTS = ("humanseg.web.gallery", "humanseg.web.archive")
 
 
 @dataclass
@@ -39,8 +38,8 @@ def services() -> Services:
 
 def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> Flask:
     """Build the Flask app from settings (read from the environment when None)."""
-    from core.queue import make_sender
-    from web import api
+    from humanseg.core.queue import make_sender
+    from humanseg.web import api
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)

@@ -7,17 +7,16 @@ import re
 
 from flask import Blueprint, Flask, jsonify, redirect, request, send_file
 from flask.wrappers import Response
+from humanseg.core.db import ping, session_scope
+from humanseg.core.errors import ObjectNotFound, StorageError
+from humanseg.core.models import Batch, Job, JobStatus
+from humanseg.core.queue import BrokerError, ping_broker
+from humanseg.web import services, uploads
+from humanseg.web.errors import ApiError, error_response
+from humanseg.web.serialize import KINDS, batch_json, job_brief, job_json, result_key
+from humanseg.web.uploads import wait_for
 from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-
-from core.db import ping, session_scope
-from core.errors import ObjectNotFound, StorageError
-from core.models import Batch, Job, JobStatus
-from core.queue import BrokerError, ping_broker
-from web import services, uploads
-from web.errors import ApiError, error_response
-from web.serialize import KINDS, batch_json, job_brief, job_json, result_key
-from web.uploads import wait_for
 
 log = logging.getLogger(__name__)
 

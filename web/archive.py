@@ -15,16 +15,15 @@ from flask import (
     render_template,
     url_for,
 )
+from humanseg.core.db import session_scope
+from humanseg.core.models import Batch, Job, JobStatus
+from humanseg.web import Services, services
+from humanseg.web.csrf import same_origin, valid_form_token
+from humanseg.web.deletion import delete_batch, delete_job
+from humanseg.web.errors import ApiError
+from humanseg.web.pages import attachment, safe_stem, unique_name
+from humanseg.web.zipstream import Entry, stream_zip
 from sqlalchemy import select
-
-from core.db import session_scope
-from core.models import Batch, Job, JobStatus
-from web import Services, services
-from web.csrf import same_origin, valid_form_token
-from web.deletion import delete_batch, delete_job
-from web.errors import ApiError
-from web.pages import attachment, safe_stem, unique_name
-from web.zipstream import Entry, stream_zip
 
 log = logging.getLogger(__name__)
 

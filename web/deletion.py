@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from humanseg.core.db import session_scope
+from humanseg.core.errors import StorageError
+from humanseg.core.models import Batch, Job
+from humanseg.core.storage import results_prefix
+from humanseg.web import Services
 from sqlalchemy import delete, select, update
-
-from core.db import session_scope
-from core.errors import StorageError
-from core.models import Batch, Job
-from core.storage import results_prefix
-from web import Services
 
 log = logging.getLogger(__name__)
 

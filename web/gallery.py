@@ -16,16 +16,13 @@ from flask import (
     send_from_directory,
     url_for,
 )
-from PIL import Image
-from sqlalchemy import and_, func, or_, select
-
-from core.db import session_scope
-from core.errors import ObjectNotFound
-from core.models import Batch, Job, JobStatus
-from web import services
-from web.csrf import csrf_token, valid_form_token
-from web.errors import ApiError
-from web.pages import (
+from humanseg.core.db import session_scope
+from humanseg.core.errors import ObjectNotFound
+from humanseg.core.models import Batch, Job, JobStatus
+from humanseg.web import services
+from humanseg.web.csrf import csrf_token, valid_form_token
+from humanseg.web.errors import ApiError
+from humanseg.web.pages import (
     attachment,
     decode_cursor,
     encode_cursor,
@@ -33,7 +30,9 @@ from web.pages import (
     result_url,
     safe_stem,
 )
-from web.uploads import create_jobs
+from humanseg.web.uploads import create_jobs
+from PIL import Image
+from sqlalchemy import and_, func, or_, select
 
 log = logging.getLogger(__name__)
 

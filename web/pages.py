@@ -9,10 +9,9 @@ import unicodedata
 from datetime import datetime
 
 from flask import url_for
-
-from core.models import Job
-from core.storage import Storage
-from web.serialize import result_key
+from humanseg.core.models import Job
+from humanseg.core.storage import Storage
+from humanseg.web.serialize import result_key
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 

@@ -6,9 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from flask import url_for
-
-from core.models import Batch, Job, JobStatus
-from core.storage import Storage
+from humanseg.core.models import Batch, Job, JobStatus
+from humanseg.core.storage import Storage
 
 RESULT_KINDS = ("mask", "cutout", "overlay", "thumb")
 KINDS = RESULT_KINDS + ("original",)

@@ -7,16 +7,15 @@ import time
 import unicodedata
 from dataclasses import dataclass
 
+from humanseg.core.db import session_scope
+from humanseg.core.errors import ImageError, StorageError
+from humanseg.core.images import ImageInfo, Limits, validate
+from humanseg.core.models import Batch, Job, JobStatus, new_id
+from humanseg.core.queue import BrokerError, send_segment
+from humanseg.web import Services
+from humanseg.web.errors import ApiError
 from sqlalchemy import func, select, update
 from werkzeug.datastructures import FileStorage
-
-from core.db import session_scope
-from core.errors import ImageError, StorageError
-from core.images import ImageInfo, Limits, validate
-from core.models import Batch, Job, JobStatus, new_id
-from core.queue import BrokerError, send_segment
-from web import Services
-from web.errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -6,16 +6,15 @@ import logging
 from typing import Any
 
 from celery import Celery
-
-from core.queue import celery_config
-from core.settings import Settings
+from humanseg.core.queue import celery_config
+from humanseg.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def make_celery(settings: Settings) -> Celery:
     """A Celery app bound to settings, with the humanseg tasks registered."""
-    from worker import tasks
+    from humanseg.worker import tasks
 
     app = Celery("humanseg", set_as_current=False)
     app.conf.update(celery_config(settings))

@@ -8,17 +8,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from humanseg.core.db import session_scope
+from humanseg.core.errors import ObjectNotFound, StorageError
+from humanseg.core.images import load_oriented
+from humanseg.core.models import Job, JobStatus, utcnow
+from humanseg.core.settings import Settings
+from humanseg.core.storage import Storage, results_prefix
+from humanseg.worker.render import render_all
 from PIL import Image
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
-
-from core.db import session_scope
-from core.errors import ObjectNotFound, StorageError
-from core.images import load_oriented
-from core.models import Job, JobStatus, utcnow
-from core.settings import Settings
-from core.storage import Storage, results_prefix
-from worker.render import render_all
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,12 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
+from humanseg.core.db import session_scope
+from humanseg.core.models import Job, JobStatus, utcnow
+from humanseg.core.queue import BrokerError, send_segment
+from humanseg.core.settings import Settings
 from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session, sessionmaker
-
-from core.db import session_scope
-from core.models import Job, JobStatus, utcnow
-from core.queue import BrokerError, send_segment
-from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

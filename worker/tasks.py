@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, signals
+from humanseg.core.db import make_engine, make_sessionmaker
+from humanseg.core.queue import SEGMENT_TASK, SWEEP_TASK
+from humanseg.core.settings import Settings
+from humanseg.core.storage import Storage, make_storage
 from sqlalchemy.orm import Session, sessionmaker
-
-from core.db import make_engine, make_sessionmaker
-from core.queue import SEGMENT_TASK, SWEEP_TASK
-from core.settings import Settings
-from core.storage import Storage, make_storage
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def runtime(settings: Settings, *, with_predictor: bool = True) -> Runtime:
 
 def load_predictor(settings: Settings):
     """Load the model with threads capped so processes x threads <= cores."""
-    from ml.predictor import load_predictor as _load
+    from humanseg.ml.predictor import load_predictor as _load
 
     threads = settings.effective_threads()
     log.info("event=predictor_loading pid=%d threads=%d backend=%s", os.getpid(), threads,
@@ -61,7 +60,7 @@ def register(app: Celery, settings: Settings) -> None:
     @app.task(name=SEGMENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
               ignore_result=True, max_retries=None)
     def segment(self, job_id: str) -> str:
-        from worker.pipeline import run_job
+        from humanseg.worker.pipeline import run_job
 
         rt = runtime(settings)
         outcome = run_job(str(job_id), settings, rt.storage, rt.sessions, rt.predictor)
@@ -71,7 +70,7 @@ def register(app: Celery, settings: Settings) -> None:
 
     @app.task(name=SWEEP_TASK, ignore_result=True)
     def sweep() -> dict:
-        from worker.sweeper import sweep as run_sweep
+        from humanseg.worker.sweeper import sweep as run_sweep
 
         rt = runtime(settings, with_predictor=False)
         return run_sweep(settings, rt.sessions, app).__dict__
@@ -91,7 +90,7 @@ def _connect_signals(app: Celery, settings: Settings) -> None:
     def _start_sweeper(sender=None, **_: Any) -> None:
         if os.environ.get("HUMANSEG_NO_SWEEPER"):
             return
-        from worker.sweeper import SweeperThread
+        from humanseg.worker.sweeper import SweeperThread
 
         rt = runtime(settings, with_predictor=False)
         thread = SweeperThread(settings, rt.sessions, app)

@@ -6,8 +6,7 @@ Create Date: 2025-11-25
 """
 import sqlalchemy as sa
 from alembic import op
-
-from core.models import UTCDateTime
+from humanseg.core.models import UTCDateTime
 
 revision = "0001"
 down_revision = None

@@ -1,10 +1,9 @@
 from datetime import timedelta
 
+from humanseg.core import migrate
+from humanseg.core.db import make_engine, make_sessionmaker, ping, session_scope
+from humanseg.core.models import Batch, Job, JobStatus, utcnow
 from sqlalchemy import inspect, select
-
-from core import migrate
-from core.db import make_engine, make_sessionmaker, ping, session_scope
-from core.models import Batch, Job, JobStatus, utcnow
 
 
 def test_migration_creates_schema_and_round_trips(db_url):

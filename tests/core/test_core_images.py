@@ -1,9 +1,8 @@
 import pytest
 import support_images as si
+from humanseg.core.errors import ImageError
+from humanseg.core.images import Limits, load_oriented, validate
 from PIL import Image
-
-from core.errors import ImageError
-from core.images import Limits, load_oriented, validate
 
 
 @pytest.mark.parametrize("data,fmt,ctype", [

@@ -1,9 +1,8 @@
 from pathlib import Path
 
 import pytest
-
-from core.errors import ConfigError
-from core.settings import Settings
+from humanseg.core.errors import ConfigError
+from humanseg.core.settings import Settings
 
 
 def test_defaults_need_nothing_installed():

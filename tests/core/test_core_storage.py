@@ -4,9 +4,8 @@ import uuid
 
 import pytest
 import requests
-
-from core.errors import InvalidKey, ObjectNotFound
-from core.storage import LocalStorage, Storage
+from humanseg.core.errors import InvalidKey, ObjectNotFound
+from humanseg.core.storage import LocalStorage, Storage
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import requests
 import support_images as si
+from humanseg.core.queue import make_sender, send_segment
 from PIL import Image
-
-from core.queue import make_sender, send_segment
 
 
 def upload(stack, items, **data):
@@ -112,8 +111,8 @@ def test_duplicate_delivery_leaves_one_consistent_result(stack):
 
 def _insert_job_without_task(stack, name: str, original: bytes, width: int, height: int):
     """Store an original and commit its Batch + Job rows without sending any task."""
-    from core.db import session_scope
-    from core.models import Batch, Job
+    from humanseg.core.db import session_scope
+    from humanseg.core.models import Batch, Job
 
     key = f"originals/{name}.jpg"
     stack.storage.put(key, original, "image/jpeg")

@@ -21,7 +21,7 @@ def free_port() -> int:
 
 
 def start_up(env):
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "up"], env=env, cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "up"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     deadline = time.monotonic() + 120

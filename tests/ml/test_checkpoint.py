@@ -2,12 +2,11 @@ import json
 
 import numpy as np
 import torch
-
-from ml.config import ModelConfig
-from ml.export import export_onnx
-from ml.model import build_model, load_model_dir, save_model_dir
-from ml.predictor import SHIPPED_MODEL_DIR, load_predictor
-from ml.testing import TINY, draw_person
+from humanseg.ml.config import ModelConfig
+from humanseg.ml.export import export_onnx
+from humanseg.ml.model import build_model, load_model_dir, save_model_dir
+from humanseg.ml.predictor import SHIPPED_MODEL_DIR, load_predictor
+from humanseg.ml.testing import TINY, draw_person
 
 
 def test_round_trip_rebuilds_the_same_network(tmp_path):

@@ -2,9 +2,7 @@ import random
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from ml.data import (
+from humanseg.ml.data import (
     Augmenter,
     SegDataset,
     load_pair,
@@ -12,6 +10,7 @@ from ml.data import (
     read_rows,
     split_rows,
 )
+from PIL import Image
 
 
 def test_split_matches_sklearn_reference():

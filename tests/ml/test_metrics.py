@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from ml import metrics
+from humanseg.ml import metrics
 
 
 def _square(n, a, b):

@@ -2,11 +2,10 @@ import io
 
 import numpy as np
 import pytest
+from humanseg.ml.imageio import load_image
+from humanseg.ml.predictor import load_predictor
+from humanseg.ml.testing import draw_person
 from PIL import Image
-
-from ml.imageio import load_image
-from ml.predictor import load_predictor
-from ml.testing import draw_person
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,10 @@ import math
 
 import numpy as np
 import torch
+from humanseg.ml.cli import main as ml_main
+from humanseg.ml.predictor import load_predictor
+from humanseg.ml.train import TrainConfig, lovasz_hinge, lr_factor, train
 from PIL import Image
-
-from ml.cli import main as ml_main
-from ml.predictor import load_predictor
-from ml.train import TrainConfig, lovasz_hinge, lr_factor, train
 
 
 def _tiny_train_config(dataset_dir, out, **kw):

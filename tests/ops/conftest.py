@@ -106,7 +106,7 @@ class _RecordingEnv(dict):
 @pytest.fixture(scope="session")
 def settings_env_names() -> set[str]:
     """Every env var name that core.settings.Settings.from_env actually reads."""
-    from core.settings import Settings
+    from humanseg.core.settings import Settings
 
     env = _RecordingEnv()
     Settings.from_env(env)

@@ -77,13 +77,19 @@ _BOOT = textwrap.dedent(
     """
     import importlib.abc, json, sys
     _cfg = json.loads(sys.argv[1])
-    _ALLOWED = set(_cfg["allowed"]) | set(_cfg["own"]) | set(sys.stdlib_module_names)
+    _ALLOWED = set(_cfg["allowed"]) | set(sys.stdlib_module_names)
+    _OWN = set(_cfg["own"])
     _SEEN_BLOCKED = []
 
     class _ImageOnly(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             top = name.partition(".")[0]
-            if top in _ALLOWED or top.startswith("_"):
+            if top == "humanseg":  # our namespace: only the subpackages the image copies
+                sub = name.split(".")[1] if "." in name else ""
+                if sub in _OWN or sub in ("", "cli", "up", "__main__"):
+                    return None
+                top = name
+            elif top in _ALLOWED or top.startswith("_"):
                 return None
             _SEEN_BLOCKED.append(top)
             raise ModuleNotFoundError(f"No module named {top!r} (not in the image)", name=top)
@@ -101,7 +107,7 @@ _BOOT = textwrap.dedent(
 
 
 def run_isolated(extras: set[str], own: set[str], code: str, env: dict[str, str],
-                 must_block: tuple[str, ...] = ("torch", "onnxruntime", "ml"),
+                 must_block: tuple[str, ...] = ("torch", "onnxruntime", "humanseg.ml"),
                  timeout: int = 120) -> subprocess.CompletedProcess:
     """Run `code` with only `extras`' closure (+ `own` packages, stdlib) importable."""
     allowed = allowed_modules(extras) - set(must_block)

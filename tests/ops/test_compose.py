@@ -48,7 +48,7 @@ def _env(compose_resolved, service: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("service", APP_SERVICES)
 def test_app_services_are_wired_to_the_bundled_backends(compose_resolved, service):
-    from core.settings import Settings
+    from humanseg.core.settings import Settings
 
     env = _env(compose_resolved, service)
     settings = Settings.from_env(env)  # also proves every value parses

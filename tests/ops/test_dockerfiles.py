@@ -173,7 +173,7 @@ def test_web_image_has_web_extras_only_and_no_model_runtime():
     text = (REPO / "Dockerfile.web").read_text()
     code = "\n".join(a for s in df.stages for _, a in s.instructions if _ in ("RUN", "COPY", "ADD"))
     # The guard names torch/onnxruntime only inside its find_spec check.
-    code = code.replace("('torch', 'onnxruntime', 'ml')", "")
+    code = code.replace("('torch', 'onnxruntime', 'humanseg.ml', 'humanseg.worker')", "")
     assert not MODEL_RUNTIMES.search(code), "web image installs a model runtime"
     assert _pip_extras(df, df.stage("builder")) == [{"web"}]
     copies = " ".join(df.stage("builder").args("COPY"))
@@ -206,7 +206,7 @@ def test_worker_image_ships_the_model():
     assert any("model.onnx" in a for a in builder.args("RUN")), "no build-time check for the model"
     with (REPO / "pyproject.toml").open("rb") as fh:
         package_data = tomllib.load(fh)["tool"]["setuptools"]["package-data"]
-    assert any("weights" in p for p in package_data.get("ml", [])), "ml/weights not packaged"
+    assert any("weights" in p for p in package_data.get("humanseg.ml", [])), "ml/weights not packaged"
 
 
 def _ignored(patterns: list[str], path: str) -> bool:

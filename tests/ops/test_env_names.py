@@ -51,7 +51,7 @@ def test_env_example_lines_are_plain_assignments():
 
 def test_env_example_values_build_settings(compose_resolved):
     """The documented values parse (ints are ints), as Compose hands them over."""
-    from core.settings import Settings
+    from humanseg.core.settings import Settings
 
     env = {k: v or "" for k, v in compose_resolved["services"]["web"]["environment"].items()}
     raw = _assignments((REPO / ".env.example").read_text())

@@ -35,10 +35,10 @@ def test_web_app_serves_healthz_with_only_web_extras(tmp_path):
     # What the web image runs: migrate (`humanseg db upgrade`), then gunicorn's
     # `web:create_app()` with settings from the environment.
     code = """
-        from core.cli import main
+        from humanseg.cli import main
         assert main(["db", "upgrade"]) == 0
         import gunicorn.app.wsgiapp  # the image's server
-        from web import create_app
+        from humanseg.web import create_app
         app = create_app()
         client = app.test_client()
         r = client.get("/healthz")
@@ -58,18 +58,18 @@ def test_web_app_serves_healthz_with_only_web_extras(tmp_path):
         "HUMANSEG_SECRET_KEY": "test",
     }
     proc = run_isolated({"web"}, {"core", "web", "migrations"}, code, env,
-                        must_block=("torch", "onnxruntime", "ml", "worker", "numpy"))
+                        must_block=("torch", "onnxruntime", "humanseg.ml", "humanseg.worker", "numpy"))
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_cpu_worker_starts_without_torch(tmp_path):
     code = """
-        from core.settings import Settings
-        from worker.celery_app import make_celery
-        import worker.tasks
+        from humanseg.core.settings import Settings
+        from humanseg.worker.celery_app import make_celery
+        import humanseg.worker.tasks
         app = make_celery(Settings.from_env())
         assert "humanseg.segment" in app.tasks and "humanseg.sweep" in app.tasks, sorted(app.tasks)
-        import ml.predictor
+        import humanseg.ml.predictor
         assert "torch" not in sys.modules
         print("OK")
     """
@@ -86,7 +86,7 @@ def test_cpu_worker_runs_the_shipped_onnx_model_without_torch(tmp_path):
         pytest.skip("ml/weights/model.onnx not shipped yet (the worker image build checks for it too)")
     code = """
         from PIL import Image
-        from ml.predictor import load_predictor
+        from humanseg.ml.predictor import load_predictor
         p = load_predictor(backend="auto", threads=1)
         mask = p.predict(Image.new("RGB", (96, 64), (120, 90, 60)))
         assert mask.mode == "L" and mask.size == (96, 64), (mask.mode, mask.size)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta, timezone
 
+from humanseg.core.db import session_scope
+from humanseg.core.models import Base, Batch, Job, JobStatus, new_id
+from humanseg.core.settings import Settings
 from PIL import Image
-
-from core.db import session_scope
-from core.models import Base, Batch, Job, JobStatus, new_id
-from core.settings import Settings
 
 
 def jpeg_bytes(size=(64, 48), colour=(200, 120, 90)) -> bytes:
@@ -29,11 +28,11 @@ def png_bytes(mode: str, size=(64, 48), fill=0) -> bytes:
 
 def make_app(tmp_path, monkeypatch, storage_obj=None, **overrides):
     """create_app on a temp data dir; enqueueing is recorded instead of sent to a broker."""
-    import web.uploads
-    from web import create_app
+    import humanseg.web.uploads
+    from humanseg.web import create_app
 
     sent: list[str] = []
-    monkeypatch.setattr(web.uploads, "send_segment", lambda celery, job_id, queue: sent.append(job_id))
+    monkeypatch.setattr(humanseg.web.uploads, "send_segment", lambda celery, job_id, queue: sent.append(job_id))
     env = {"HUMANSEG_DATA_DIR": str(tmp_path / "var"),
            "HUMANSEG_BROKER_URL": "redis://127.0.0.1:9/0",
            "HUMANSEG_SECRET_KEY": "test-secret"}

@@ -4,11 +4,10 @@ import io
 
 import pytest
 import support_images as si
+from humanseg.core.models import Job
+from humanseg.core.settings import Settings
+from humanseg.web import create_app
 from sqlalchemy import func, select
-
-from core.models import Job
-from core.settings import Settings
-from web import create_app
 
 
 @pytest.fixture

@@ -11,11 +11,10 @@ import zipfile
 
 import pytest
 from gallery_support import add_batch, make_app
+from humanseg.core.db import session_scope
+from humanseg.core.models import Batch, Job, JobStatus
+from humanseg.web.pages import safe_stem, unique_name
 from werkzeug.serving import make_server
-
-from core.db import session_scope
-from core.models import Batch, Job, JobStatus
-from web.pages import safe_stem, unique_name
 
 
 def _zip(resp) -> zipfile.ZipFile:
@@ -175,7 +174,8 @@ def test_archive_and_delete_on_s3(tmp_path, monkeypatch, moto_endpoint):
     """The same archive and deletion against moto's S3 server (streaming bodies, prefixes)."""
     import uuid
 
-    from core.storage import S3Storage
+    from humanseg.core.storage import S3Storage
+
     from tests.conftest import S3_ENV
 
     for key, value in S3_ENV.items():  # moto's credentials, scoped to this test

@@ -5,22 +5,21 @@ from datetime import timedelta
 import numpy as np
 import pytest
 import support_images as si
+from humanseg.core.db import make_engine, make_sessionmaker, session_scope
+from humanseg.core.models import Batch, Job, JobStatus, utcnow
+from humanseg.core.queue import make_sender
+from humanseg.core.settings import Settings
+from humanseg.core.storage import LocalStorage
+from humanseg.worker.pipeline import result_keys, run_job
+from humanseg.worker.render import render_all
+from humanseg.worker.sweeper import sweep
 from PIL import Image
 from sqlalchemy import update
-
-from core.db import make_engine, make_sessionmaker, session_scope
-from core.models import Batch, Job, JobStatus, utcnow
-from core.queue import make_sender
-from core.settings import Settings
-from core.storage import LocalStorage
-from worker.pipeline import result_keys, run_job
-from worker.render import render_all
-from worker.sweeper import sweep
 
 
 @pytest.fixture(scope="module")
 def predictor(tiny_model_dir):
-    from ml.predictor import load_predictor
+    from humanseg.ml.predictor import load_predictor
 
     return load_predictor(tiny_model_dir, backend="onnx", threads=1)
 

@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from core.settings import Settings
+    from humanseg.core.settings import Settings
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
@@ -39,7 +39,7 @@ def _run_ml(argv: list[str]) -> int:
     import importlib
 
     try:
-        ml_cli = importlib.import_module("ml.cli")
+        ml_cli = importlib.import_module("humanseg.ml.cli")
     except ModuleNotFoundError as exc:  # e.g. the web image, which ships without ml/torch
         print(f"humanseg {argv[0]}: the model commands need the 'ml' extra ({exc})", file=sys.stderr)
         return 2
@@ -66,13 +66,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _up(settings, args, extra) -> int:
-    from core.up import run_up
+    from humanseg.up import run_up
 
     return run_up(settings)
 
 
 def _db(settings, args, extra) -> int:
-    from core import migrate
+    from humanseg.core import migrate
 
     if args.action == "upgrade":
         migrate.upgrade(settings.database_url, args.revision or "head")
@@ -82,7 +82,7 @@ def _db(settings, args, extra) -> int:
 
 
 def _worker(settings, args, extra) -> int:
-    from worker.celery_app import make_celery
+    from humanseg.worker.celery_app import make_celery
 
     app = make_celery(settings)
     argv = ["worker", "-Q", settings.queue, "--loglevel", settings.log_level,
@@ -96,7 +96,7 @@ def _web(settings, args, extra) -> int:
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}",
             "--worker-class", "gthread", "--workers", "2", "--threads", "8",
             "--timeout", str(int(settings.segment_wait_seconds) + 60),
-            "--graceful-timeout", "10", "--access-logfile", "-", "--no-control-socket", *extra, "web:create_app()"]
+            "--graceful-timeout", "10", "--access-logfile", "-", "--no-control-socket", *extra, "humanseg.web:create_app()"]
     os.execv(sys.executable, argv)
     return 0  # not reached
 
@@ -104,9 +104,9 @@ def _web(settings, args, extra) -> int:
 def _sweep(settings, args, extra) -> int:
     import time
 
-    from core.db import make_engine, make_sessionmaker
-    from core.queue import make_sender
-    from worker.sweeper import interval, sweep
+    from humanseg.core.db import make_engine, make_sessionmaker
+    from humanseg.core.queue import make_sender
+    from humanseg.worker.sweeper import interval, sweep
 
     sessions = make_sessionmaker(make_engine(settings.database_url))
     celery = make_sender(settings)

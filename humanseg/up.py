@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from core.settings import Settings
+from humanseg.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> bo
 
 def run_up(settings: Settings) -> int:
     """Run everything until Ctrl-C or SIGTERM; children are stopped cleanly."""
-    from core import migrate
+    from humanseg.core import migrate
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -87,7 +87,7 @@ def run_up(settings: Settings) -> int:
     env["HUMANSEG_SECRET_KEY"] = settings.resolve_secret_key()
     migrate.upgrade(settings.database_url)
     if settings.storage == "s3":
-        from core.storage import make_storage
+        from humanseg.core.storage import make_storage
 
         make_storage(settings).ensure_bucket()
     sup = Supervisor()
@@ -98,8 +98,8 @@ def run_up(settings: Settings) -> int:
 
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        sup.spawn("worker", [sys.executable, "-m", "core.cli", "worker"], env)
-        sup.spawn("web", [sys.executable, "-m", "core.cli", "web"], env)
+        sup.spawn("worker", [sys.executable, "-m", "humanseg.cli", "worker"], env)
+        sup.spawn("web", [sys.executable, "-m", "humanseg.cli", "web"], env)
         url = f"http://{settings.host}:{settings.port}"
         if _wait_healthy(url, sup.children["web"]):
             print(f"humanseg: ready at {url}  (Ctrl-C to stop)", flush=True)
