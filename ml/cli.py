@@ -20,6 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score a checkpoint at the original mask resolution")
     e.add_argument("--data", required=True, type=Path)
     e.add_argument("--split", choices=["val", "train", "all"], nargs="+", default=["val", "all"])
+    e.add_argument("--resolution", choices=["mask", "image"], default="mask",
+                   help="score at the reference mask's size (default) or at the photo's full size")
+    e.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
+                   help="guided-filter refinement on or off (default: as the model's config says)")
     e.add_argument("--ood", type=Path, default=None,
                    help="folder dataset whose held-out sequences form the out-of-distribution check")
     e.add_argument("--holdout-sequences", default=",".join(DEFAULT_HELDOUT_SEQUENCES))
@@ -110,11 +114,11 @@ def _evaluate(args) -> int:
     from humanseg.ml.predictor import load_predictor
 
     predictor = load_predictor(args.checkpoint, backend=args.backend)
-    results = {split: evaluate_predictor(predictor, select_rows(args.data, split), progress=True)
-               for split in args.split}
+    opts = {"progress": True, "resolution": args.resolution, "refine": args.refine}
+    results = {split: evaluate_predictor(predictor, select_rows(args.data, split), **opts) for split in args.split}
     if args.ood:
         held = select_heldout(args.ood, [s for s in args.holdout_sequences.split(",") if s])
-        results["ood"] = evaluate_predictor(predictor, held, progress=True)
+        results["ood"] = evaluate_predictor(predictor, held, **opts)
     print(format_table(results))
     write_json(results, args.json)
     print(f"per-image results in {args.json}")

@@ -33,6 +33,7 @@ class ModelConfig:
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     threshold: float = 0.5
+    refine: bool = False  # colour guided filter on the probabilities at full size (ml.refine); shipped: on
     meta: dict = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -20,6 +20,7 @@ from humanseg.ml.data import (
 )
 from humanseg.ml.imageio import load_image
 from humanseg.ml.predictor import Predictor
+from humanseg.ml.refine import guided_filter
 from PIL import Image
 
 log = logging.getLogger(__name__)
@@ -44,15 +45,25 @@ class ModuleBackend:
         return out
 
 
-def evaluate_predictor(predictor: Predictor, rows: Sequence[Row], progress: bool = False) -> dict:
-    """Score each image against its mask at the mask's own resolution."""
+def evaluate_predictor(predictor: Predictor, rows: Sequence[Row], progress: bool = False,
+                       resolution: str = "mask", refine: bool | None = None) -> dict:
+    """Score each image against its mask at the mask's resolution, or at the photo's ("image").
+
+    refine: apply the guided-filter refinement (default: as the model's config says).
+    """
     per_image, tp = [], np.zeros(4, dtype=np.int64)
     t0 = time.perf_counter()
     for row in _maybe_progress(rows, progress):
         image = load_image(row.image)
         with Image.open(row.mask) as m:
-            target = np.asarray(m.convert("L")) >= 128
-        prob = predictor.probabilities([image], sizes=[(target.shape[1], target.shape[0])])[0]
+            target_img = m.convert("L")
+        if resolution == "image" and target_img.size != image.size:
+            target_img = target_img.resize(image.size, Image.NEAREST)
+        target = np.asarray(target_img) >= 128
+        prob = predictor.probabilities([image], sizes=[target_img.size])[0]
+        if predictor.cfg.refine if refine is None else refine:
+            guide = image if image.size == target_img.size else image.resize(target_img.size, Image.BILINEAR)
+            prob = guided_filter(guide, prob)
         pred = prob >= predictor.cfg.threshold
         tp += np.asarray(metrics.confusion(pred, target))
         per_image.append({

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -77,6 +78,14 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+@dataclass(frozen=True)
+class Segmentation:
+    """One image's result: the binary mask ('L', 0/255) and the soft alpha ('L', 0-255), same size."""
+
+    mask: Image.Image
+    alpha: Image.Image
+
+
 class Predictor:
     """Loads once; `predict` maps any PIL image to an 'L' mask (0/255) of its oriented size."""
 
@@ -101,14 +110,31 @@ class Predictor:
                 results[i] = to_probability(logits[j], boxes[i], size)
         return results  # type: ignore[return-value]
 
+    def foreground(self, images: Sequence[Image.Image], refine: bool | None = None) -> list[np.ndarray]:
+        """Soft foreground (float32 in [0, 1]) at each oriented image's size, refined when the config says so."""
+        refine = self.cfg.refine if refine is None else refine
+        probs = self.probabilities(images)
+        if not refine:
+            return probs
+        from humanseg.ml.refine import guided_filter
+
+        return [guided_filter(to_rgb(im), p) for im, p in zip(images, probs)]
+
+    def segment(self, image: Image.Image, refine: bool | None = None) -> Segmentation:
+        """Binary mask and soft alpha of one image, both from the same (refined) probability map."""
+        prob = self.foreground([image], refine)[0]
+        return Segmentation(self._binary(prob), Image.fromarray(np.round(prob * 255).astype(np.uint8), "L"))
+
     def predict_batch(self, images: Sequence[Image.Image]) -> list[Image.Image]:
         """Masks for several images (same contract as predict)."""
-        probs = self.probabilities(images)
-        return [Image.fromarray(np.where(p >= self.cfg.threshold, 255, 0).astype(np.uint8), "L") for p in probs]
+        return [self._binary(p) for p in self.foreground(images)]
 
     def predict(self, image: Image.Image) -> Image.Image:
         """Mask ('L', 0/255) the size of the EXIF-oriented image."""
         return self.predict_batch([image])[0]
+
+    def _binary(self, prob: np.ndarray) -> Image.Image:
+        return Image.fromarray(np.where(prob >= self.cfg.threshold, 255, 0).astype(np.uint8), "L")
 
 
 def load_predictor(

@@ -66,3 +66,22 @@ def test_batched_call_equals_single_calls(predictor):
 def test_unknown_backend_is_rejected(tiny_model_dir):
     with pytest.raises(ValueError):
         load_predictor(tiny_model_dir, backend="tensorflow")
+
+
+@pytest.mark.parametrize("size", [(1, 1), (97, 61), (640, 480)])
+def test_foreground_is_a_probability_map_of_the_image_size(predictor, size):
+    image, _ = draw_person(size, seed=3)
+    prob = predictor.foreground([image], refine=False)[0]
+    assert prob.shape == (size[1], size[0]) and prob.dtype == np.float32
+    assert 0.0 <= prob.min() <= prob.max() <= 1.0
+    mask = np.asarray(predictor.predict(image)) > 0
+    assert np.array_equal(mask, prob >= predictor.cfg.threshold)  # the binary contract is the thresholded map
+
+
+def test_segment_gives_a_binary_mask_and_a_soft_alpha_from_one_map(predictor):
+    image, _ = draw_person((120, 90), seed=4)
+    seg = predictor.segment(image, refine=True)
+    alpha, mask = np.asarray(seg.alpha), np.asarray(seg.mask)
+    assert seg.alpha.mode == seg.mask.mode == "L" and seg.alpha.size == seg.mask.size == image.size
+    assert set(np.unique(mask)) <= {0, 255}
+    assert np.array_equal(mask == 255, alpha >= round(255 * predictor.cfg.threshold))

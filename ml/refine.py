@@ -1,0 +1,80 @@
+"""Edge-aware refinement of the model's probability map at full resolution (numpy only).
+
+The network sees the photo at a few hundred pixels; bilinear upsampling of its probabilities gives
+soft but blind edges (halos, stair steps). A colour guided filter (He, Sun and Tang, 2010/2013) re-fits the
+probabilities locally as a linear function of the photo's RGB values, so edges follow the photo's
+own edges (hair, fingers). The fast variant computes the coefficients on a subsampled grid.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def box_mean(x: np.ndarray, r: int) -> np.ndarray:
+    """Mean over the (2r+1)^2 window around each pixel, windows clipped at the borders."""
+    h, w = x.shape
+    c = np.zeros((h + 1, w + 1), dtype=np.float64)
+    np.cumsum(np.cumsum(x, axis=0, dtype=np.float64), axis=1, out=c[1:, 1:])
+    y0, y1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
+    x0, x1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
+    s = c[y1][:, x1] - c[y0][:, x1] - c[y1][:, x0] + c[y0][:, x0]
+    n = (y1 - y0)[:, None] * (x1 - x0)[None, :]
+    return (s / n).astype(np.float32)
+
+
+def _resize(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if (arr.shape[1], arr.shape[0]) == size:
+        return arr
+    return np.asarray(Image.fromarray(arr.astype(np.float32), "F").resize(size, Image.BILINEAR), np.float32)
+
+
+def guided_filter(guide: Image.Image, prob: np.ndarray, radius: int | None = None, eps: float = 1e-4,
+                  work_side: int = 256) -> np.ndarray:
+    """Refined probabilities (float32 in [0, 1], the guide's size) of `prob`, guided by the photo's colours.
+
+    radius: window radius at full resolution (default 1% of the longest side, at least 2 px).
+    eps: regularisation; smaller follows the photo's edges more closely.
+    work_side: the coefficients are fitted on a grid with this longest side (the fast guided filter);
+    256 scored as well as 384 and 512 on our val and held-out photos, at a fraction of the cost.
+    """
+    w, h = guide.size
+    if prob.shape != (h, w):
+        raise ValueError(f"probability map {prob.shape[::-1]} does not match the guide {guide.size}")
+    radius = radius or max(2, round(max(w, h) / 100))
+    scale = min(1.0, work_side / max(w, h))
+    small = (max(1, round(w * scale)), max(1, round(h * scale)))
+    r = max(1, round(radius * scale))
+    rgb = guide.convert("RGB")
+    i_s = np.asarray(rgb.resize(small, Image.BILINEAR), np.float32) / 255.0  # (h, w, 3)
+    p_s = _resize(prob, small)
+    mean_i = np.stack([box_mean(i_s[..., c], r) for c in range(3)], -1)
+    mean_p = box_mean(p_s, r)
+    cov_ip = np.stack([box_mean(i_s[..., c] * p_s, r) for c in range(3)], -1) - mean_i * mean_p[..., None]
+    var = {}
+    for x in range(3):
+        for y in range(x, 3):
+            var[x, y] = box_mean(i_s[..., x] * i_s[..., y], r) - mean_i[..., x] * mean_i[..., y]
+            if x == y:
+                var[x, y] = var[x, y] + eps
+    a_coef = _solve_sym3(var, cov_ip)
+    b_coef = mean_p - (a_coef * mean_i).sum(-1)
+    full = np.asarray(rgb, np.float32) / 255.0
+    q = _resize(box_mean(b_coef, r), (w, h)).copy()
+    for c in range(3):
+        q += _resize(box_mean(a_coef[..., c], r), (w, h)) * full[..., c]
+    return np.clip(q, 0.0, 1.0)
+
+
+def _solve_sym3(v: dict, rhs: np.ndarray) -> np.ndarray:
+    """Per-pixel solution of a symmetric 3x3 system by cofactors (several times faster than linalg.solve)."""
+    c00 = v[1, 1] * v[2, 2] - v[1, 2] * v[1, 2]
+    c01 = v[0, 2] * v[1, 2] - v[0, 1] * v[2, 2]
+    c02 = v[0, 1] * v[1, 2] - v[0, 2] * v[1, 1]
+    c11 = v[0, 0] * v[2, 2] - v[0, 2] * v[0, 2]
+    c12 = v[0, 2] * v[0, 1] - v[0, 0] * v[1, 2]
+    c22 = v[0, 0] * v[1, 1] - v[0, 1] * v[0, 1]
+    det = v[0, 0] * c00 + v[0, 1] * c01 + v[0, 2] * c02
+    x, y, z = rhs[..., 0], rhs[..., 1], rhs[..., 2]
+    return np.stack([c00 * x + c01 * y + c02 * z, c01 * x + c11 * y + c12 * z, c02 * x + c12 * y + c22 * z],
+                    -1) / det[..., None]

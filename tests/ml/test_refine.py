@@ -1,0 +1,33 @@
+"""The guided filter: box means, edge following, shape checks."""
+import numpy as np
+import pytest
+from humanseg.ml.refine import box_mean, guided_filter
+from PIL import Image
+
+
+def test_box_mean_matches_a_direct_window_mean():
+    x = np.random.default_rng(0).random((9, 13)).astype(np.float32)
+    got = box_mean(x, 2)
+    for y, xx in ((0, 0), (4, 6), (8, 12), (3, 1)):
+        want = x[max(0, y - 2): y + 3, max(0, xx - 2): xx + 3].mean()
+        assert got[y, xx] == pytest.approx(want, rel=1e-5)
+
+
+def test_refinement_snaps_a_blurry_edge_to_the_photo_edge():
+    # Photo: a sharp vertical edge at x=60; the model's map: that edge blurred and 2 px off.
+    w, h = 120, 80
+    photo = np.zeros((h, w, 3), np.uint8)
+    photo[:, 60:] = (220, 180, 150)
+    xs = np.arange(w, dtype=np.float32)
+    blurry = np.tile(1 / (1 + np.exp(-(xs - 62) / 3)), (h, 1)).astype(np.float32)
+    refined = guided_filter(Image.fromarray(photo), blurry, radius=10)
+    row_before, row_after = blurry[h // 2], refined[h // 2]
+    assert np.diff(row_before).max() < 0.1  # soft, blind edge
+    assert int(np.argmax(np.diff(row_after))) + 1 == 60 and np.diff(row_after).max() > 0.3  # a step at the photo's
+    assert int(np.argmax(row_after >= 0.5)) == 60  # the binary mask edge moves onto it
+    assert refined.shape == (h, w) and 0.0 <= refined.min() and refined.max() <= 1.0
+
+
+def test_refinement_rejects_a_map_of_another_size():
+    with pytest.raises(ValueError, match="does not match"):
+        guided_filter(Image.new("RGB", (10, 8)), np.zeros((10, 8), np.float32))
