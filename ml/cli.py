@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 from pathlib import Path
 
 
@@ -31,8 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
     e.add_argument("--json", type=Path, default=Path("evaluation.json"), help="where to write the results")
 
-    s = sub.add_parser("segment", help="write <stem>.png masks for images")
-    s.add_argument("images", nargs="+", type=Path)
+    s = sub.add_parser("segment", help="masks (<stem>.png), soft alpha and cut-outs for image files and folders")
+    s.add_argument("images", nargs="+", type=Path, help="image files and/or folders (searched recursively)")
+    s.add_argument("--outputs", default="mask", help="comma-separated: mask, alpha, cutout (default: mask)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--checkpoint", type=Path, default=None)
     s.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
@@ -126,22 +126,12 @@ def _evaluate(args) -> int:
 
 
 def _segment(args) -> int:
-    from humanseg.ml.imageio import load_image
+    from humanseg.ml.files import segment_files
     from humanseg.ml.predictor import load_predictor
 
     predictor = load_predictor(args.checkpoint, backend=args.backend)
-    args.out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for path in args.images:
-        try:
-            mask = predictor.predict(load_image(path))
-        except (OSError, ValueError) as exc:  # one unreadable file must not stop the rest
-            print(f"{path}: error: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        target = args.out / f"{path.stem}.png"
-        mask.save(target)
-        print(json.dumps({"image": str(path), "mask": str(target), "size": list(mask.size)}))
+    outputs = [o for o in args.outputs.split(",") if o]
+    failed = segment_files(predictor, args.images, args.out, outputs, progress=not args.no_progress)
     return 1 if failed else 0
 
 

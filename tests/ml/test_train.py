@@ -2,6 +2,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 import torch
 from humanseg.ml.cli import main as ml_main
 from humanseg.ml.predictor import load_predictor
@@ -111,3 +112,30 @@ def test_cli_segment_reports_unreadable_files_and_continues(tiny_model_dir, tmp_
     assert rc == 1
     assert "bad.jpg" in capsys.readouterr().err
     assert (tmp_path / "o" / "good.png").is_file()
+
+
+def test_cli_segment_walks_folders_and_writes_every_output(tiny_model_dir, tmp_path, capsys):
+    src = tmp_path / "photos"
+    (src / "day2").mkdir(parents=True)
+    for name, size in (("a.jpg", (40, 30)), ("day2/a.png", (25, 50))):
+        Image.new("RGB", size, (120, 80, 40)).save(src / name)
+    (src / "notes.txt").write_text("not an image, skipped by the folder walk")
+    out = tmp_path / "out"
+    rc = ml_main(["segment", str(src), "--out", str(out), "--checkpoint", str(tiny_model_dir),
+                  "--outputs", "mask,alpha,cutout"])
+    assert rc == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2  # same stem in two folders: both kept, mirrored under out/
+    for rel, size in (("a", (40, 30)), ("day2/a", (25, 50))):
+        with Image.open(out / f"{rel}.png") as m, Image.open(out / f"{rel}.alpha.png") as a, \
+                Image.open(out / f"{rel}.cutout.png") as c:
+            assert m.size == a.size == c.size == size
+            assert (m.mode, a.mode, c.mode) == ("L", "L", "RGBA")
+            assert np.array_equal(np.asarray(c)[..., 3], np.asarray(a))
+
+
+def test_cli_segment_rejects_an_unknown_output(tiny_model_dir, tmp_path):
+    img = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(img)
+    with pytest.raises(ValueError, match="unknown output"):
+        ml_main(["segment", str(img), "--out", str(tmp_path), "--checkpoint", str(tiny_model_dir), "--outputs", "gif"])

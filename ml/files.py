@@ -1,0 +1,69 @@
+"""`humanseg segment`: files and folders in, masks / alpha / cut-outs out (no server needed)."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from PIL import Image
+
+from humanseg.ml.imageio import load_image
+from humanseg.ml.predictor import Predictor
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+# Output kind -> file name suffix; the mask keeps its historical `<stem>.png`.
+OUTPUTS = {"mask": ".png", "alpha": ".alpha.png", "cutout": ".cutout.png"}
+
+
+def expand(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
+    """(file, name relative to the output folder): files as given, folders walked for images (sorted)."""
+    for path in paths:
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+                yield found, found.relative_to(path)
+        else:
+            yield path, Path(path.name)
+
+
+def cutout(image: Image.Image, alpha: Image.Image) -> Image.Image:
+    """RGBA cut-out: the photo with the (soft) alpha."""
+    out = image.convert("RGBA")
+    out.putalpha(alpha)
+    return out
+
+
+def segment_files(predictor: Predictor, paths: Iterable[Path], out: Path, outputs: Iterable[str],
+                  progress: bool = False) -> int:
+    """Write the chosen outputs for every image; one JSON line each on stdout; returns how many failed."""
+    outputs = list(outputs)
+    unknown = sorted(set(outputs) - set(OUTPUTS))
+    if unknown:
+        raise ValueError(f"unknown output(s) {', '.join(unknown)}; choose from {', '.join(OUTPUTS)}")
+    items = list(expand(paths))
+    failed = 0
+    for path, rel in _maybe_progress(items, progress):
+        try:
+            image = load_image(path)
+            seg = predictor.segment(image)
+        except (OSError, ValueError) as exc:  # one unreadable file must not stop the rest
+            print(f"{path}: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        made = {"mask": seg.mask, "alpha": seg.alpha}
+        record = {"image": str(path), "size": list(seg.mask.size)}
+        for kind in outputs:
+            target = out / rel.parent / (rel.stem + OUTPUTS[kind])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (made[kind] if kind in made else cutout(image, seg.alpha)).save(target)
+            record[kind] = str(target)
+        print(json.dumps(record))
+    return failed
+
+
+def _maybe_progress(items, enabled):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="segment", unit="image", file=sys.stderr)
