@@ -78,6 +78,15 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+ALPHA_RAMP = 0.25  # probabilities within threshold +- this fade; outside are fully in or out
+
+
+def soft_alpha(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """uint8 alpha: a linear ramp around the threshold, so edges stay soft but faint doubt is not a ghost."""
+    ramp = (prob - (threshold - ALPHA_RAMP)) / (2 * ALPHA_RAMP)
+    return np.round(np.clip(ramp, 0.0, 1.0) * 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class Segmentation:
     """One image's result: the binary mask ('L', 0/255) and the soft alpha ('L', 0-255), same size."""
@@ -123,7 +132,7 @@ class Predictor:
     def segment(self, image: Image.Image, refine: bool | None = None) -> Segmentation:
         """Binary mask and soft alpha of one image, both from the same (refined) probability map."""
         prob = self.foreground([image], refine)[0]
-        return Segmentation(self._binary(prob), Image.fromarray(np.round(prob * 255).astype(np.uint8), "L"))
+        return Segmentation(self._binary(prob), Image.fromarray(soft_alpha(prob, self.cfg.threshold), "L"))
 
     def predict_batch(self, images: Sequence[Image.Image]) -> list[Image.Image]:
         """Masks for several images (same contract as predict)."""

@@ -84,4 +84,11 @@ def test_segment_gives_a_binary_mask_and_a_soft_alpha_from_one_map(predictor):
     alpha, mask = np.asarray(seg.alpha), np.asarray(seg.mask)
     assert seg.alpha.mode == seg.mask.mode == "L" and seg.alpha.size == seg.mask.size == image.size
     assert set(np.unique(mask)) <= {0, 255}
-    assert np.array_equal(mask == 255, alpha >= round(255 * predictor.cfg.threshold))
+    assert (alpha[mask == 255] >= 127).all() and (alpha[mask == 0] <= 128).all()  # one map, one threshold
+
+
+def test_soft_alpha_ramps_around_the_threshold():
+    from humanseg.ml.predictor import soft_alpha
+
+    prob = np.array([0.0, 0.2, 0.25, 0.5, 0.75, 0.9, 1.0], np.float32)
+    assert soft_alpha(prob).tolist() == [0, 0, 0, 128, 255, 255, 255]
