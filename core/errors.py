@@ -24,10 +24,9 @@ class InvalidKey(StorageError, ValueError):
 
 
 class ImageError(HumansegError):
-    """An upload is not an acceptable image; carries an API code and status."""
+    """An upload is not an acceptable image; `code` names the reason (the web tier maps it to HTTP)."""
 
-    def __init__(self, code: str, message: str, status: int = 400):
+    def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEGMENT_TASK = "humanseg.segment"
-SWEEP_TASK = "humanseg.sweep"
 
 
 class BrokerError(HumansegError):
@@ -40,8 +39,7 @@ def celery_config(settings: Settings) -> dict:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": settings.queue,
-        "task_routes": {SEGMENT_TASK: {"queue": settings.queue},
-                        SWEEP_TASK: {"queue": settings.queue}},
+        "task_routes": {SEGMENT_TASK: {"queue": settings.queue}},
         "worker_hijack_root_logger": False,
         "enable_utc": True,
     }

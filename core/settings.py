@@ -1,110 +1,124 @@
-"""Settings: one frozen object built from HUMANSEG_* environment variables."""
+"""Settings: one frozen object built from HUMANSEG_* environment variables.
+
+Each field is declared once, with its default and the parser of its env var;
+the env var's name is always HUMANSEG_ plus the field name in capitals.
+Building settings reads the environment and nothing else (no files, no network).
+"""
 
 from __future__ import annotations
 
 import os
-import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from humanseg.core.errors import ConfigError
 
 PREFIX = "HUMANSEG_"
 MiB = 1024 * 1024
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
-def _number(env: Mapping[str, str], name: str, default, kind, what: str):
-    raw = env.get(PREFIX + name, "").strip()
-    if not raw:
-        return default
+
+# Parsers raise ValueError; its message (or this table, for builtins) says what was expected.
+_EXPECTED = {int: "an integer", float: "a number"}
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value not in _TRUE | _FALSE:
+        raise ValueError("one of 1/0, true/false, yes/no, on/off")
+    return value in _TRUE
+
+
+def _at_least_one(raw: str) -> int:
     try:
-        return kind(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{PREFIX}{name} must be {what}, got {raw!r}") from exc
+        # A worker with 0 processes or a job with 0 attempts would never run anything.
+        return max(1, int(raw))
+    except ValueError:
+        raise ValueError("an integer") from None
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    return _number(env, name, default, int, "an integer")
+def _storage(raw: str) -> str:
+    value = raw.lower()
+    if value not in ("local", "s3"):
+        raise ValueError("'local' or 's3'")
+    return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    return _number(env, name, default, float, "a number")
+def _upper(raw: str) -> str:
+    return raw.upper()
 
 
-def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
-    raw = env.get(PREFIX + name, "").strip()
-    return raw or default
+def setting(default: Any, parse: Callable[[str], Any] = str, **kwargs: Any) -> Any:
+    """A Settings field: its default and how its env var's text is parsed."""
+    return field(default=default, metadata={"parse": parse}, **kwargs)
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets a field."""
+    return PREFIX + field_name.upper()
 
 
 @dataclass(frozen=True)
 class Settings:
     """All runtime configuration; build with Settings.from_env()."""
 
-    data_dir: Path = Path("var")
-    database_url: str = ""
-    broker_url: str = ""
-    storage: str = "local"
-    storage_dir: Path = Path("var/storage")
-    s3_bucket: str = "humanseg"
-    s3_endpoint_url: str = ""
-    s3_region: str = "us-east-1"
-    s3_prefix: str = ""
-    model_path: str = ""
-    model_backend: str = "auto"
-    threads: int = 0
-    worker_concurrency: int = 1
-    max_files: int = 500
-    max_file_bytes: int = 25 * MiB
-    max_pixels: int = 40_000_000
-    max_request_bytes: int = 1024 * MiB
-    segment_wait_seconds: float = 30.0
-    lease_seconds: int = 300
-    max_attempts: int = 3
-    host: str = "127.0.0.1"
-    port: int = 8000
-    secret_key: str = field(default="", repr=False)
-    log_level: str = "INFO"
-    queue: str = "humanseg"
-    stale_queued_seconds: int = 600
+    # setting() returns a dataclasses.field; ruff only knows that for fields of immutable types.
+    data_dir: Path = setting(Path("var"), Path)  # noqa: RUF009
+    database_url: str = setting("")  # empty: SQLite at <data_dir>/humanseg.db
+    broker_url: str = setting("")  # empty: `humanseg up` starts an embedded Valkey
+    storage: str = setting("local", _storage)
+    storage_dir: Path | None = setting(None, Path)  # noqa: RUF009 - None: <data_dir>/storage
+    s3_bucket: str = setting("humanseg")
+    s3_endpoint_url: str = setting("")
+    s3_region: str = setting("us-east-1")
+    s3_prefix: str = setting("")
+    model_path: str = setting("")  # empty: the shipped ml/weights
+    model_backend: str = setting("auto")
+    threads: int = setting(0, int)  # 0: cores // worker_concurrency
+    worker_concurrency: int = setting(1, _at_least_one)
+    max_files: int = setting(500, int)
+    max_file_bytes: int = setting(25 * MiB, int)
+    max_pixels: int = setting(40_000_000, int)
+    max_request_bytes: int = setting(1024 * MiB, int)
+    segment_wait_seconds: float = setting(30.0, float)
+    lease_seconds: int = setting(300, int)
+    max_attempts: int = setting(3, _at_least_one)
+    host: str = setting("127.0.0.1")
+    port: int = setting(8000, int)
+    secret_key: str = setting("", repr=False)  # empty: see core.secret_key
+    log_level: str = setting("INFO", _upper)
+    queue: str = setting("humanseg")
+    stale_queued_seconds: int = setting(600, int)
+    sweeper: bool = setting(True, _bool)  # each worker runs the sweep loop in a thread
+
+    def __post_init__(self) -> None:
+        # Defaults that follow data_dir; frozen, hence object.__setattr__.
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'humanseg.db'}")
+        if self.storage_dir is None:
+            object.__setattr__(self, "storage_dir", self.data_dir / "storage")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from the environment (os.environ when None)."""
+        """Build settings from the environment (os.environ when None); unset or empty means default."""
         env = os.environ if environ is None else environ
-        data_dir = Path(_str(env, "DATA_DIR", "./var"))
-        storage = _str(env, "STORAGE", "local").lower()
-        if storage not in ("local", "s3"):
-            raise ConfigError(f"{PREFIX}STORAGE must be 'local' or 's3', got {storage!r}")
-        settings = cls(
-            data_dir=data_dir,
-            database_url=_str(env, "DATABASE_URL", f"sqlite:///{data_dir / 'humanseg.db'}"),
-            broker_url=_str(env, "BROKER_URL"),
-            storage=storage,
-            storage_dir=Path(_str(env, "STORAGE_DIR", str(data_dir / "storage"))),
-            s3_bucket=_str(env, "S3_BUCKET", "humanseg"),
-            s3_endpoint_url=_str(env, "S3_ENDPOINT_URL"),
-            s3_region=_str(env, "S3_REGION", "us-east-1"),
-            s3_prefix=_str(env, "S3_PREFIX"),
-            model_path=_str(env, "MODEL_PATH"),
-            model_backend=_str(env, "MODEL_BACKEND", "auto"),
-            threads=_int(env, "THREADS", 0),
-            worker_concurrency=max(1, _int(env, "WORKER_CONCURRENCY", 1)),
-            max_files=_int(env, "MAX_FILES", 500),
-            max_file_bytes=_int(env, "MAX_FILE_BYTES", 25 * MiB),
-            max_pixels=_int(env, "MAX_PIXELS", 40_000_000),
-            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 1024 * MiB),
-            segment_wait_seconds=_float(env, "SEGMENT_WAIT_SECONDS", 30.0),
-            lease_seconds=_int(env, "LEASE_SECONDS", 300),
-            max_attempts=max(1, _int(env, "MAX_ATTEMPTS", 3)),
-            host=_str(env, "HOST", "127.0.0.1"),
-            port=_int(env, "PORT", 8000),
-            secret_key=_str(env, "SECRET_KEY"),
-            log_level=_str(env, "LOG_LEVEL", "INFO").upper(),
-            queue=_str(env, "QUEUE", "humanseg"),
-            stale_queued_seconds=_int(env, "STALE_QUEUED_SECONDS", 600),
-        )
-        return settings
+        values = {}
+        for f in fields(cls):
+            name = env_name(f.name)
+            raw = (env.get(name) or "").strip()
+            if not raw:
+                continue
+            parse = f.metadata["parse"]
+            try:
+                values[f.name] = parse(raw)
+            except ValueError as exc:
+                expected = _EXPECTED.get(parse) or str(exc)
+                raise ConfigError(f"{name} must be {expected}, got {raw!r}") from exc
+        return cls(**values)
 
     def with_(self, **changes: object) -> Settings:
         """Return a copy with some fields changed (handy in tests)."""
@@ -116,18 +130,3 @@ class Settings:
             return self.threads
         cores = cores or os.cpu_count() or 1
         return max(1, cores // max(1, self.worker_concurrency))
-
-    def resolve_secret_key(self) -> str:
-        """The configured secret, else one kept in <data_dir>/secret_key."""
-        if self.secret_key:
-            return self.secret_key
-        path = self.data_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(32)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(key)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-        return path.read_text().strip()

@@ -57,10 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     db.set_defaults(func=_db)
     sub.add_parser("worker", help="run a Celery worker (extra args go to celery)").set_defaults(func=_worker)
     sub.add_parser("web", help="run the web server (gunicorn)").set_defaults(func=_web)
-    sweep = sub.add_parser("sweep", help="re-queue jobs with expired leases or lost doorbells")
+    sweep = sub.add_parser("sweep", help="re-queue jobs with expired leases or lost doorbells "
+                           "(each worker also runs this loop unless HUMANSEG_SWEEPER=0)")
     sweep.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
-                       help="sweep forever, every SECONDS (default: once)")
-    sweep.add_argument("--loop", action="store_true", help="sweep forever at the default interval")
+                       help="run the sweep loop, every SECONDS (default: one pass)")
+    sweep.add_argument("--loop", action="store_true", help="run the sweep loop at the default interval")
     sweep.set_defaults(func=_sweep)
     return parser
 
@@ -102,20 +103,14 @@ def _web(settings, args, extra) -> int:
 
 
 def _sweep(settings, args, extra) -> int:
-    import time
+    from humanseg.worker.sweeper import run_standalone, sweep_once
 
-    from humanseg.core.db import make_engine, make_sessionmaker
-    from humanseg.core.queue import make_sender
-    from humanseg.worker.sweeper import interval, sweep
-
-    sessions = make_sessionmaker(make_engine(settings.database_url))
-    celery = make_sender(settings)
-    while True:
-        result = sweep(settings, sessions, celery)
-        print(f"requeued={result.requeued} resent={result.resent} failed={result.failed}", flush=True)
-        if not (args.loop or args.every):
-            return 0
-        time.sleep(args.every or interval(settings))
+    if args.loop or args.every:
+        run_standalone(settings, every=args.every or None)
+        return 0
+    result = sweep_once(settings)
+    print(f"requeued={result.requeued} resent={result.resent} failed={result.failed}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

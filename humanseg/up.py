@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from humanseg.core.secret_key import ensure_secret_key
 from humanseg.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def run_up(settings: Settings) -> int:
         env["HUMANSEG_BROKER_URL"] = valkey.connection_url + "/0"
         print(f"humanseg: embedded Valkey at {valkey.connection_url}", flush=True)
     settings = Settings.from_env(env)
-    env["HUMANSEG_SECRET_KEY"] = settings.resolve_secret_key()
+    # Resolve the secret once, here: web processes starting together must not race to create it.
+    env["HUMANSEG_SECRET_KEY"] = ensure_secret_key(settings)
     migrate.upgrade(settings.database_url)
     if settings.storage == "s3":
         from humanseg.core.storage import make_storage

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from humanseg.core.db import session_scope
+from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Job, JobStatus, utcnow
-from humanseg.core.queue import BrokerError, send_segment
+from humanseg.core.queue import BrokerError, make_sender, send_segment
 from humanseg.core.settings import Settings
 from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -82,25 +86,64 @@ def queue_depth(settings: Settings) -> int:
 
 
 def interval(settings: Settings) -> float:
-    """How often the background sweeper runs."""
+    """Seconds between sweeps: often enough for the lease and stale-queued timeouts."""
     return float(max(5, min(60, settings.lease_seconds // 2, settings.stale_queued_seconds // 2)))
 
 
-class SweeperThread(threading.Thread):
-    """Runs sweep() every interval until stopped; errors are logged and the loop goes on."""
+def run_loop(settings: Settings, sessions: sessionmaker[Session], celery, stop: threading.Event,
+             every: float | None = None) -> None:
+    """The sweep loop: sweep now, then every `every` seconds (default interval()) until stop is set."""
+    every = every or interval(settings)
+    while True:
+        try:
+            sweep(settings, sessions, celery)
+        except Exception:  # keep sweeping; the next pass may succeed (database or broker back)
+            log.exception("event=sweep_error")
+        if stop.wait(every):
+            return
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], celery):
+
+@contextmanager
+def _standalone(settings: Settings) -> Iterator[tuple[sessionmaker[Session], Any]]:
+    """Sessions and a task sender for a sweeper outside any worker (`humanseg sweep`)."""
+    engine = make_engine(settings.database_url)
+    celery = make_sender(settings)
+    try:
+        yield make_sessionmaker(engine), celery
+    finally:
+        celery.close()
+        engine.dispose()
+
+
+def sweep_once(settings: Settings) -> SweepResult:
+    """`humanseg sweep`: one pass."""
+    with _standalone(settings) as (sessions, celery):
+        return sweep(settings, sessions, celery)
+
+
+def run_standalone(settings: Settings, every: float | None = None) -> None:
+    """`humanseg sweep --loop`: the sweep loop in this process until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with _standalone(settings) as (sessions, celery):
+        log.info("event=sweeper_started standalone=1 every=%.0f", every or interval(settings))
+        run_loop(settings, sessions, celery, stop, every)
+
+
+class SweeperThread(threading.Thread):
+    """The sweep loop in a daemon thread (one per worker when the `sweeper` setting is on)."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], celery,
+                 every: float | None = None):
         super().__init__(name="humanseg-sweeper", daemon=True)
         self.settings, self.sessions, self.celery = settings, sessions, celery
+        self.every = every or interval(settings)
         self.stop_event = threading.Event()
 
     def run(self) -> None:
-        every = interval(self.settings)
-        while not self.stop_event.wait(every):
-            try:
-                sweep(self.settings, self.sessions, self.celery)
-            except Exception:  # keep sweeping; the next pass may succeed
-                log.exception("event=sweep_error")
+        run_loop(self.settings, self.sessions, self.celery, self.stop_event, self.every)
 
     def stop(self) -> None:
+        """Ask the loop to end after the pass in progress."""
         self.stop_event.set()

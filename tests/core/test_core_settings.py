@@ -1,8 +1,12 @@
+import re
+import stat
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from humanseg.core.errors import ConfigError
-from humanseg.core.settings import Settings
+from humanseg.core.secret_key import ensure_secret_key
+from humanseg.core.settings import Settings, env_name
 
 
 def test_defaults_need_nothing_installed():
@@ -37,8 +41,71 @@ def test_threads_split_cores_between_processes():
     assert s.with_(threads=3).effective_threads(cores=8) == 3
 
 
+def test_defaults_are_declared_once():
+    # from_env with nothing set is exactly the dataclass's defaults (no second table of defaults).
+    assert Settings.from_env({}) == Settings()
+    assert Settings(data_dir=Path("/d")).storage_dir == Path("/d/storage")
+
+
+def test_every_field_has_its_env_var():
+    seen = []
+
+    class Recording(dict):
+        def get(self, key, default=None):
+            seen.append(key)
+            return default
+
+    Settings.from_env(Recording())
+    assert seen == [env_name(f.name) for f in fields(Settings)]
+    assert "HUMANSEG_SWEEPER" in seen and all(n.startswith("HUMANSEG_") for n in seen)
+
+
+def test_empty_value_means_default():
+    assert Settings.from_env({"HUMANSEG_S3_REGION": " ", "HUMANSEG_PORT": ""}) == Settings()
+
+
+def test_clamps_and_case():
+    s = Settings.from_env({"HUMANSEG_WORKER_CONCURRENCY": "0", "HUMANSEG_MAX_ATTEMPTS": "-2",
+                           "HUMANSEG_LOG_LEVEL": "debug"})
+    assert (s.worker_concurrency, s.max_attempts, s.log_level) == (1, 1, "DEBUG")
+
+
+@pytest.mark.parametrize("raw,expected", [("1", True), ("on", True), ("Yes", True), ("true", True),
+                                          ("0", False), ("off", False), ("no", False), ("FALSE", False)])
+def test_sweeper_switch(raw, expected):
+    assert Settings().sweeper is True
+    assert Settings.from_env({"HUMANSEG_SWEEPER": raw}).sweeper is expected
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"HUMANSEG_PORT": "eighty"}, "HUMANSEG_PORT must be an integer, got 'eighty'"),
+    ({"HUMANSEG_SWEEPER": "maybe"}, "HUMANSEG_SWEEPER must be one of 1/0"),
+    ({"HUMANSEG_MAX_ATTEMPTS": "x"}, "HUMANSEG_MAX_ATTEMPTS must be an integer"),
+    ({"HUMANSEG_STORAGE": "ftp"}, "HUMANSEG_STORAGE must be 'local' or 's3', got 'ftp'"),
+])
+def test_errors_name_the_variable(env, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(env)
+
+
+def test_building_settings_touches_no_files(tmp_path):
+    data_dir = tmp_path / "data"
+    s = Settings.from_env({"HUMANSEG_DATA_DIR": str(data_dir)})
+    assert s.secret_key == "" and "secret_key" not in repr(s)
+    assert not data_dir.exists()
+
+
 def test_secret_key_is_kept_per_data_dir(tmp_path):
-    s = Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path)})
-    first = s.resolve_secret_key()
-    assert len(first) == 64 and s.resolve_secret_key() == first
-    assert Settings.from_env({"HUMANSEG_SECRET_KEY": "x"}).resolve_secret_key() == "x"
+    s = Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path / "data")})
+    first = ensure_secret_key(s)
+    path = tmp_path / "data" / "secret_key"
+    assert len(first) == 64 and path.read_text() == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert ensure_secret_key(s) == first
+    assert ensure_secret_key(Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path / "data")})) == first
+
+
+def test_configured_secret_key_wins_and_writes_nothing(tmp_path):
+    s = Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path / "data"), "HUMANSEG_SECRET_KEY": "x"})
+    assert ensure_secret_key(s) == "x"
+    assert not (tmp_path / "data").exists()

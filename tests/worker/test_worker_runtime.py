@@ -1,0 +1,138 @@
+"""The worker's Runtime: owned by its Celery app, built per process, hooks connected once."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from celery import Celery, signals
+from humanseg.core import migrate
+from humanseg.core.queue import SEGMENT_TASK, make_sender
+from humanseg.core.settings import Settings
+from humanseg.worker.celery_app import make_celery
+from humanseg.worker.runtime import Runtime, runtime_of
+from support_live import poll
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOKS = (signals.worker_process_init, signals.worker_ready, signals.worker_shutdown)
+
+
+@pytest.fixture
+def settings(tmp_path, redis_url, private_queue):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    migrate.upgrade(url)
+    return Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": url,
+                              "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue})
+
+
+def _sweeper_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "humanseg-sweeper"]
+
+
+def test_hooks_are_connected_once_however_many_apps(settings):
+    make_celery(settings)
+    before = [len(s.receivers) for s in HOOKS]
+    apps = [make_celery(settings.with_(queue=f"q{i}")) for i in range(3)]
+    assert [len(s.receivers) for s in HOOKS] == before
+    for app in apps:
+        app.close()
+
+
+def test_each_app_owns_its_runtime_and_task(settings):
+    a, b = make_celery(settings.with_(queue="a")), make_celery(settings.with_(queue="b"))
+    try:
+        assert runtime_of(a) is not runtime_of(b)
+        assert (runtime_of(a).settings.queue, runtime_of(b).settings.queue) == ("a", "b")
+        # not shared between apps: b's worker must never run a's task (and a's settings)
+        assert a.tasks[SEGMENT_TASK] is not b.tasks[SEGMENT_TASK]
+        assert a.tasks[SEGMENT_TASK].app is a and b.tasks[SEGMENT_TASK].app is b
+        assert runtime_of(Celery(set_as_current=False)) is None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_resources_are_built_once_per_process(settings):
+    runtime = Runtime(settings)
+    first = runtime.resources(with_predictor=False)
+    assert runtime.resources(with_predictor=False) is first and first.predictor is None
+    assert first.pid == os.getpid()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a prefork pool process inheriting the app
+        try:
+            child = runtime.resources(with_predictor=False)
+            ok = child is not first and child.pid == os.getpid()
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    answer = os.read(read, 1)
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0 and answer == b"1"
+    assert runtime.resources(with_predictor=False) is first
+
+
+def test_sweeper_setting_off_starts_no_thread(settings):
+    sender = make_sender(settings)
+    runtime = Runtime(settings.with_(sweeper=False))
+    try:
+        assert runtime.start_sweeper(sender) is None and runtime.sweeper is None
+        assert not _sweeper_threads()
+    finally:
+        runtime.stop_sweeper()
+        sender.close()
+
+
+def test_sweeper_setting_on_starts_one_thread_until_stopped(settings):
+    sender = make_sender(settings)
+    runtime = Runtime(settings)
+    try:
+        thread = runtime.start_sweeper(sender)
+        assert thread is not None and thread.is_alive() and runtime.start_sweeper(sender) is thread
+        assert _sweeper_threads() == [thread]
+    finally:
+        runtime.stop_sweeper()
+        sender.close()
+    assert not thread.is_alive() and runtime.sweeper is None
+
+
+def _worker(settings, tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
+    env.update({"HUMANSEG_DATA_DIR": str(settings.data_dir), "HUMANSEG_DATABASE_URL": settings.database_url,
+                "HUMANSEG_BROKER_URL": settings.broker_url, "HUMANSEG_QUEUE": settings.queue,
+                "HUMANSEG_MODEL_BACKEND": "onnx", "HUMANSEG_THREADS": "1", **extra})
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "worker", "--pool=prefork"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    return proc, log
+
+
+@pytest.mark.parametrize("switch,started", [("1", True), ("0", False)])
+def test_real_worker_warms_its_pool_and_sweeps_only_when_switched_on(settings, tmp_path, switch, started):
+    proc, log = _worker(settings, tmp_path, HUMANSEG_SWEEPER=switch)
+
+    def text() -> str:
+        return (tmp_path / "worker.log").read_text(errors="replace")
+
+    try:
+        poll(lambda: " ready." in text() or proc.poll() is not None, 120, "worker ready", every=0.2)
+        assert proc.poll() is None, text()
+        # both lines are written while the worker reports ready; give the log a moment to flush
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+        log.close()
+    out = text()
+    assert code == 0, out
+    assert ("event=sweeper_started" in out) is started and ("event=sweeper_off" in out) is not started
+    assert ("event=sweeper_stopped" in out) is started
+    # the pool child found its app's Runtime and loaded the model before any task
+    assert "event=predictor_loading" in out, out
+    assert "Traceback" not in out, out

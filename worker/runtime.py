@@ -1,0 +1,125 @@
+"""Per-process worker resources, owned by the Celery app, and the worker lifecycle hooks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, current_app, signals
+from humanseg.core.db import make_engine, make_sessionmaker
+from humanseg.core.settings import Settings
+from humanseg.core.storage import Storage, make_storage
+from humanseg.worker.sweeper import SweeperThread
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+_ATTR = "humanseg_runtime"
+
+
+@dataclass
+class Resources:
+    """What one process uses to run jobs; built in that process (connections must not cross fork)."""
+
+    pid: int
+    sessions: sessionmaker[Session]
+    storage: Storage
+    predictor: Any = None
+
+
+class Runtime:
+    """One Celery app's resources, built lazily in each process, and its sweeper thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sweeper: SweeperThread | None = None
+        self._resources: Resources | None = None
+        self._lock = threading.Lock()
+
+    def resources(self, *, with_predictor: bool = True) -> Resources:
+        """This process's resources; the predictor loads once per process, on first need."""
+        with self._lock:
+            res = self._resources
+            # The app is built before the pool forks: a child inherits the parent's object
+            # (if any) and must build its own engine and storage client.
+            if res is None or res.pid != os.getpid():
+                engine = make_engine(self.settings.database_url)
+                res = Resources(os.getpid(), make_sessionmaker(engine), make_storage(self.settings))
+                self._resources = res
+            if with_predictor and res.predictor is None:
+                res.predictor = load_predictor(self.settings)
+            return res
+
+    def start_sweeper(self, celery: Celery) -> SweeperThread | None:
+        """Start the sweep loop in a thread unless the `sweeper` setting is off."""
+        if not self.settings.sweeper:
+            log.info("event=sweeper_off pid=%d", os.getpid())
+            return None
+        if self.sweeper is None:
+            sessions = self.resources(with_predictor=False).sessions
+            self.sweeper = SweeperThread(self.settings, sessions, celery)
+            self.sweeper.start()
+            log.info("event=sweeper_started pid=%d every=%.0f", os.getpid(), self.sweeper.every)
+        return self.sweeper
+
+    def stop_sweeper(self, timeout: float = 5.0) -> None:
+        """Stop the sweeper thread, if one runs."""
+        thread, self.sweeper = self.sweeper, None
+        if thread is not None:
+            thread.stop()
+            thread.join(timeout)
+            log.info("event=sweeper_stopped pid=%d", os.getpid())
+
+
+def load_predictor(settings: Settings):
+    """Load the model with threads capped so processes x threads <= cores."""
+    from humanseg.ml.predictor import load_predictor as _load
+
+    threads = settings.effective_threads()
+    log.info("event=predictor_loading pid=%d threads=%d backend=%s", os.getpid(), threads,
+             settings.model_backend)
+    return _load(settings.model_path or None, backend=settings.model_backend, threads=threads)
+
+
+def attach_runtime(app: Celery, settings: Settings) -> Runtime:
+    """Give app its Runtime (one per app; the handlers below find it there)."""
+    runtime = Runtime(settings)
+    setattr(app, _ATTR, runtime)
+    return runtime
+
+
+def runtime_of(app: Any) -> Runtime | None:
+    """The Runtime of a humanseg Celery app; None for any other app."""
+    return getattr(app, _ATTR, None)
+
+
+def connect_signals() -> None:
+    """Connect the worker lifecycle handlers; dispatch_uid makes a second call a no-op."""
+    signals.worker_process_init.connect(_on_process_init, weak=False,
+                                        dispatch_uid="humanseg.worker_process_init")
+    signals.worker_ready.connect(_on_worker_ready, weak=False, dispatch_uid="humanseg.worker_ready")
+    signals.worker_shutdown.connect(_on_worker_shutdown, weak=False,
+                                    dispatch_uid="humanseg.worker_shutdown")
+
+
+def _on_process_init(**_: Any) -> None:
+    # The pool sends only a hostname; a worker process has made its one app current.
+    runtime = runtime_of(current_app._get_current_object())
+    if runtime is not None:
+        runtime.resources()  # load the model now so the first task does not pay for it
+
+
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    app = getattr(sender, "app", None)  # sender: the worker's Consumer
+    runtime = runtime_of(app)
+    if runtime is not None:
+        runtime.start_sweeper(app)
+
+
+def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
+    runtime = runtime_of(getattr(sender, "app", None))  # sender: the WorkController
+    if runtime is not None:
+        runtime.stop_sweeper()
