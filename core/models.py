@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from datetime import datetime, timezone
 
@@ -24,9 +25,17 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def new_id() -> str:
     """A fresh public id (hex uuid4, 32 chars)."""
     return uuid.uuid4().hex
+
+
+def is_public_id(value: str) -> bool:
+    """True for a string new_id could have made; nothing else can name a row."""
+    return _PUBLIC_ID.fullmatch(value) is not None
 
 
 class UTCDateTime(TypeDecorator):
@@ -71,6 +80,8 @@ class Batch(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    # Seq numbers handed out so far (appends reserve ranges); never decremented, so seqs stay
+    # unique for paging. How many jobs a batch has is counted (web.lookup.status_counts).
     job_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
 
     jobs: Mapped[list[Job]] = relationship(back_populates="batch", order_by="Job.seq")
@@ -102,10 +113,7 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     original_key: Mapped[str] = mapped_column(String(255), nullable=False)
-    mask_key: Mapped[str | None] = mapped_column(String(255))
-    cutout_key: Mapped[str | None] = mapped_column(String(255))
-    overlay_key: Mapped[str | None] = mapped_column(String(255))
-    thumb_key: Mapped[str | None] = mapped_column(String(255))
+    # Result keys are not stored: they follow from the id (core.results.ResultKind.key).
 
     batch: Mapped[Batch] = relationship(back_populates="jobs")
 

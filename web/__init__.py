@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
 from humanseg.core.db import make_engine, make_sessionmaker
+from humanseg.core.secret_key import ensure_secret_key
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, make_storage
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-
-log = logging.getLogger(__name__)
-
-# Blueprints owned by the gallery; registered when their modules exist.
-OPTIONAL_BLUEPRINTS = ("humanseg.web.gallery", "humanseg.web.archive")
 
 
 @dataclass
@@ -38,13 +32,15 @@ def services() -> Services:
 
 def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> Flask:
     """Build the Flask app from settings (read from the environment when None)."""
+    # Imported here: these modules need services(), defined above.
     from humanseg.core.queue import make_sender
-    from humanseg.web import api
+    from humanseg.web import api, archive, gallery
+    from humanseg.web.errors import register_error_handlers
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=settings.resolve_secret_key(),
+        SECRET_KEY=ensure_secret_key(settings),
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         # Werkzeug caps multipart parts at 1000 by default; allow max_files plus fields.
         MAX_FORM_PARTS=settings.max_files * 2 + 100,
@@ -58,19 +54,9 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         storage=storage or make_storage(settings),
         celery=make_sender(settings),
     )
-    app.register_blueprint(api.bp)
-    api.register_error_handlers(app)
-    for name in OPTIONAL_BLUEPRINTS:
-        _register_optional(app, name)
+    app.register_blueprint(api.bp)  # JSON API, health checks, JSON deletes
+    app.register_blueprint(archive.bp)  # batch zip
+    app.register_blueprint(gallery.bp)  # HTML pages and their forms
+    register_error_handlers(app)
     return app
 
-
-def _register_optional(app: Flask, module_name: str) -> None:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise  # a real import error inside the module must not be hidden
-        log.info("event=blueprint_missing module=%s", module_name)
-        return
-    app.register_blueprint(module.bp)

@@ -5,52 +5,37 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, Flask, jsonify, redirect, request, send_file
+from flask import Blueprint, jsonify, redirect, request, send_file
 from flask.wrappers import Response
 from humanseg.core.db import ping, session_scope
 from humanseg.core.errors import ObjectNotFound, StorageError
-from humanseg.core.models import Batch, Job, JobStatus
+from humanseg.core.models import Job, JobStatus
 from humanseg.core.queue import BrokerError, ping_broker
+from humanseg.core.results import RESULTS, result_kind
 from humanseg.web import services, uploads
-from humanseg.web.errors import ApiError, error_response
-from humanseg.web.serialize import KINDS, batch_json, job_brief, job_json, result_key
+from humanseg.web.csrf import same_origin
+from humanseg.web.deletion import delete_batch, delete_job
+from humanseg.web.errors import ApiError
+from humanseg.web.lookup import get_batch_or_404, get_job_or_404, status_counts
+from humanseg.web.serialize import (
+    KINDS,
+    ORIGINAL,
+    batch_json,
+    job_brief,
+    job_json,
+    media_type,
+    object_key,
+)
 from humanseg.web.uploads import wait_for
-from sqlalchemy import func, select
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from sqlalchemy import select
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__)
 
-MEDIA = {"mask": "image/png", "cutout": "image/png", "overlay": "image/jpeg", "thumb": "image/jpeg"}
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
-
-
-def register_error_handlers(app: Flask) -> None:
-    """JSON errors for API paths; HTML pages keep Flask's defaults."""
-
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
-        return exc.response()
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def _too_large(exc: RequestEntityTooLarge):
-        if not _is_api():
-            return exc
-        limit = app.config["MAX_CONTENT_LENGTH"]
-        return error_response(413, "request_too_large",
-                              f"the request body exceeds {limit} bytes")
-
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):
-        if not _is_api():
-            return exc
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
-
-
-def _is_api() -> bool:
-    return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz")
+# /segment answers with one full-size result (the thumbnail is a gallery preview).
+SEGMENT_OUTPUTS = tuple(kind.name for kind in RESULTS if kind.full_size)
 
 
 @bp.get("/healthz")
@@ -112,34 +97,26 @@ def _reload(jobs: list[Job]) -> list[Job]:
     return [found[i] for i in ids]
 
 
-def _load_job(job_id: str) -> Job:
-    with session_scope(services().sessions) as session:
-        job = session.get(Job, job_id) if len(job_id) <= 64 else None
-    if job is None:
-        raise ApiError(404, "job_not_found", f"no job with id {job_id}")
-    return job
-
-
 @bp.get("/api/v1/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
     """Status, timings, size, error and result URLs of one job."""
-    return jsonify(job_json(_load_job(job_id), services().storage))
+    return jsonify(job_json(get_job_or_404(job_id), services().storage))
 
 
 @bp.get("/api/v1/jobs/<job_id>/<kind>")
 def job_result(job_id: str, kind: str):
-    """One of mask/cutout/overlay/thumb/original: bytes (local) or 302 to S3."""
+    """One result (mask, cutout, ...) or the original: bytes (local) or 302 to S3."""
     if kind not in KINDS:
         raise ApiError(404, "not_found", f"unknown result {kind!r}; one of {', '.join(KINDS)}")
-    job = _load_job(job_id)
-    if kind != "original" and job.status != JobStatus.succeeded:
+    job = get_job_or_404(job_id)
+    if kind != ORIGINAL and job.status != JobStatus.succeeded:
         code = "job_failed" if job.status == JobStatus.failed else "not_ready"
         raise ApiError(409, code, f"job {job.id} is {job.status.value}; no {kind} available",
                        extra={"status": job.status.value})
-    key = result_key(job, kind)
+    key = object_key(job, kind)
     if not key:
         raise ApiError(404, "result_missing", f"job {job.id} has no {kind}")
-    return serve_object(key, MEDIA.get(kind, job.content_type), f"{job.id}-{kind}")
+    return serve_object(key, media_type(job, kind), f"{job.id}-{kind}")
 
 
 def serve_object(key: str, mimetype: str, name: str):
@@ -166,18 +143,14 @@ def get_batch(batch_id: str) -> Response:
     cursor = _int_arg("cursor", -1, -1, 10**9)
     svc = services()
     with session_scope(svc.sessions) as session:
-        batch = session.get(Batch, batch_id) if len(batch_id) <= 64 else None
-        if batch is None:
-            raise ApiError(404, "batch_not_found", f"no batch with id {batch_id}")
-        counts = dict(session.execute(
-            select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status)
-        ).all())
+        batch = get_batch_or_404(batch_id, session)
+        counts = status_counts(session, batch_id)
         jobs = list(session.scalars(
             select(Job).where(Job.batch_id == batch_id, Job.seq > cursor)
             .order_by(Job.seq).limit(limit + 1)))
     more = len(jobs) > limit
     jobs = jobs[:limit]
-    body = batch_json(batch, {s.value: n for s, n in counts.items()})
+    body = batch_json(batch, counts)
     body["jobs"] = [job_json(j, svc.storage) for j in jobs]
     body["next_cursor"] = str(jobs[-1].seq) if more else None
     return jsonify(body)
@@ -201,8 +174,8 @@ def segment():
     """One image in, the result back: waits up to segment_wait_seconds, else 202."""
     svc = services()
     output = (request.values.get("output") or "mask").lower()
-    if output not in MEDIA or output == "thumb":
-        raise ApiError(400, "bad_parameter", "output must be one of mask, cutout, overlay")
+    if output not in SEGMENT_OUTPUTS:
+        raise ApiError(400, "bad_parameter", f"output must be one of {', '.join(SEGMENT_OUTPUTS)}")
     parts = request.files.getlist("image")
     if len(parts) != 1:
         raise ApiError(400, "no_files" if not parts else "too_many_files",
@@ -210,17 +183,41 @@ def segment():
     _, jobs = uploads.create_jobs(parts, svc, batch_name=request.form.get("batch_name"))
     job = jobs[0]
     wait_for([job.id], svc.settings.segment_wait_seconds, svc)
-    job = _load_job(job.id)
+    job = get_job_or_404(job.id)
     job_url = f"/api/v1/jobs/{job.id}"
     if job.status == JobStatus.succeeded:
+        kind = result_kind(output)
         try:
-            data = svc.storage.get(result_key(job, output))
+            data = svc.storage.get(kind.key(job.id))
         except StorageError as exc:
             raise ApiError(503, "storage_unavailable", str(exc)) from exc
-        return Response(data, mimetype=MEDIA[output],
+        return Response(data, mimetype=kind.content_type,
                         headers={"X-Job-Id": job.id, "Content-Location": job_url})
     if job.status == JobStatus.failed:
         raise ApiError(422, "job_failed", f"segmentation failed: {job.error}",
                        file=job.filename, extra={"job_id": job.id})
     body = job_json(job, svc.storage)
     return jsonify(body), 202, {"Location": job_url}
+
+
+def _require_same_origin() -> None:
+    if not same_origin():
+        raise ApiError(403, "cross_origin", "cross-origin request refused")
+
+
+@bp.delete("/api/v1/jobs/<job_id>")
+def delete_job_json(job_id: str) -> Response:
+    """Delete one job with its original and results."""
+    _require_same_origin()
+    deleted = delete_job(job_id, services())
+    return jsonify({"deleted": {"job_id": job_id, "batch_id": deleted.batch_id,
+                                "jobs": deleted.jobs, "objects": deleted.objects}})
+
+
+@bp.delete("/api/v1/batches/<batch_id>")
+def delete_batch_json(batch_id: str) -> Response:
+    """Delete a batch with all its jobs and their stored objects."""
+    _require_same_origin()
+    deleted = delete_batch(batch_id, services())
+    return jsonify({"deleted": {"batch_id": batch_id, "jobs": deleted.jobs,
+                                "objects": deleted.objects}})

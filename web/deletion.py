@@ -10,7 +10,8 @@ from humanseg.core.errors import StorageError
 from humanseg.core.models import Batch, Job
 from humanseg.core.storage import results_prefix
 from humanseg.web import Services
-from sqlalchemy import delete, select, update
+from humanseg.web.lookup import get_batch_or_404, get_job_or_404
+from sqlalchemy import delete, select
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +45,22 @@ def _remove_objects(services: Services, job_keys: list[tuple[str, str | None]]) 
     return count
 
 
-def delete_job(job_id: str, services: Services) -> Deleted | None:
-    """Delete one job (row, original and results); None when it does not exist."""
+def delete_job(job_id: str, services: Services) -> Deleted:
+    """Delete one job (row, original and results); RecordNotFound when it does not exist."""
     with session_scope(services.sessions) as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            return None
+        job = get_job_or_404(job_id, session)
         batch_id, original_key = job.batch_id, job.original_key
+        # Batch.job_count stays: it hands out seq numbers, and a reused seq breaks paging.
         session.delete(job)
-        session.flush()
-        session.execute(update(Batch).where(Batch.id == batch_id, Batch.job_count > 0)
-                        .values(job_count=Batch.job_count - 1))
     objects = _remove_objects(services, [(job_id, original_key)])
     log.info("event=job_deleted job_id=%s batch_id=%s objects=%d", job_id, batch_id, objects)
     return Deleted(jobs=1, objects=objects, batch_id=batch_id)
 
 
-def delete_batch(batch_id: str, services: Services) -> Deleted | None:
-    """Delete a batch with all its jobs and their objects; None when it does not exist."""
+def delete_batch(batch_id: str, services: Services) -> Deleted:
+    """Delete a batch with all its jobs and their objects; RecordNotFound when it does not exist."""
     with session_scope(services.sessions) as session:
-        batch = session.get(Batch, batch_id)
-        if batch is None:
-            return None
+        get_batch_or_404(batch_id, session)
         keys = list(session.execute(select(Job.id, Job.original_key)
                                     .where(Job.batch_id == batch_id)))
         session.execute(delete(Job).where(Job.batch_id == batch_id))

@@ -1,4 +1,4 @@
-"""HTML pages: upload, batch view, gallery, job detail."""
+"""HTML pages: upload, batch view, gallery, job detail, and their delete forms."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    flash,
     redirect,
     render_template,
     request,
@@ -18,21 +19,24 @@ from flask import (
 )
 from humanseg.core.db import session_scope
 from humanseg.core.errors import ObjectNotFound
-from humanseg.core.models import Batch, Job, JobStatus
+from humanseg.core.models import Job, JobStatus
+from humanseg.core.results import RESULTS, result_key
 from humanseg.web import services
 from humanseg.web.csrf import csrf_token, valid_form_token
-from humanseg.web.errors import ApiError
+from humanseg.web.deletion import delete_batch, delete_job
+from humanseg.web.errors import ApiError, error_page
+from humanseg.web.lookup import get_batch_or_404, get_job_or_404, status_counts
 from humanseg.web.pages import (
     attachment,
     decode_cursor,
     encode_cursor,
     parse_colour,
-    result_url,
     safe_stem,
 )
+from humanseg.web.serialize import ORIGINAL, object_url
 from humanseg.web.uploads import create_jobs
 from PIL import Image
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +53,13 @@ BATCH_PAGE_LIMIT = 1000  # tiles rendered server-side; the script fetches the re
 def _template_helpers() -> dict:
     svc = services()
     return {"csrf_token": csrf_token,
-            "thumb_url": lambda job: result_url(job, "thumb", svc.storage)}
+            "thumb_url": lambda job: object_url(job, "thumb", svc.storage)}
 
 
 @bp.after_app_request
 def _page_headers(resp: Response) -> Response:
     """Defence in depth for HTML pages: scripts only from us, nothing framed, no sniffing."""
-    if resp.mimetype == "text/html" and request.blueprint in ("gallery", "archive"):
+    if resp.mimetype == "text/html" and request.blueprint == "gallery":
         img = " ".join(["'self'", "data:", *_storage_origins()])
         resp.headers.setdefault("Content-Security-Policy", (
             f"default-src 'self'; img-src {img}; script-src 'self'; "
@@ -76,11 +80,6 @@ def _storage_origins() -> list[str]:
         cached = [f"{parts.scheme}://{parts.netloc}"] if parts and parts.netloc else []
         svc._gallery_img_origins = cached
     return cached
-
-
-def error_page(status: int, title: str, message: str) -> tuple[str, int]:
-    """A friendly HTML error page."""
-    return render_template("gallery/error.html", title=title, message=message), status
 
 
 @bp.get("/favicon.ico")
@@ -109,8 +108,7 @@ def _upload_page(errors: list[dict] | None = None, title: str = "", status: int 
 def upload():
     """No-JavaScript upload: same validation and queueing as the API, then the batch page."""
     if not valid_form_token():
-        return error_page(400, "Form expired", "The form has expired or did not come from this "
-                          "site. Go back, reload the page and try again.")
+        return _form_expired()
     parts = [p for p in request.files.getlist("images") if p.filename]
     try:
         batch, _jobs = create_jobs(parts, services(), batch_name=request.form.get("batch_name"))
@@ -120,32 +118,24 @@ def upload():
     return redirect(url_for("gallery.batch", batch_id=batch.id), code=303)
 
 
-def _counts(session, batch_id: str) -> dict[str, int]:
-    rows = session.execute(select(Job.status, func.count()).where(Job.batch_id == batch_id)
-                           .group_by(Job.status)).all()
-    counts = {s.value: 0 for s in JobStatus}
-    counts.update({status.value: n for status, n in rows})
-    counts["total"] = sum(counts.values())
-    return counts
+def _form_expired() -> tuple[str, int]:
+    return error_page(400, "Form expired", "The form has expired or did not come from this "
+                      "site. Go back, reload the page and try again.")
 
 
 @bp.get("/batches/<batch_id>")
 def batch(batch_id: str):
     """A batch's jobs with live status."""
     with session_scope(services().sessions) as session:
-        found = session.get(Batch, batch_id)
-        if found is None:
-            return error_page(404, "Batch not found",
-                              "This batch does not exist or has been deleted.")
-        counts = _counts(session, batch_id)
+        found = get_batch_or_404(batch_id, session)
+        counts = status_counts(session, batch_id)
         jobs = session.scalars(select(Job).where(Job.batch_id == batch_id)
                                .order_by(Job.seq, Job.id).limit(BATCH_PAGE_LIMIT + 1)).all()
-    done = counts["queued"] + counts["running"] == 0
-    finished = counts["succeeded"] + counts["failed"]
-    pct = round(100 * finished / counts["total"]) if counts["total"] else 0
+    # The bar as batch.js draws it: empty for an empty batch.
+    pct = round(100 * counts.finished / counts.total) if counts.total else 0
     return render_template(
         "gallery/batch.html", batch=found, jobs=jobs[:BATCH_PAGE_LIMIT],
-        more=len(jobs) > BATCH_PAGE_LIMIT, counts=counts, done=done, pct=pct,
+        more=len(jobs) > BATCH_PAGE_LIMIT, counts=counts, done=counts.done, pct=pct,
         api_batch_url=url_for("api.get_batch", batch_id=batch_id, limit=500))
 
 
@@ -173,24 +163,18 @@ def gallery():
                            next_cursor=next_cursor, bad_cursor=bad_cursor)
 
 
-def _load_job(job_id: str) -> Job | None:
-    with session_scope(services().sessions) as session:
-        return session.get(Job, job_id)
-
-
 @bp.get("/jobs/<job_id>")
 def job(job_id: str):
-    """Original, mask, cut-out and overlay side by side, with downloads."""
-    found = _load_job(job_id)
-    if found is None:
-        return error_page(404, "Image not found", "This image does not exist or has been deleted.")
+    """The original and every full-size result side by side, with downloads."""
+    found = get_job_or_404(job_id)
     storage = services().storage
-    done = found.status == JobStatus.succeeded
-    urls = {kind: result_url(found, kind, storage) if (done or kind == "original") else None
-            for kind in ("original", "mask", "cutout", "overlay")}
+    views = []  # (kind, url) per full-size result, once there are results
+    if found.status == JobStatus.succeeded:
+        views = [(kind, object_url(found, kind.name, storage)) for kind in RESULTS if kind.full_size]
     bg = parse_colour(request.args.get("bg"))
     return render_template(
-        "gallery/job.html", job=found, urls=urls, bg=bg, stem=safe_stem(found.filename),
+        "gallery/job.html", job=found, views=views, bg=bg, stem=safe_stem(found.filename),
+        original_url=object_url(found, ORIGINAL, storage),
         original_ext=(found.original_key or "").rpartition(".")[2] or "jpg",
         composite_url=url_for("gallery.composite", job_id=found.id, bg=bg),
         api_job_url=url_for("api.get_job", job_id=found.id))
@@ -199,12 +183,12 @@ def job(job_id: str):
 @bp.get("/jobs/<job_id>/composite.png")
 def composite(job_id: str):
     """The cut-out on a solid background colour (?bg=#rrggbb), as PNG."""
-    found = _load_job(job_id)
-    if found is None or found.status != JobStatus.succeeded or not found.cutout_key:
+    found = get_job_or_404(job_id)
+    if found.status != JobStatus.succeeded:
         abort(404)
     bg = parse_colour(request.args.get("bg"))
     try:
-        data = services().storage.get(found.cutout_key)
+        data = services().storage.get(result_key(found.id, "cutout"))
     except ObjectNotFound:
         abort(404)
     with Image.open(io.BytesIO(data)) as cut:
@@ -220,3 +204,23 @@ def composite(job_id: str):
         name = f"{safe_stem(found.filename)}_bg_{bg[1:]}.png"
         resp.headers["Content-Disposition"] = attachment(name)
     return resp
+
+
+@bp.post("/jobs/<job_id>/delete")
+def delete_job_form(job_id: str):
+    """Delete button on the job page."""
+    if not valid_form_token():
+        return _form_expired()
+    deleted = delete_job(job_id, services())
+    flash("The image and its results were deleted.", "info")
+    return redirect(url_for("gallery.batch", batch_id=deleted.batch_id), code=303)
+
+
+@bp.post("/batches/<batch_id>/delete")
+def delete_batch_form(batch_id: str):
+    """Delete button on the batch page."""
+    if not valid_form_token():
+        return _form_expired()
+    deleted = delete_batch(batch_id, services())
+    flash(f"Batch deleted ({deleted.jobs} images).", "info")
+    return redirect(url_for("gallery.index"), code=303)

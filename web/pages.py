@@ -1,4 +1,4 @@
-"""Helpers shared by the HTML pages: result URLs, gallery cursors, safe names."""
+"""Helpers shared by the HTML pages and the archive: gallery cursors, colours, safe names."""
 
 from __future__ import annotations
 
@@ -8,20 +8,9 @@ import re
 import unicodedata
 from datetime import datetime
 
-from flask import url_for
-from humanseg.core.models import Job
-from humanseg.core.storage import Storage
-from humanseg.web.serialize import result_key
+from humanseg.core.models import is_public_id
 
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-
-
-def result_url(job: Job, kind: str, storage: Storage) -> str | None:
-    """URL of one stored object of a job: presigned on S3, served by the API locally."""
-    key = result_key(job, kind)
-    if not key:
-        return None
-    return storage.url(key) or url_for("api.job_result", job_id=job.id, kind=kind)
 
 
 def encode_cursor(finished_at: datetime, job_id: str) -> str:
@@ -38,7 +27,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         when = datetime.fromisoformat(stamp)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ValueError("bad cursor") from exc
-    if when.tzinfo is None or not re.fullmatch(r"[0-9a-f]{1,32}", job_id):
+    if when.tzinfo is None or not is_public_id(job_id):
         raise ValueError("bad cursor")
     return when, job_id
 

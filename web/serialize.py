@@ -7,10 +7,12 @@ from typing import Any
 
 from flask import url_for
 from humanseg.core.models import Batch, Job, JobStatus
+from humanseg.core.results import RESULTS, result_key, result_kind
 from humanseg.core.storage import Storage
+from humanseg.web.lookup import StatusCounts
 
-RESULT_KINDS = ("mask", "cutout", "overlay", "thumb")
-KINDS = RESULT_KINDS + ("original",)
+ORIGINAL = "original"  # the upload itself, served next to the results
+KINDS = tuple(kind.name for kind in RESULTS) + (ORIGINAL,)  # what /api/v1/jobs/<id>/<kind> serves
 
 
 def iso(value: datetime | None) -> str | None:
@@ -18,22 +20,31 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def result_key(job: Job, kind: str) -> str | None:
-    """Storage key of one of the job's objects."""
-    return {"mask": job.mask_key, "cutout": job.cutout_key, "overlay": job.overlay_key,
-            "thumb": job.thumb_key, "original": job.original_key}[kind]
+def object_key(job: Job, kind: str) -> str | None:
+    """Storage key of the job's original or of one result; None for results until succeeded."""
+    if kind == ORIGINAL:
+        return job.original_key
+    return result_key(job.id, kind) if job.status == JobStatus.succeeded else None
+
+
+def media_type(job: Job, kind: str) -> str:
+    """Content type of the job's original or of one result."""
+    result = result_kind(kind)
+    return result.content_type if result else job.content_type
+
+
+def object_url(job: Job, kind: str, storage: Storage) -> str | None:
+    """URL of one object of a job: presigned on S3, served by the API locally; None if absent."""
+    key = object_key(job, kind)
+    if not key:
+        return None
+    return storage.url(key) or url_for("api.job_result", job_id=job.id, kind=kind)
 
 
 def job_urls(job: Job, storage: Storage) -> dict[str, str | None]:
     """Self URL plus result URLs (presigned for S3, ours for local); null until succeeded."""
     urls: dict[str, str | None] = {"self": url_for("api.get_job", job_id=job.id)}
-    done = job.status == JobStatus.succeeded
-    for kind in KINDS:
-        key = result_key(job, kind)
-        if (kind != "original" and not done) or not key:
-            urls[kind] = None
-            continue
-        urls[kind] = storage.url(key) or url_for("api.job_result", job_id=job.id, kind=kind)
+    urls.update((kind, object_url(job, kind, storage)) for kind in KINDS)
     return urls
 
 
@@ -64,17 +75,15 @@ def job_brief(job: Job) -> dict[str, Any]:
             "url": url_for("api.get_job", job_id=job.id)}
 
 
-def batch_json(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
+def batch_json(batch: Batch, counts: StatusCounts) -> dict[str, Any]:
     """Batch header with counts by status and progress in [0, 1]."""
-    total = batch.job_count
-    done = counts.get("succeeded", 0) + counts.get("failed", 0)
     return {
         "id": batch.id,
         "name": batch.name,
         "created_at": iso(batch.created_at),
-        "job_count": total,
-        "counts": {s.value: counts.get(s.value, 0) for s in JobStatus},
-        "progress": round(done / total, 4) if total else 1.0,
-        "done": done >= total,
+        "job_count": counts.total,
+        "counts": dict(counts.by_status),
+        "progress": round(counts.progress, 4),
+        "done": counts.done,
         "url": url_for("api.get_batch", batch_id=batch.id),
     }

@@ -19,6 +19,9 @@ from werkzeug.datastructures import FileStorage
 
 log = logging.getLogger(__name__)
 
+# HTTP status for each core.images rejection code; any other code is a plain 400.
+IMAGE_ERROR_STATUS = {"file_too_large": 413, "too_many_pixels": 413, "unsupported_format": 415}
+
 
 @dataclass
 class Upload:
@@ -53,7 +56,7 @@ def read_parts(parts: list[FileStorage], services: Services) -> list[Upload]:
             info = validate(data, name, limits)
         except ImageError as exc:
             problems.append({"file": name, "code": exc.code, "message": exc.message,
-                             "status": exc.status})
+                             "status": IMAGE_ERROR_STATUS.get(exc.code, 400)})
             continue
         uploads.append(Upload(name, data, info))
     if problems:

@@ -12,6 +12,7 @@ from humanseg.core.db import session_scope
 from humanseg.core.errors import ObjectNotFound, StorageError
 from humanseg.core.images import load_oriented
 from humanseg.core.models import Job, JobStatus, utcnow
+from humanseg.core.results import RESULTS
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, results_prefix
 from humanseg.worker.render import render_all
@@ -34,12 +35,6 @@ class Outcome:
     attempt: int = 0
     retry_in: float = 0.0
     reason: str = ""
-
-
-def result_keys(job_id: str) -> dict[str, str]:
-    """Deterministic result keys: a rerun overwrites the same objects."""
-    return {name: results_prefix(job_id) + name for name in
-            ("mask.png", "cutout.png", "overlay.jpg", "thumb.jpg")}
 
 
 def claim(sessions: sessionmaker[Session], job_id: str, lease_seconds: int) -> int | None:
@@ -100,15 +95,13 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
     except Exception as exc:  # a failing image must not take the worker down
         log.exception("event=predict_failed job_id=%s", job_id)
         return fail(sessions, job_id, attempt, f"segmentation failed: {type(exc).__name__}: {exc}")
-    keys = result_keys(job_id)
     try:
-        for name, (blob, ctype) in outputs.items():
-            storage.put(keys[name], blob, ctype)
+        for kind in RESULTS:  # deterministic keys: a rerun overwrites the same objects
+            storage.put(kind.key(job_id), outputs[kind.name], kind.content_type)
     except StorageError as exc:
         return transient(sessions, settings, job_id, attempt, f"writing results: {exc}")
     ok = _finish(sessions, job_id, attempt, status=JobStatus.succeeded, finished_at=utcnow(),
-                 error=None, mask_key=keys["mask.png"], cutout_key=keys["cutout.png"],
-                 overlay_key=keys["overlay.jpg"], thumb_key=keys["thumb.jpg"])
+                 error=None)
     log.info("event=job_done job_id=%s attempt=%d ms=%d recorded=%s", job_id, attempt,
              (time.monotonic() - t0) * 1000, ok)
     if not ok:

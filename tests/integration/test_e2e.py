@@ -8,6 +8,7 @@ import requests
 import support_images as si
 from humanseg.core.queue import make_sender, send_segment
 from PIL import Image
+from support_live import pending_deliveries, poll
 
 
 def upload(stack, items, **data):
@@ -98,9 +99,10 @@ def test_duplicate_delivery_leaves_one_consistent_result(stack):
             send_segment(sender, job_id, stack.settings.queue)
         job = stack.wait_job(job_id)
         first = fetch(stack, job["urls"]["mask"]).content
-        # the extra deliveries find the job terminal and do nothing
-        import time
-        time.sleep(1.0)
+        # the extra deliveries find the job terminal and do nothing: wait until all are acked
+        # (acks_late: a message leaves Redis only after its task has run)
+        poll(lambda: pending_deliveries(stack.settings.broker_url, stack.settings.queue, job_id) == 0,
+             60, "duplicate deliveries acked")
         again = requests.get(stack.url(f"/api/v1/jobs/{job_id}"), timeout=10).json()
         assert again["status"] == "succeeded" and again["attempts"] == 1
         assert again["finished_at"] == job["finished_at"]

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from humanseg.core.db import session_scope
 from humanseg.core.models import Base, Batch, Job, JobStatus, new_id
+from humanseg.core.results import RESULTS, ResultKind
 from humanseg.core.settings import Settings
 from PIL import Image
 
@@ -16,13 +17,6 @@ def jpeg_bytes(size=(64, 48), colour=(200, 120, 90)) -> bytes:
     """A small valid JPEG."""
     buf = io.BytesIO()
     Image.new("RGB", size, colour).save(buf, "JPEG")
-    return buf.getvalue()
-
-
-def png_bytes(mode: str, size=(64, 48), fill=0) -> bytes:
-    """A small PNG in the given mode."""
-    buf = io.BytesIO()
-    Image.new(mode, size, fill).save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -74,14 +68,21 @@ def add_batch(app, filenames, *, status=JobStatus.succeeded, name=None, finished
 
 
 def write_results(storage, job: Job) -> None:
-    """The four result objects under the contract's deterministic keys."""
-    base = f"results/{job.id}"
-    storage.put(f"{base}/mask.png", png_bytes("L", fill=255), "image/png")
-    storage.put(f"{base}/cutout.png", png_bytes("RGBA", fill=(10, 20, 30, 128)), "image/png")
-    storage.put(f"{base}/overlay.jpg", jpeg_bytes(), "image/jpeg")
-    storage.put(f"{base}/thumb.jpg", jpeg_bytes((32, 24)), "image/jpeg")
-    job.mask_key, job.cutout_key = f"{base}/mask.png", f"{base}/cutout.png"
-    job.overlay_key, job.thumb_key = f"{base}/overlay.jpg", f"{base}/thumb.jpg"
+    """One small image per result kind, under the deterministic keys the worker writes."""
+    for kind in RESULTS:
+        storage.put(kind.key(job.id), sample_result(kind), kind.content_type)
+
+
+# Per mode: the fill of the sample result (the cut-out's is checked by the composite test).
+SAMPLE_FILL = {"L": 255, "RGBA": (10, 20, 30, 128), "RGB": (200, 120, 90)}
+
+
+def sample_result(kind: ResultKind) -> bytes:
+    """A small image in the kind's format and mode (previews are smaller)."""
+    size = (64, 48) if kind.full_size else (32, 24)
+    buf = io.BytesIO()
+    Image.new(kind.mode, size, SAMPLE_FILL[kind.mode]).save(buf, kind.content_type.split("/")[1])
+    return buf.getvalue()
 
 
 def csrf_from(html: str) -> str:

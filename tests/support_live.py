@@ -1,0 +1,89 @@
+"""Helpers for tests on live parts: polling with a deadline, reading a Redis queue, making jobs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def poll(check: Callable[[], T], timeout: float, what: str, every: float = 0.05) -> T:
+    """Call check() until it returns something truthy; raise TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise TimeoutError(f"{what}: not true after {timeout}s (last: {last!r})")
+
+
+def _task_job_id(raw: bytes | str) -> str | None:
+    """The first task argument (the job id) of one kombu Redis message (None if it has none)."""
+    msg = json.loads(raw)
+    body = msg["body"]
+    if msg.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    args = json.loads(body)[0]
+    return args[0] if args else None
+
+
+def queued_job_ids(redis_url: str, queue: str) -> list[str]:
+    """Job ids of the segment messages waiting in a Redis queue, oldest first."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        raw = client.lrange(queue, 0, -1)
+    finally:
+        client.close()
+    # kombu LPUSHes and consumers BRPOP: the tail of the list is the oldest message.
+    return [_task_job_id(item) for item in reversed(raw)]
+
+
+def pending_deliveries(redis_url: str, queue: str, job_id: str) -> int:
+    """Messages for job_id not yet acked: waiting in the queue or held (unacked) by a worker."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        waiting = client.lrange(queue, 0, -1)
+        # kombu keeps delivered, unacked messages in the 'unacked' hash as [message, exchange, key].
+        held = [json.dumps(json.loads(v)[0]) for v in client.hvals("unacked")]
+    finally:
+        client.close()
+    return sum(1 for item in waiting + held if _task_job_id(item) == job_id)
+
+
+def insert_job(storage, sessions, original: bytes, *, name: str = "x", width: int = 96,
+               height: int = 64, created_at: datetime | None = None) -> str:
+    """Store an original and commit Batch + Job rows (status queued) without sending any task."""
+    from humanseg.core.db import session_scope
+    from humanseg.core.models import Batch, Job, new_id
+
+    job_id = new_id()
+    key = f"originals/{job_id}.jpg"
+    storage.put(key, original, "image/jpeg")
+    extra = {"created_at": created_at} if created_at is not None else {}
+    with session_scope(sessions) as s:
+        batch = Batch(name=name, job_count=1)
+        s.add(batch)
+        s.flush()
+        s.add(Job(id=job_id, batch_id=batch.id, filename=f"{name}.jpg", content_type="image/jpeg",
+                  width=width, height=height, bytes=len(original), original_key=key, **extra))
+    return job_id
+
+
+def load_job(sessions, job_id: str):
+    """The Job row (detached, readable)."""
+    from humanseg.core.db import session_scope
+    from humanseg.core.models import Job
+
+    with session_scope(sessions) as s:
+        return s.get(Job, job_id)

@@ -1,0 +1,83 @@
+"""Jobs and batches by public id (404 when absent or malformed) and a batch's counts by status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from humanseg.core.db import session_scope
+from humanseg.core.models import Batch, Job, JobStatus, is_public_id
+from humanseg.web import services
+from humanseg.web.errors import RecordNotFound
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+
+def job_not_found(job_id: str) -> RecordNotFound:
+    """The 404 for a job id that names no job."""
+    return RecordNotFound("job_not_found", f"no job with id {job_id}", title="Image not found",
+                    page_message="This image does not exist or has been deleted.")
+
+
+def batch_not_found(batch_id: str) -> RecordNotFound:
+    """The 404 for a batch id that names no batch."""
+    return RecordNotFound("batch_not_found", f"no batch with id {batch_id}", title="Batch not found",
+                    page_message="This batch does not exist or has been deleted.")
+
+
+def get_job_or_404(job_id: str, session: Session | None = None) -> Job:
+    """The job with this id, read in `session` (or a fresh one); RecordNotFound when there is none."""
+    if session is None:
+        with session_scope(services().sessions) as own:
+            return get_job_or_404(job_id, own)
+    # A malformed id never reaches SQL: PostgreSQL rejects NUL bytes with an error, not a miss.
+    job = session.get(Job, job_id) if is_public_id(job_id) else None
+    if job is None:
+        raise job_not_found(job_id)
+    return job
+
+
+def get_batch_or_404(batch_id: str, session: Session | None = None) -> Batch:
+    """The batch with this id, read in `session` (or a fresh one); RecordNotFound when there is none."""
+    if session is None:
+        with session_scope(services().sessions) as own:
+            return get_batch_or_404(batch_id, own)
+    batch = session.get(Batch, batch_id) if is_public_id(batch_id) else None
+    if batch is None:
+        raise batch_not_found(batch_id)
+    return batch
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    """How many of a batch's jobs are in each status."""
+
+    by_status: Mapping[str, int]  # every JobStatus value, zeros included, in enum order
+
+    @property
+    def total(self) -> int:
+        """Jobs in the batch (every job row, whatever its status)."""
+        return sum(self.by_status.values())
+
+    @property
+    def finished(self) -> int:
+        """Jobs that will not change any more (JobStatus.is_terminal)."""
+        return sum(n for status, n in self.by_status.items() if JobStatus(status).is_terminal())
+
+    @property
+    def done(self) -> bool:
+        """True when every job has finished (an empty batch is done)."""
+        return self.finished == self.total
+
+    @property
+    def progress(self) -> float:
+        """Finished share in [0, 1]; 1.0 for an empty batch."""
+        return self.finished / self.total if self.total else 1.0
+
+
+def status_counts(session: Session, batch_id: str) -> StatusCounts:
+    """Counts by status of one batch's jobs, from one grouped query."""
+    rows = session.execute(select(Job.status, func.count()).where(Job.batch_id == batch_id)
+                           .group_by(Job.status)).all()
+    found = {status.value: n for status, n in rows}
+    return StatusCounts({s.value: found.get(s.value, 0) for s in JobStatus})
