@@ -78,6 +78,7 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+MAX_MAP_SIDE = 2048  # float maps are made at most this size (see Predictor.segment)
 ALPHA_RAMP = 0.25  # probabilities within threshold +- this fade; outside are fully in or out
 
 
@@ -130,9 +131,26 @@ class Predictor:
         return [guided_filter(to_rgb(im), p) for im, p in zip(images, probs)]
 
     def segment(self, image: Image.Image, refine: bool | None = None) -> Segmentation:
-        """Binary mask and soft alpha of one image, both from the same (refined) probability map."""
-        prob = self.foreground([image], refine)[0]
-        return Segmentation(self._binary(prob), Image.fromarray(soft_alpha(prob, self.cfg.threshold), "L"))
+        """Binary mask and soft alpha of one image, both from the same (refined) probability map.
+
+        Float maps are made at most MAX_MAP_SIDE px on the longest side; for larger photos the
+        8-bit alpha is scaled up and the mask thresholded from it, so memory stays bounded
+        (a 40 MP photo would otherwise hold several 160 MB float maps).
+        """
+        image = to_rgb(image)
+        work = image
+        if max(image.size) > MAX_MAP_SIDE:
+            scale = MAX_MAP_SIDE / max(image.size)
+            small = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            work = image.resize(small, Image.BILINEAR, reducing_gap=3.0)
+        prob = self.foreground([work], refine)[0]
+        alpha = Image.fromarray(soft_alpha(prob, self.cfg.threshold), "L")
+        if work is image:
+            return Segmentation(self._binary(prob), alpha)
+        del prob
+        alpha = alpha.resize(image.size, Image.BILINEAR)
+        # The alpha ramp is centred on the threshold, so 128 is the threshold in alpha units.
+        return Segmentation(alpha.point(lambda v: 255 if v >= 128 else 0), alpha)
 
     def predict_batch(self, images: Sequence[Image.Image]) -> list[Image.Image]:
         """Masks for several images (same contract as predict)."""
@@ -143,7 +161,9 @@ class Predictor:
         return self.predict_batch([image])[0]
 
     def _binary(self, prob: np.ndarray) -> Image.Image:
-        return Image.fromarray(np.where(prob >= self.cfg.threshold, 255, 0).astype(np.uint8), "L")
+        out = (prob >= self.cfg.threshold).view(np.uint8)  # no 64-bit temporary
+        out *= 255
+        return Image.fromarray(out, "L")
 
 
 def load_predictor(

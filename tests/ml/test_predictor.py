@@ -92,3 +92,15 @@ def test_soft_alpha_ramps_around_the_threshold():
 
     prob = np.array([0.0, 0.2, 0.25, 0.5, 0.75, 0.9, 1.0], np.float32)
     assert soft_alpha(prob).tolist() == [0, 0, 0, 128, 255, 255, 255]
+
+
+def test_large_photos_get_full_size_results_from_a_bounded_map(predictor, monkeypatch):
+    import humanseg.ml.predictor as mod
+
+    monkeypatch.setattr(mod, "MAX_MAP_SIDE", 64)  # stands in for 2048 on a 40 MP photo
+    image, _ = draw_person((300, 200), seed=6)
+    seg = predictor.segment(image, refine=True)
+    assert seg.mask.size == seg.alpha.size == (300, 200)
+    mask, alpha = np.asarray(seg.mask), np.asarray(seg.alpha)
+    assert set(np.unique(mask)) <= {0, 255}
+    assert np.array_equal(mask == 255, alpha >= 128)  # the mask is the alpha's threshold
