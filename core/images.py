@@ -1,20 +1,37 @@
-"""Safe decoding and validation of uploaded images (formats, pixels, EXIF)."""
+"""Safe decoding and validation of uploaded images (formats, pixels, sides, EXIF).
+
+One routine opens and orients an image for everybody: upload validation, the worker and ml.
+What validate() accepts is exactly what load_oriented() can turn into an upright image.
+"""
 
 from __future__ import annotations
 
 import io
+import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from humanseg.core.errors import ImageError
-from PIL import Image, ImageOps
+from PIL import Image
 
 # Orientation values 5..8 rotate by 90/270 degrees, swapping width and height.
 _EXIF_ORIENTATION = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}
+# The transposition that makes each EXIF orientation upright (as ImageOps.exif_transpose,
+# but keyed by our own reading of the tag, so a value stored as text is honoured too).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
 # Integer modes whose samples span 0..65535 (PNG's 16-bit grey decodes to one of these).
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# The worker writes a JPEG overlay of the upload's size; JPEG cannot hold a longer side.
+MAX_SIDE = 65_500
 
 FORMATS = {  # PIL format -> (content type, extension)
     "JPEG": ("image/jpeg", ".jpg"),
@@ -29,6 +46,8 @@ _UNSUPPORTED_MAGIC = (
     (b"BM", "BMP"), (b"%PDF", "PDF"),
 )
 
+Source = bytes | bytearray | str | Path | BinaryIO
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -36,6 +55,7 @@ class Limits:
 
     max_file_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
+    max_side: int = MAX_SIDE
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,11 @@ class ImageInfo:
     width: int
     height: int
     bytes: int
+
+    @property
+    def pixels(self) -> int:
+        """Width times height: what the worker will decode and render."""
+        return self.width * self.height
 
 
 def sniff(data: bytes) -> str | None:
@@ -68,74 +93,122 @@ def _unsupported_name(data: bytes) -> str | None:
     return None
 
 
-def validate(data: bytes, filename: str = "", limits: Limits | None = None) -> ImageInfo:
-    """Check one upload fully; raise ImageError(code, message) if unacceptable."""
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence PIL's bomb warning (our own pixel limit applies) and its malformed-EXIF warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
+def _open(source: Source, formats: list[str] | None = None) -> Image.Image:
+    """Image.open on bytes, a path or a file object (rewound first; the caller's file stays open)."""
+    if isinstance(source, (bytes, bytearray)):
+        return Image.open(io.BytesIO(source), formats=formats)
+    if isinstance(source, (str, Path)):
+        return Image.open(source, formats=formats)
+    source.seek(0)
+    return Image.open(source, formats=formats)
+
+
+def _size_and_head(source: Source) -> tuple[int, bytes]:
+    if isinstance(source, (bytes, bytearray)):
+        return len(source), bytes(source[:16])
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as fh:
+            return os.fstat(fh.fileno()).st_size, fh.read(16)
+    source.seek(0, io.SEEK_END)
+    size = source.tell()
+    source.seek(0)
+    head = source.read(16)
+    source.seek(0)
+    return size, head
+
+
+def validate(source: Source, filename: str = "", limits: Limits | None = None) -> ImageInfo:
+    """Check one upload fully (bytes, a path or a spooled file); raise ImageError(code, message)."""
     limits = limits or Limits()
-    size = len(data)
+    size, head = _size_and_head(source)
     if size == 0:
         raise ImageError("empty_file", "the file is empty")
     if size > limits.max_file_bytes:
         raise ImageError("file_too_large",
                          f"the file has {size} bytes; the limit is {limits.max_file_bytes}")
-    fmt = sniff(data)
+    fmt = sniff(head)
     if fmt is None:
-        other = _unsupported_name(data)
+        other = _unsupported_name(head)
         what = f"{other} images are" if other else "this file type is"
         raise ImageError("unsupported_format", f"{what} not supported; send JPEG, PNG or WebP")
-    with warnings.catch_warnings():
-        # We apply our own pixel limit before decoding; PIL's bomb warning is redundant.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(data), formats=[fmt])
-        except Image.DecompressionBombError as exc:
-            raise ImageError("too_many_pixels", f"the image is too large: {exc}") from exc
-        except Exception as exc:  # PIL raises many types for garbage headers
-            raise ImageError("corrupt_image", f"the {fmt} file cannot be read") from exc
-        with img:
-            width, height = img.size
-            pixels = width * height
-            if width <= 0 or height <= 0:
-                raise ImageError("corrupt_image", "the image has no pixels")
-            if pixels > limits.max_pixels:
-                raise ImageError(
-                    "too_many_pixels",
-                    f"the image has {width}x{height} = {pixels} pixels; "
-                    f"the limit is {limits.max_pixels}")
-            try:
-                img.load()  # full decode: catches truncated and corrupt data
-            except Exception as exc:
-                raise ImageError("corrupt_image",
-                                 f"the {fmt} data is truncated or corrupt") from exc
+    try:
+        with _quiet(), _open(source, [fmt]) as img:
+            width, height = _check_header(img, limits)
+            img.load()  # full decode, as the worker will: catches truncated and corrupt data
             turned = orientation(img)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError("too_many_pixels", f"the image is too large: {exc}") from exc
+    except Exception as exc:  # PIL raises many types for garbage headers and data
+        raise ImageError("corrupt_image", f"the {fmt} file is truncated or cannot be read") from exc
     if turned in _SWAPS_AXES:
         width, height = height, width
     content_type, ext = FORMATS[fmt]
     return ImageInfo(fmt, content_type, ext, width, height, size)
 
 
+def _check_header(img: Image.Image, limits: Limits) -> tuple[int, int]:
+    """Size checks from the header alone, before anything is decoded."""
+    width, height = img.size
+    pixels = width * height
+    if width <= 0 or height <= 0:
+        raise ImageError("corrupt_image", "the image has no pixels")
+    if pixels > limits.max_pixels:
+        raise ImageError("too_many_pixels", f"the image has {width}x{height} = {pixels} pixels; "
+                                            f"the limit is {limits.max_pixels}")
+    if max(width, height) > limits.max_side:
+        raise ImageError("side_too_long", f"the image is {width}x{height}; no side may be longer "
+                                          f"than {limits.max_side} pixels")
+    return width, height
+
+
 def orientation(img: Image.Image) -> int:
     """The EXIF orientation (1..8) that validation and decoding both honour; 1 if absent or malformed."""
     try:
-        return int(img.getexif().get(_EXIF_ORIENTATION, 1))
-    except Exception:  # noqa: BLE001 - malformed EXIF: treat as upright
+        with _quiet():
+            # int(str(...)): a value stored as ASCII ("6") means what the SHORT 6 means.
+            value = int(str(img.getexif().get(_EXIF_ORIENTATION, 1)).strip())
+    except Exception:  # noqa: BLE001 - malformed EXIF (any PIL error type): treat as upright
         return 1
+    return value if value in _UPRIGHT else 1
 
 
-def load_oriented(source: bytes | str | Path) -> Image.Image:
-    """Decode bytes or a file to an upright 8-bit RGB image (the one decoder of web, worker and ml)."""
-    data = source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
-    with warnings.catch_warnings():
-        # Uploads were checked against our own pixel limit; PIL's bomb warning is redundant.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(io.BytesIO(data))
+def upright(img: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says (itself when already upright)."""
+    method = _UPRIGHT.get(orientation(img))
+    if method is None:
+        return img
+    out = img.transpose(method)
+    # The turn is done: drop the metadata that asked for it (EXIF, or XMP's tiff:Orientation),
+    # so that turning the result again is a no-op.
+    for key in ("exif", "xmp", "XML:com.adobe.xmp"):
+        out.info.pop(key, None)
+    out._exif = None
+    return out
+
+
+def load_oriented(source: Source) -> Image.Image:
+    """Decode bytes, a path or a file to an upright 8-bit RGB image (the one decoder of web, worker and ml)."""
+    with _quiet():
+        # Not closed here: to_rgb may hand back this very image, and closing would free its pixels.
+        img = _open(source)
         img.load()
-    return to_rgb(img)
+        return to_rgb(img)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL image as upright 8-bit RGB: EXIF orientation applied, deep samples scaled, alpha on white."""
-    if orientation(img) != 1:
-        img = ImageOps.exif_transpose(img)
+    img = upright(img)
     mode = img.mode
     if mode in _SIXTEEN_BIT:
         # 16-bit samples: 0..65535 maps to 0..255 (round(v / 257)) rather than clipping at 255.

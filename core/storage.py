@@ -7,8 +7,9 @@ import os
 import re
 import shutil
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 from humanseg.core.errors import InvalidKey, ObjectNotFound, StorageError
 
@@ -40,6 +41,13 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+class StoredObject(NamedTuple):
+    """One object found by Storage.list_objects."""
+
+    key: str
+    modified: datetime  # aware, UTC
+
+
 @runtime_checkable
 class Storage(Protocol):
     """What web and worker need from a blob store."""
@@ -51,6 +59,8 @@ class Storage(Protocol):
     def delete_prefix(self, prefix: str) -> int: ...
     def url(self, key: str, expires: int = 3600) -> str | None: ...
     def open_stream(self, key: str) -> BinaryIO: ...
+    def list_objects(self, prefix: str, start_after: str = "",
+                     limit: int = 1000) -> list[StoredObject]: ...
 
 
 class LocalStorage:
@@ -125,6 +135,26 @@ class LocalStorage:
                 count += sum(1 for p in path.rglob("*") if p.is_file())
                 shutil.rmtree(path)
         return count
+
+    def list_objects(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[StoredObject]:
+        """Up to `limit` objects under prefix with keys after start_after, in key order."""
+        check_prefix(prefix)
+        # "originals/" walks that folder only; a partial name ("originals/ab") its parent.
+        top = self.root / prefix.rstrip("/") if prefix.endswith("/") else (self.root / prefix).parent
+        keys = []
+        for path in top.rglob("*") if top.is_dir() else ():
+            key = path.relative_to(self.root).as_posix()
+            # Skips the .tmp- files of writes in progress (not valid keys) and anything else odd.
+            if key.startswith(prefix) and key > start_after and _KEY_RE.match(key) and path.is_file():
+                keys.append(key)
+        found = []
+        for key in sorted(keys)[:limit]:
+            try:
+                mtime = (self.root / key).stat().st_mtime
+            except FileNotFoundError:
+                continue  # deleted since the walk
+            found.append(StoredObject(key, datetime.fromtimestamp(mtime, timezone.utc)))
+        return found
 
     def url(self, key: str, expires: int = 3600) -> str | None:
         """Local objects have no public URL; the web tier serves them."""
@@ -241,6 +271,21 @@ class S3Storage:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objs, "Quiet": True})
                 count += len(objs)
         return count
+
+    def list_objects(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[StoredObject]:
+        """Up to `limit` objects under prefix with keys after start_after, in key order."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        check_prefix(prefix)
+        kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + prefix, "MaxKeys": limit}
+        if start_after:
+            kwargs["StartAfter"] = self.prefix + start_after
+        try:
+            page = self.client.list_objects_v2(**kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._wrap(exc, prefix) from exc
+        return [StoredObject(o["Key"][len(self.prefix):], o["LastModified"].astimezone(timezone.utc))
+                for o in page.get("Contents", [])]
 
     def url(self, key: str, expires: int = 3600) -> str | None:
         """A presigned GET URL valid for `expires` seconds."""

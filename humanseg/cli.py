@@ -94,10 +94,12 @@ def _worker(settings, args, extra) -> int:
 
 
 def _web(settings, args, extra) -> int:
-    argv = [sys.executable, "-m", "gunicorn", "--bind", f"{settings.host}:{settings.port}",
-            "--worker-class", "gthread", "--workers", "2", "--threads", "8",
-            "--timeout", str(int(settings.segment_wait_seconds) + 60),
-            "--graceful-timeout", "10", "--access-logfile", "-", "--no-control-socket", *extra, "humanseg.web:create_app()"]
+    # gevent workers and the request-body deadline: see humanseg/gunicorn_conf.py.
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:humanseg.gunicorn_conf",
+            "--bind", f"{settings.host}:{settings.port}",
+            "--timeout", str(int(settings.segment_wait_seconds) + 60), "--no-control-socket",
+            # gunicorn's most: the app itself answers URLs over 4 KB (JSON 414 on API paths).
+            "--limit-request-line", "8190", *extra, "humanseg.web:create_app()"]
     os.execv(sys.executable, argv)
     return 0  # not reached
 
@@ -109,6 +111,7 @@ def _sweep(settings, args, extra) -> int:
         run_standalone(settings, every=args.every or None)
         return 0
     result = sweep_once(settings)
+    # Removed orphan originals are logged one by one (event=orphan_original_removed).
     print(f"requeued={result.requeued} resent={result.resent} failed={result.failed}", flush=True)
     return 0
 

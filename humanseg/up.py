@@ -1,4 +1,4 @@
-"""`humanseg up`: embedded broker (when none is set), migrations, web and one worker."""
+"""`humanseg up`: embedded broker (when none is set), migrations, web and one worker, restarted if they crash."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from humanseg.core.secret_key import ensure_secret_key
 from humanseg.core.settings import Settings
+from humanseg.exposure import ExposedSecret, check_secret
 
 log = logging.getLogger(__name__)
 
@@ -29,36 +31,87 @@ def start_valkey(data_dir: Path):
     return server
 
 
-class Supervisor:
-    """Starts child processes in their own sessions and stops them all on a signal."""
+@dataclass
+class Child:
+    """One supervised process: how to start it, and its restart history."""
 
-    def __init__(self) -> None:
-        self.children: dict[str, subprocess.Popen] = {}
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    failures: int = 0  # exits in a row without a stable run in between
+    restart_at: float | None = None  # set while a dead child waits out its backoff
+    delay: float = 0.0  # the backoff chosen at its last exit
+
+
+class Supervisor:
+    """Starts child processes in their own sessions, restarts crashed ones with backoff, stops all."""
+
+    def __init__(self, backoff: float = 1.0, max_backoff: float = 30.0, stable_after: float = 60.0):
+        self.children: dict[str, Child] = {}
+        self.backoff, self.max_backoff, self.stable_after = backoff, max_backoff, stable_after
         self.stopping = False
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.children[name] = subprocess.Popen(argv, env=env, start_new_session=True)
-        log.info("event=child_started name=%s pid=%d", name, self.children[name].pid)
+        """Start a child and keep it running until stop()."""
+        self.children[name] = Child(name, argv, env)
+        self._start(self.children[name])
 
-    def failed_child(self) -> str | None:
-        for name, proc in self.children.items():
-            if proc.poll() is not None:
-                return name
-        return None
+    def _start(self, child: Child) -> None:
+        child.proc = subprocess.Popen(child.argv, env=child.env, start_new_session=True)
+        child.started_at, child.restart_at = time.monotonic(), None
+        log.info("event=child_started name=%s pid=%d", child.name, child.proc.pid)
+
+    def proc(self, name: str) -> subprocess.Popen:
+        """The current process of a child."""
+        return self.children[name].proc
+
+    def check(self) -> None:
+        """Notice exited children and start them again once their backoff has passed."""
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.restart_at is not None:
+                if now >= child.restart_at and not self.stopping:
+                    self._start(child)
+                continue
+            code = child.proc.poll()
+            if code is None:
+                continue
+            # Its helpers (Celery's pool, gunicorn's workers) go with it: no orphan holds a port
+            # or a task while the replacement starts.
+            _kill_group(child.proc.pid)
+            ran = now - child.started_at
+            child.failures = 1 if ran >= self.stable_after else child.failures + 1
+            delay = min(self.max_backoff, self.backoff * 2 ** (child.failures - 1))
+            child.restart_at, child.delay = now + delay, delay
+            log.warning("event=child_exited name=%s pid=%d code=%s ran_s=%.0f restart_in_s=%.0f",
+                        child.name, child.proc.pid, code, ran, delay)
+            print(f"humanseg: {child.name} exited (code {code}) after {ran:.0f}s; "
+                  f"restarting in {delay:.0f}s", file=sys.stderr, flush=True)
 
     def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM every running child, then SIGKILL what is left after timeout."""
         self.stopping = True
-        for proc in self.children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+        running = {c.name: c.proc for c in self.children.values()
+                   if c.restart_at is None and c.proc.poll() is None}
+        for proc in running.values():
+            proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for name, proc in self.children.items():
+        for name, proc in running.items():
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("event=child_killed name=%s pid=%d", name, proc.pid)
                 proc.kill()
                 proc.wait()
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the whole group is gone already
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> bool:
@@ -77,6 +130,13 @@ def run_up(settings: Settings) -> int:
     """Run everything until Ctrl-C or SIGTERM; children are stopped cleanly."""
     from humanseg.core import migrate
 
+    try:
+        warning = check_secret(settings, [settings.host])
+    except ExposedSecret as exc:
+        print(f"humanseg: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if warning:
+        print(f"humanseg: {warning}", file=sys.stderr, flush=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     valkey = None
@@ -103,14 +163,11 @@ def run_up(settings: Settings) -> int:
         sup.spawn("worker", [sys.executable, "-m", "humanseg.cli", "worker"], env)
         sup.spawn("web", [sys.executable, "-m", "humanseg.cli", "web"], env)
         url = f"http://{settings.host}:{settings.port}"
-        if _wait_healthy(url, sup.children["web"]):
+        if _wait_healthy(url, sup.proc("web")):
             print(f"humanseg: ready at {url}  (Ctrl-C to stop)", flush=True)
         while not stop_requested:
-            dead = sup.failed_child()
-            if dead:
-                print(f"humanseg: {dead} exited (code {sup.children[dead].returncode}); stopping",
-                      file=sys.stderr, flush=True)
-                return 1
+            # A crashed child (an OOM-killed worker, say) comes back; the others keep serving.
+            sup.check()
             time.sleep(0.5)
         print("humanseg: stopping...", flush=True)
         return 0

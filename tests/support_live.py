@@ -87,3 +87,64 @@ def load_job(sessions, job_id: str):
 
     with session_scope(sessions) as s:
         return s.get(Job, job_id)
+
+
+def worker_env(redis_url: str, tmp, tiny_model_dir, **values) -> dict[str, str]:
+    """Environment for a test worker: SQLite under tmp, its own queue, the tiny model, no sweeper.
+
+    lease_seconds is short because it caps the retry backoff (a test waits for one retry).
+    """
+    import os
+    import uuid
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
+    base = {"DATA_DIR": tmp, "DATABASE_URL": f"sqlite:///{tmp / 'humanseg.db'}",
+            "BROKER_URL": redis_url, "QUEUE": f"humanseg-test-{uuid.uuid4().hex[:8]}",
+            "MODEL_PATH": tiny_model_dir, "MODEL_BACKEND": "onnx", "THREADS": 1,
+            "LEASE_SECONDS": 3, "SWEEPER": 0, "LOG_LEVEL": "INFO"}
+    env.update({f"HUMANSEG_{k.upper()}": str(v) for k, v in {**base, **values}.items()})
+    return env
+
+
+def start_worker(env: dict[str, str], log_path, cwd):
+    """`humanseg worker` (prefork, one process) as a subprocess; returns once Celery is ready."""
+    import subprocess
+    import sys
+
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "worker", "--pool=prefork"],
+                                env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        poll(lambda: proc.poll() is not None or " ready." in log_path.read_text(errors="replace"),
+             120, "worker ready")
+        if proc.poll() is not None:
+            raise RuntimeError("worker exited:\n" + log_path.read_text(errors="replace")[-3000:])
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
+
+
+def stop_process(proc, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it does not end in time."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def drop_queue(redis_url: str, queue: str) -> None:
+    """Delete a test queue from Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(queue)
+    finally:
+        client.close()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from humanseg.core.db import session_scope
 from humanseg.core.errors import StorageError
+from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, Job
 from humanseg.core.storage import results_prefix
 from humanseg.web import Services
@@ -41,7 +42,7 @@ def _remove_objects(services: Services, job_keys: list[tuple[str, str | None]]) 
             count += services.storage.delete_prefix(prefix)
         except StorageError as exc:
             # The record is already gone; leftover objects are unreachable garbage.
-            log.warning("event=delete_objects_failed job_id=%s error=%s", job_id, exc)
+            log.warning(logkv(event="delete_objects_failed", job_id=job_id, error=str(exc)))
     return count
 
 
@@ -53,7 +54,7 @@ def delete_job(job_id: str, services: Services) -> Deleted:
         # Batch.job_count stays: it hands out seq numbers, and a reused seq breaks paging.
         session.delete(job)
     objects = _remove_objects(services, [(job_id, original_key)])
-    log.info("event=job_deleted job_id=%s batch_id=%s objects=%d", job_id, batch_id, objects)
+    log.info(logkv(event="job_deleted", job_id=job_id, batch_id=batch_id, objects=objects))
     return Deleted(jobs=1, objects=objects, batch_id=batch_id)
 
 
@@ -66,5 +67,5 @@ def delete_batch(batch_id: str, services: Services) -> Deleted:
         session.execute(delete(Job).where(Job.batch_id == batch_id))
         session.execute(delete(Batch).where(Batch.id == batch_id))
     objects = _remove_objects(services, keys)
-    log.info("event=batch_deleted batch_id=%s jobs=%d objects=%d", batch_id, len(keys), objects)
+    log.info(logkv(event="batch_deleted", batch_id=batch_id, jobs=len(keys), objects=objects))
     return Deleted(jobs=len(keys), objects=objects, batch_id=batch_id)

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask.wrappers import Response
+from humanseg.core.redact import without_paths
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 
@@ -24,7 +25,9 @@ class ApiError(Exception):
 
     def response(self) -> Response:
         """The Flask response for this error."""
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        # A server-side failure may quote an exception that names files on this machine.
+        message = without_paths(self.message) if self.status >= 500 else self.message
+        body: dict[str, Any] = {"code": self.code, "message": message}
         if self.file is not None:
             body["file"] = self.file
         if self.files is not None:
@@ -51,7 +54,28 @@ def error_response(status: int, code: str, message: str) -> Response:
 
 def error_page(status: int, title: str, message: str) -> tuple[str, int]:
     """A friendly HTML error page."""
-    return render_template("gallery/error.html", title=title, message=message), status
+    return render_template("gallery/error.html", title=title, message=message, status=status), status
+
+
+# What the error page says for the HTTP errors people meet; others use Werkzeug's own words.
+PAGE_TEXT = {
+    404: ("Page not found",
+          "There is nothing at this address. It may have been deleted, or the link is mistyped."),
+    405: ("Not allowed here", "This address does not take that kind of request."),
+    413: ("Upload too large",
+          "The upload is larger than this server accepts. Send fewer or smaller files at a time."),
+    500: ("Something went wrong",
+          "The server hit an error while answering. Try again in a moment, or tell its admin."),
+}
+
+
+def html_error(exc: HTTPException) -> tuple[str, int, list[tuple[str, str]]]:
+    """The styled error page for an HTTP error on a page path (keeps headers such as Allow)."""
+    status = exc.code or 500
+    title, message = PAGE_TEXT.get(status, (exc.name, exc.description or exc.name))
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+    html, _ = error_page(status, title, message)
+    return html, status, headers
 
 
 def is_api_path() -> bool:
@@ -60,7 +84,7 @@ def is_api_path() -> bool:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """JSON errors for API paths; HTML pages keep Flask's defaults except for unknown ids."""
+    """JSON errors for API paths; the styled error page (web/templates/gallery/error.html) elsewhere."""
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
@@ -73,13 +97,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge):
         if not is_api_path():
-            return exc
+            return html_error(exc)
         limit = app.config["MAX_CONTENT_LENGTH"]
         return error_response(413, "request_too_large", f"the request body exceeds {limit} bytes")
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
+        # Unhandled exceptions reach here too, as InternalServerError (500).
         if not is_api_path():
-            return exc
+            return html_error(exc)
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import sys
+import tempfile
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, BinaryIO, TypeVar
 
+from flask import Request
 from humanseg.core.db import session_scope
 from humanseg.core.errors import ImageError, StorageError
 from humanseg.core.images import ImageInfo, Limits, validate
-from humanseg.core.models import Batch, Job, JobStatus, new_id
+from humanseg.core.models import Batch, Job, JobStatus, is_public_id, new_id
 from humanseg.core.queue import BrokerError, send_segment
 from humanseg.web import Services
 from humanseg.web.errors import ApiError
@@ -18,18 +23,36 @@ from sqlalchemy import func, select, update
 from werkzeug.datastructures import FileStorage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # HTTP status for each core.images rejection code; any other code is a plain 400.
-IMAGE_ERROR_STATUS = {"file_too_large": 413, "too_many_pixels": 413, "unsupported_format": 415}
+IMAGE_ERROR_STATUS = {"file_too_large": 413, "too_many_pixels": 413, "side_too_long": 413,
+                      "unsupported_format": 415}
+# File parts larger than this go to a temporary file as they arrive (werkzeug keeps 500 KiB
+# in memory per part, which for 500 parts is 250 MiB held by one request).
+SPOOL_BYTES = 64 * 1024
+
+
+class SpoolingRequest(Request):
+    """Flask's request, with every uploaded file part spooled to disk past SPOOL_BYTES."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None,
+                         content_length=None) -> BinaryIO:
+        return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="rb+")
 
 
 @dataclass
 class Upload:
-    """One validated part, ready to store."""
+    """One validated part, ready to store: its spooled file, never its bytes held in memory."""
 
     filename: str
-    data: bytes
+    file: BinaryIO
     info: ImageInfo
+
+    def read(self) -> bytes:
+        """The part's bytes (one file at a time, at most max_file_bytes, while it is stored)."""
+        self.file.seek(0)
+        return self.file.read()
 
 
 def display_name(raw: str | None) -> str:
@@ -48,20 +71,38 @@ def read_parts(parts: list[FileStorage], services: Services) -> list[Upload]:
                        f"{len(parts)} files sent; at most {settings.max_files} per request")
     limits = Limits(max_file_bytes=settings.max_file_bytes, max_pixels=settings.max_pixels)
     uploads, problems = [], []
+    pixels = 0
     for part in parts:
         name = display_name(part.filename)
-        # Read one byte past the limit so oversize files are detected without reading them whole.
-        data = part.stream.read(settings.max_file_bytes + 1)
         try:
-            info = validate(data, name, limits)
+            # Checked where werkzeug spooled it: the same decode and orientation as the worker's.
+            info = off_loop(validate, part.stream, name, limits)
         except ImageError as exc:
             problems.append({"file": name, "code": exc.code, "message": exc.message,
                              "status": IMAGE_ERROR_STATUS.get(exc.code, 400)})
             continue
-        uploads.append(Upload(name, data, info))
+        pixels += info.pixels
+        if pixels > settings.max_request_pixels:
+            # Stop decoding: the request is refused whatever the remaining parts hold.
+            raise ApiError(413, "request_too_many_pixels",
+                           f"the images add up to more than {settings.max_request_pixels} pixels "
+                           f"(reached at {name or 'file'}); send fewer or smaller images per "
+                           "request", file=name)
+        uploads.append(Upload(name, part.stream, info))
     if problems:
         raise _rejection(problems)
     return uploads
+
+
+def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args), in a real thread when gevent runs this server, so that decoding an image (which
+    releases the GIL) does not stop every other request of the process meanwhile."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("threading"):
+        return fn(*args)
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(fn, args)
 
 
 def _rejection(problems: list[dict]) -> ApiError:
@@ -78,16 +119,18 @@ def _rejection(problems: list[dict]) -> ApiError:
 
 
 def create_jobs(parts: list[FileStorage], services: Services, *, batch_name: str | None = None,
-                batch_id: str | None = None) -> tuple[Batch, list[Job]]:
+                batch_id: str | None = None, outputs: str | None = None) -> tuple[Batch, list[Job]]:
     """The one upload path (API and HTML form): validate all, store, commit, enqueue.
 
+    outputs: on-request kinds the worker makes too (core.variants.parse_outputs's text).
     Raises ApiError (with per-file reasons in .files) when anything is rejected.
     """
-    return create_batch(read_parts(parts, services), batch_name, services, batch_id=batch_id)
+    return create_batch(read_parts(parts, services), batch_name, services, batch_id=batch_id,
+                        outputs=outputs)
 
 
 def create_batch(uploads: list[Upload], batch_name: str | None, services: Services,
-                 *, batch_id: str | None = None) -> tuple[Batch, list[Job]]:
+                 *, batch_id: str | None = None, outputs: str | None = None) -> tuple[Batch, list[Job]]:
     """Store originals under server-made keys, commit rows, then send one task per job."""
     stored: list[tuple[str, str, Upload]] = []
     try:
@@ -95,14 +138,14 @@ def create_batch(uploads: list[Upload], batch_name: str | None, services: Servic
         for up in uploads:
             job_id = new_id()
             key = f"originals/{job_id}{up.info.extension}"
-            services.storage.put(key, up.data, up.info.content_type)
+            services.storage.put(key, up.read(), up.info.content_type)
             stored.append((job_id, key, up))
         with session_scope(services.sessions) as session:
             batch, first_seq = _claim_batch(session, batch_id, batch_name, len(uploads))
             jobs = [Job(id=job_id, batch_id=batch.id, seq=first_seq + offset,
                         filename=up.filename, content_type=up.info.content_type,
                         width=up.info.width, height=up.info.height, bytes=up.info.bytes,
-                        original_key=key, status=JobStatus.queued, attempts=0)
+                        original_key=key, status=JobStatus.queued, attempts=0, outputs=outputs)
                     for offset, (job_id, key, up) in enumerate(stored)]
             session.add_all(jobs)
     except StorageError as exc:
@@ -124,9 +167,10 @@ def _claim_batch(session, batch_id: str | None, batch_name: str | None, n: int) 
         session.flush()
         return batch, 0
     # The UPDATE takes the row lock first, so concurrent appends get distinct seq ranges.
+    # A malformed id never reaches SQL: PostgreSQL rejects NUL bytes with an error, not a miss.
     updated = session.execute(
         update(Batch).where(Batch.id == batch_id).values(job_count=Batch.job_count + n)
-    ).rowcount
+    ).rowcount if is_public_id(batch_id) else 0
     if not updated:
         raise ApiError(404, "batch_not_found", f"no batch with id {batch_id}")
     batch = session.get(Batch, batch_id, populate_existing=True)

@@ -1,4 +1,5 @@
-"""Re-queue jobs whose lease expired or whose doorbell was lost (broker flushed)."""
+"""Re-queue jobs whose lease expired or whose doorbell was lost (broker flushed); remove originals
+that no job owns (a web process killed mid-upload)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,12 +16,18 @@ from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.queue import BrokerError, make_sender, send_segment
 from humanseg.core.settings import Settings
+from humanseg.core.storage import Storage, make_storage
 from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 500  # jobs re-queued or re-sent per pass, at most
+# Stale jobs looked at per pass: those re-sent lately are passed over, so that more than BATCH
+# lost jobs are all reached over the next passes instead of the oldest BATCH again and again.
+CANDIDATES = 10 * BATCH
+ORPHAN_PAGE = 1000  # originals looked at per pass, at most
+ORIGINALS = "originals/"
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class SweepResult:
     requeued: int = 0
     resent: int = 0
     failed: int = 0
+    orphans: int = 0
 
 
 def sweep(settings: Settings, sessions: sessionmaker[Session], celery) -> SweepResult:
@@ -50,11 +58,14 @@ def sweep(settings: Settings, sessions: sessionmaker[Session], celery) -> SweepR
             elif session.execute(base.values(status=JobStatus.queued, lease_expires_at=None)).rowcount:
                 requeued.append(job_id)
         stale_before = now - timedelta(seconds=settings.stale_queued_seconds)
-        # Only when the queue is empty: otherwise the doorbells are there and workers are busy.
-        stale = [] if queue_depth(settings) else list(session.scalars(
+        stale = list(session.scalars(
             select(Job.id).where(Job.status == JobStatus.queued, Job.created_at < stale_before,
                                  Job.id.not_in(requeued) if requeued else true())
-            .order_by(Job.created_at).limit(BATCH)))
+            .order_by(Job.created_at).limit(CANDIDATES)))
+    # Stale jobs are re-sent even when the queue is busy (a flush under load loses doorbells that
+    # newer ones hide), but each at most once per stale_queued_seconds, so duplicates stay few.
+    stale = _not_sent_lately(settings, stale, BATCH)
+    _mark_sent(settings, requeued)
     sent = 0
     for job_id in requeued + stale:
         try:
@@ -70,19 +81,68 @@ def sweep(settings: Settings, sessions: sessionmaker[Session], celery) -> SweepR
     return result
 
 
-def queue_depth(settings: Settings) -> int:
-    """Messages waiting in the broker queue (0 when it cannot be read)."""
+def _sent_key(settings: Settings, job_id: str) -> str:
+    return f"humanseg:swept:{settings.queue}:{job_id}"
+
+
+def _not_sent_lately(settings: Settings, job_ids: list[str], limit: int) -> list[str]:
+    """Up to `limit` of the jobs not sent by a sweeper within stale_queued_seconds; marks them sent.
+
+    The marks live in the broker: shared by every sweeper, and gone with a flush (which is when
+    the doorbells are gone too).
+    """
+    if not job_ids or limit <= 0:
+        return []
     import redis
 
+    ttl = max(1, settings.stale_queued_seconds)
     try:
-        client = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
+        client = redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
         try:
-            return int(client.llen(settings.queue))
+            pipe = client.pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.exists(_sent_key(settings, job_id))
+            unmarked = [j for j, marked in zip(job_ids, pipe.execute()) if not marked][:limit]
+            for job_id in unmarked:  # NX: another sweeper may have taken one meanwhile
+                pipe.set(_sent_key(settings, job_id), 1, nx=True, ex=ttl)
+            return [j for j, fresh in zip(unmarked, pipe.execute()) if fresh]
         finally:
             client.close()
-    except Exception as exc:  # noqa: BLE001 - an unreachable broker is reported by the send below
-        log.warning("event=queue_depth_unknown error=%s", exc)
-        return 0
+    except Exception as exc:  # noqa: BLE001 - broker down: nothing can be sent this pass anyway
+        log.warning("event=sweep_marks_unavailable error=%s", exc)
+        return []
+
+
+def _mark_sent(settings: Settings, job_ids: list[str]) -> None:
+    """Record sends made for another reason (an expired lease), so the next pass does not repeat them."""
+    if job_ids:
+        _not_sent_lately(settings, job_ids, len(job_ids))
+
+
+def sweep_orphans(settings: Settings, sessions: sessionmaker[Session], storage: Storage,
+                  start_after: str = "") -> tuple[int, str]:
+    """Remove originals that no job owns and that are older than orphan_grace_seconds.
+
+    Looks at one page of keys after start_after; returns (removed, where the next pass starts:
+    "" once the listing wrapped around).
+    """
+    page = storage.list_objects(ORIGINALS, start_after=start_after, limit=ORPHAN_PAGE)
+    before = utcnow() - timedelta(seconds=settings.orphan_grace_seconds)
+    # Uploads store the original before committing its row: a young file may be one in flight.
+    old = {obj.key: _job_id(obj.key) for obj in page if obj.modified < before}
+    with session_scope(sessions) as session:
+        owned = set(session.scalars(select(Job.original_key).where(Job.id.in_(set(old.values())))))
+    removed = 0
+    for key in sorted(set(old) - owned):
+        storage.delete(key)
+        removed += 1
+        log.info("event=orphan_original_removed key=%s", key)
+    return removed, page[-1].key if len(page) == ORPHAN_PAGE else ""
+
+
+def _job_id(key: str) -> str:
+    # Server-made keys: originals/<job_id><.ext>.
+    return key[len(ORIGINALS):].split(".", 1)[0]
 
 
 def interval(settings: Settings) -> float:
@@ -91,14 +151,20 @@ def interval(settings: Settings) -> float:
 
 
 def run_loop(settings: Settings, sessions: sessionmaker[Session], celery, stop: threading.Event,
-             every: float | None = None) -> None:
+             every: float | None = None, storage: Storage | None = None) -> None:
     """The sweep loop: sweep now, then every `every` seconds (default interval()) until stop is set."""
     every = every or interval(settings)
+    storage = storage or make_storage(settings)
+    cursor = ""  # where the next page of originals starts
     while True:
         try:
             sweep(settings, sessions, celery)
         except Exception:  # keep sweeping; the next pass may succeed (database or broker back)
             log.exception("event=sweep_error")
+        try:
+            _, cursor = sweep_orphans(settings, sessions, storage, cursor)
+        except Exception:  # the storage or the database may be back next time
+            log.exception("event=orphan_sweep_error")
         if stop.wait(every):
             return
 
@@ -116,9 +182,11 @@ def _standalone(settings: Settings) -> Iterator[tuple[sessionmaker[Session], Any
 
 
 def sweep_once(settings: Settings) -> SweepResult:
-    """`humanseg sweep`: one pass."""
+    """`humanseg sweep`: one pass (and the first page of originals)."""
     with _standalone(settings) as (sessions, celery):
-        return sweep(settings, sessions, celery)
+        result = sweep(settings, sessions, celery)
+        removed, _ = sweep_orphans(settings, sessions, make_storage(settings))
+        return replace(result, orphans=removed)
 
 
 def run_standalone(settings: Settings, every: float | None = None) -> None:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import http.client
 import io
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections import Counter
@@ -19,17 +16,25 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import redis
 import support_images as si
 from humanseg.core import migrate
 from humanseg.core.db import make_engine, make_sessionmaker
 from humanseg.core.models import Job, JobStatus
 from humanseg.core.queue import make_sender, send_segment
-from humanseg.core.results import result_keys
+from humanseg.core.results import stored_kinds
 from humanseg.core.settings import Settings
 from humanseg.web import create_app
 from sqlalchemy import func, select
-from support_live import insert_job, load_job, poll, queued_job_ids
+from support_live import (
+    drop_queue,
+    insert_job,
+    load_job,
+    poll,
+    queued_job_ids,
+    start_worker,
+    stop_process,
+    worker_env,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -128,38 +133,19 @@ def live(tmp_path_factory, redis_url, faulty_s3, make_s3_storage, tiny_model_dir
     tmp = tmp_path_factory.mktemp("s3-503")
     bucket = f"b-{uuid.uuid4().hex[:8]}"
     direct = make_s3_storage(bucket)  # straight to moto: set up originals and check results
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
+    env = worker_env(redis_url, tmp, tiny_model_dir, storage="s3", s3_endpoint_url=faulty_s3.url,
+                     s3_bucket=bucket, max_attempts=2)
     env.update(S3_ENV)
-    values = {"DATA_DIR": tmp, "DATABASE_URL": f"sqlite:///{tmp / 'humanseg.db'}",
-              "BROKER_URL": redis_url, "QUEUE": f"humanseg-test-{uuid.uuid4().hex[:8]}",
-              "STORAGE": "s3", "S3_ENDPOINT_URL": faulty_s3.url, "S3_BUCKET": bucket,
-              "MODEL_PATH": tiny_model_dir, "MODEL_BACKEND": "onnx", "THREADS": 1,
-              "MAX_ATTEMPTS": 2, "LEASE_SECONDS": 30, "SWEEPER": 0, "LOG_LEVEL": "INFO"}
-    env.update({f"HUMANSEG_{k}": str(v) for k, v in values.items()})
     settings = Settings.from_env(env)
     migrate.upgrade(settings.database_url)
-    log_path = tmp / "worker.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "worker", "--pool=prefork"],
-                                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    proc = start_worker(env, tmp / "worker.log", ROOT)
     engine = make_engine(settings.database_url)
     try:
-        poll(lambda: proc.poll() is not None or " ready." in log_path.read_text(errors="replace"),
-             120, "worker ready")
-        assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
         yield Live(settings, make_sessionmaker(engine), direct, tmp)
     finally:
         engine.dispose()
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        client = redis.Redis.from_url(redis_url)
-        client.delete(settings.queue)
-        client.close()
+        stop_process(proc)
+        drop_queue(redis_url, settings.queue)
 
 
 def test_storage_503_gives_the_job_back_to_the_queue_then_it_succeeds(live, faulty_s3):
@@ -168,7 +154,7 @@ def test_storage_503_gives_the_job_back_to_the_queue_then_it_succeeds(live, faul
     live.ring(job_id)
     given_back = poll(lambda: (j := load_job(live.sessions, job_id)).attempts == 1
                       and j.status is JobStatus.queued and j, 60, "job given back to the queue")
-    faulty_s3.failing.discard(job_id)  # the storage recovers before the retry (2 s) arrives
+    faulty_s3.failing.discard(job_id)  # the storage recovers before the retry (3 s) arrives
     assert faulty_s3.refused[job_id] >= 1
     assert given_back.error.startswith(f"retrying: reading original: s3 error on originals/{job_id}")
     assert "ServiceUnavailable" in given_back.error
@@ -177,7 +163,7 @@ def test_storage_503_gives_the_job_back_to_the_queue_then_it_succeeds(live, faul
     done = poll(lambda: (j := load_job(live.sessions, job_id)).status.is_terminal() and j, 60,
                 "job finished")
     assert done.status is JobStatus.succeeded and done.attempts == 2 and done.error is None
-    assert all(live.direct.exists(k) for k in result_keys(job_id).values())
+    assert all(live.direct.exists(kind.key(job_id)) for kind in stored_kinds())
 
 
 def test_storage_503_that_persists_fails_the_job_with_a_clean_reason(live, faulty_s3):
@@ -231,11 +217,10 @@ def test_upload_while_storage_answers_503_is_a_clean_503_and_queues_nothing(
     assert jobs == 0 and queued_job_ids(redis_url, private_queue) == []
 
 
-LOCAL_PATH_LEAK = ("bug: LocalStorage's StorageError carries the OSError text with the absolute "
-                   "server path, and it reaches the API message and the job's recorded error")
+# LocalStorage's errors carry the OSError text, which quotes the absolute server path: it must not
+# reach the API's message nor the job's recorded error.
 
 
-@pytest.mark.xfail(strict=True, reason=LOCAL_PATH_LEAK)
 def test_local_storage_failure_on_upload_names_no_server_path(tmp_path, redis_url, private_queue):
     db_url = f"sqlite:///{tmp_path / 'web.db'}"
     migrate.upgrade(db_url)
@@ -254,7 +239,6 @@ def test_local_storage_failure_on_upload_names_no_server_path(tmp_path, redis_ur
     assert str(tmp_path) not in resp.json["error"]["message"]
 
 
-@pytest.mark.xfail(strict=True, reason=LOCAL_PATH_LEAK)
 def test_local_storage_failure_in_the_worker_records_no_server_path(tmp_path):
     from humanseg.core.storage import LocalStorage
     from humanseg.worker.pipeline import run_job

@@ -1,4 +1,5 @@
-"""The sweeper when the broker queue is not empty: re-queue expired leases, leave stale doorbells."""
+"""The sweeper and a busy broker queue: expired leases are re-queued, and jobs queued too long are
+re-sent even while other doorbells wait (a flush under load), each at most once per interval."""
 
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.queue import make_sender, send_segment
 from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
+from humanseg.worker import sweeper
 from humanseg.worker.sweeper import SweepResult, sweep
 from sqlalchemy import update
 from support_live import insert_job, load_job, queued_job_ids
@@ -25,27 +27,60 @@ def env(tmp_path, db_url, redis_url, private_queue):
     yield settings, make_sessionmaker(engine), LocalStorage(tmp_path / "storage"), celery
     celery.close()
     engine.dispose()
+    _flush(redis_url, settings)
 
 
-def test_busy_queue_requeues_expired_leases_but_does_not_resend_stale_jobs(env, redis_url):
+def _flush(redis_url: str, settings: Settings) -> None:
+    """What FLUSHALL does to this test's part of the broker: its queue and the sweeper's marks."""
+    client = redis.Redis.from_url(redis_url)
+    client.delete(settings.queue)
+    for key in client.scan_iter(f"humanseg:swept:{settings.queue}:*"):
+        client.delete(key)
+    client.close()
+
+
+def test_a_busy_queue_does_not_hide_lost_doorbells(env, redis_url):
     settings, sessions, storage, celery = env
     hour_ago = utcnow() - timedelta(hours=1)
-    stale = insert_job(storage, sessions, si.jpeg(), name="stale", created_at=hour_ago)
+    # Ten jobs whose doorbells a flush took; newer doorbells keep the queue from ever emptying.
+    lost = [insert_job(storage, sessions, si.jpeg(), name=f"lost{i}",
+                       created_at=hour_ago + timedelta(seconds=i)) for i in range(10)]
     expired = insert_job(storage, sessions, si.jpeg(), name="expired")
     with session_scope(sessions) as s:
         s.execute(update(Job).where(Job.id == expired).values(
             status=JobStatus.running, attempts=1, lease_expires_at=utcnow() - timedelta(seconds=5)))
-    # Someone else's doorbell is waiting: the workers are busy, not missing their messages.
     send_segment(celery, "someone-else", settings.queue)
 
-    assert sweep(settings, sessions, celery) == SweepResult(requeued=1, resent=0, failed=0)
-    assert queued_job_ids(redis_url, settings.queue) == ["someone-else", expired]
+    assert sweep(settings, sessions, celery) == SweepResult(requeued=1, resent=10, failed=0)
+    assert queued_job_ids(redis_url, settings.queue) == ["someone-else", expired, *lost]
     assert load_job(sessions, expired).status is JobStatus.queued
-    assert load_job(sessions, stale).status is JobStatus.queued
 
-    # Once the queue has drained, the stale job's lost doorbell is rung again (and only that).
-    client = redis.Redis.from_url(redis_url)
-    client.delete(settings.queue)
-    client.close()
-    assert sweep(settings, sessions, celery) == SweepResult(requeued=0, resent=1, failed=0)
-    assert queued_job_ids(redis_url, settings.queue) == [stale]
+    # The next passes within stale_queued_seconds leave them be: one extra doorbell each, not one a pass.
+    for _ in range(3):
+        assert sweep(settings, sessions, celery) == SweepResult(requeued=0, resent=0, failed=0)
+    assert queued_job_ids(redis_url, settings.queue) == ["someone-else", expired, *lost]
+
+    # Another flush takes the doorbells and the marks together: the old jobs are rung again at once
+    # (`expired` was created just now: it waits until it is stale_queued_seconds old).
+    _flush(redis_url, settings)
+    send_segment(celery, "someone-else", settings.queue)
+    assert sweep(settings, sessions, celery) == SweepResult(requeued=0, resent=10, failed=0)
+    assert queued_job_ids(redis_url, settings.queue) == ["someone-else", *lost]
+
+
+def test_young_queued_jobs_are_not_resent(env, redis_url):
+    settings, sessions, storage, celery = env
+    insert_job(storage, sessions, si.jpeg(), name="fresh")  # its doorbell may be in flight
+    assert sweep(settings, sessions, celery) == SweepResult()
+    assert queued_job_ids(redis_url, settings.queue) == []
+
+
+def test_more_lost_jobs_than_a_pass_sends_are_all_reached(env, redis_url, monkeypatch):
+    settings, sessions, storage, celery = env
+    monkeypatch.setattr(sweeper, "BATCH", 2)
+    hour_ago = utcnow() - timedelta(hours=1)
+    lost = [insert_job(storage, sessions, si.jpeg(), name=f"lost{i}",
+                       created_at=hour_ago + timedelta(seconds=i)) for i in range(5)]
+    # Bounded per pass, and each pass goes on where the last one stopped (not the oldest again).
+    assert [sweep(settings, sessions, celery).resent for _ in range(4)] == [2, 2, 1, 0]
+    assert queued_job_ids(redis_url, settings.queue) == lost

@@ -1,41 +1,69 @@
 """The segment task's retry path (`raise self.retry(...)`) through a real Celery worker process."""
 
-from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import support_images as si
-from humanseg.core.models import JobStatus, utcnow
+from humanseg.core import migrate
+from humanseg.core.db import make_engine, make_sessionmaker
+from humanseg.core.models import JobStatus
 from humanseg.core.queue import make_sender, send_segment
-from humanseg.core.results import result_keys
-from support_live import insert_job, load_job, pending_deliveries, poll
+from humanseg.core.results import stored_kinds
+from humanseg.core.settings import Settings
+from humanseg.core.storage import make_storage
+from support_live import (
+    drop_queue,
+    insert_job,
+    load_job,
+    pending_deliveries,
+    poll,
+    start_worker,
+    stop_process,
+    worker_env,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("stack", ["sqlite-local"], indirect=True)
-def test_transient_storage_error_is_retried_by_celery_and_then_succeeds(stack, redis_url):
-    # created_at in the future: the stack's sweeper never re-sends this job, so the only way a
-    # second attempt can happen is the task's own retry message.
-    job_id = insert_job(stack.storage, stack.sessions, si.jpeg(), name="retry",
-                        created_at=utcnow() + timedelta(days=1))
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory, redis_url, tiny_model_dir):
+    """A worker on SQLite + local storage with the sweeper off: only the task itself can retry."""
+    tmp = tmp_path_factory.mktemp("task-retry")
+    env = worker_env(redis_url, tmp, tiny_model_dir, storage="local")
+    settings = Settings.from_env(env)
+    migrate.upgrade(settings.database_url)
+    proc = start_worker(env, tmp / "worker.log", ROOT)
+    engine = make_engine(settings.database_url)
+    try:
+        yield settings, make_sessionmaker(engine), make_storage(settings)
+    finally:
+        engine.dispose()
+        stop_process(proc)
+        drop_queue(redis_url, settings.queue)
+
+
+def test_transient_storage_error_is_retried_by_celery_and_then_succeeds(worker, redis_url):
+    settings, sessions, storage = worker
+    job_id = insert_job(storage, sessions, si.jpeg(), name="retry")
     # A plain file where the results folder must go: the first attempt's writes fail (OSError).
-    blocker = stack.storage.root / "results" / job_id
+    blocker = storage.root / "results" / job_id
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_bytes(b"in the way")
-    sender = make_sender(stack.settings)
+    sender = make_sender(settings)
     try:
-        send_segment(sender, job_id, stack.settings.queue)
+        send_segment(sender, job_id, settings.queue)
     finally:
         sender.close()
 
-    first = poll(lambda: (j := load_job(stack.sessions, job_id)).attempts == 1
+    first = poll(lambda: (j := load_job(sessions, job_id)).attempts == 1
                  and j.status is JobStatus.queued and j, 60, "first attempt given back")
     assert first.error.startswith("retrying: writing results") and first.lease_expires_at is None
-    # The retry is already on its way (countdown 2 s for attempt 1): the storage recovers meanwhile.
+    # The retry is on its way (countdown: lease_seconds, 3 s here); the storage recovers meanwhile.
     blocker.unlink()
 
-    done = poll(lambda: (j := load_job(stack.sessions, job_id)).status.is_terminal() and j, 60,
+    done = poll(lambda: (j := load_job(sessions, job_id)).status.is_terminal() and j, 60,
                 "job finished after the retry")
     assert done.status is JobStatus.succeeded and done.attempts == 2 and done.error is None
-    assert all(stack.storage.exists(k) for k in result_keys(job_id).values())
+    assert all(storage.exists(kind.key(job_id)) for kind in stored_kinds())
     # Every message for the job (the first delivery and its retry) was acked; nothing is left over.
-    poll(lambda: pending_deliveries(redis_url, stack.settings.queue, job_id) == 0, 30,
-         "deliveries acked")
+    poll(lambda: pending_deliveries(redis_url, settings.queue, job_id) == 0, 30, "deliveries acked")

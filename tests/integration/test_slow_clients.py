@@ -1,0 +1,117 @@
+"""`humanseg web` under clients that send their upload one byte a second (issue 10, finding 1):
+health checks and job polls keep answering while they trickle, and the server cuts each one off
+(408, then closed) once its body is late. Functional checks only: generous timeouts, no timings."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from humanseg.core import migrate
+from support_live import poll
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+CLIENTS = 30
+BODY_TIMEOUT = 12  # seconds: long enough to look at the server while all 30 trickle
+
+
+class Trickler(threading.Thread):
+    """One connection POSTing a multipart upload at one byte a second until the server lets go."""
+
+    def __init__(self, port: int, give_up: float):
+        super().__init__(daemon=True)
+        self.port, self.give_up = port, give_up
+        self.connected = threading.Event()
+        self.answer: bytes | None = None  # what the server sent before closing (b"" if nothing)
+
+    def run(self) -> None:
+        head = (f"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 100000\r\n\r\n")
+        body = b'--xyz\r\nContent-Disposition: form-data; name="images"; filename="a.jpg"\r\n\r\n'
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
+            sock.sendall(head.encode())
+            self.connected.set()
+            for i in range(len(body)):
+                if time.monotonic() - start > self.give_up:
+                    return
+                try:
+                    sock.sendall(body[i:i + 1])
+                except OSError:
+                    self.answer = b""
+                    return
+                if select.select([sock], [], [], 1.0)[0]:
+                    try:
+                        self.answer = sock.recv(4096)
+                    except OSError:
+                        self.answer = b""
+                    return
+
+
+@pytest.fixture
+def web(tmp_path, redis_url, private_queue):
+    port = free_port()
+    db_url = f"sqlite:///{tmp_path / 'web.db'}"
+    migrate.upgrade(db_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
+    env.update({f"HUMANSEG_{k}": str(v) for k, v in {
+        "DATA_DIR": tmp_path, "DATABASE_URL": db_url, "BROKER_URL": redis_url,
+        "QUEUE": private_queue, "PORT": port, "SECRET_KEY": "t", "LOG_LEVEL": "INFO",
+        "BODY_TIMEOUT_SECONDS": BODY_TIMEOUT, "BODY_MIN_RATE": 1000}.items()})
+    with open(tmp_path / "web.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "web", "--workers", "1"],
+                                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        poll(lambda: proc.poll() is not None or _get(base + "/healthz", 2) == 200, 120, "web up")
+        assert proc.poll() is None, (tmp_path / "web.log").read_text()[-3000:]
+        yield port, base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _get(url: str, timeout: float) -> int:
+    try:
+        return requests.get(url, timeout=timeout).status_code
+    except requests.RequestException:
+        return 0
+
+
+def test_tricklers_neither_stall_health_nor_stay_connected(web):
+    port, base = web
+    tricklers = [Trickler(port, give_up=120) for _ in range(CLIENTS)]
+    for t in tricklers:
+        t.start()
+    for t in tricklers:
+        assert t.connected.wait(30)
+    time.sleep(1)  # every trickler is now inside a request, sending its body
+    # A thread-per-request server had every thread reading a body by now: these waited forever.
+    for _ in range(3):
+        assert _get(base + "/healthz", 10) == 200
+        assert _get(base + "/api/v1/jobs/" + "0" * 32, 10) == 404
+    assert sum(t.is_alive() for t in tricklers) == CLIENTS  # ...while all of them still trickle
+
+    poll(lambda: not any(t.is_alive() for t in tricklers), 90, "server cut every trickler off")
+    answers = [t.answer for t in tricklers]
+    assert all(a is not None for a in answers), "a trickler gave up before the server did"
+    assert sum(a.startswith(b"HTTP/1.1 408") for a in answers) == CLIENTS, answers[:3]

@@ -1,0 +1,68 @@
+"""/readyz: database, broker and storage (a real write), with generic reasons and details in the log."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pytest
+from humanseg.core import migrate
+from humanseg.core.settings import Settings
+from humanseg.web import create_app
+
+
+@pytest.fixture
+def make(tmp_path, redis_url):
+    db_url = f"sqlite:///{tmp_path / 'web.db'}"
+    migrate.upgrade(db_url)
+    made = []
+
+    def build(**overrides):
+        settings = Settings.from_env({
+            "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
+            "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_SECRET_KEY": "t"}).with_(**overrides)
+        app = create_app(settings)
+        made.append(app)
+        return app
+
+    yield build
+    for app in made:
+        app.extensions["humanseg"].engine.dispose()
+
+
+def _stored_files(app) -> list[str]:
+    root = app.extensions["humanseg"].storage.root
+    return [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+
+
+def test_ready_checks_storage_with_a_write_and_leaves_nothing(make):
+    app = make()
+    resp = app.test_client().get("/readyz")
+    assert resp.status_code == 200
+    assert resp.json["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+    assert _stored_files(app) == []
+
+
+def test_not_ready_while_results_cannot_be_written(make, tmp_path, caplog):
+    app = make()
+    root = app.extensions["humanseg"].storage.root
+    shutil.rmtree(root)
+    root.write_bytes(b"a file where the storage folder must be")  # every write now fails
+    caplog.set_level(logging.WARNING, logger="humanseg")
+    resp = app.test_client().get("/readyz")
+    assert resp.status_code == 503 and resp.json["status"] == "unavailable"
+    assert resp.json["checks"] == {"database": "ok", "broker": "ok", "storage": "error: unavailable"}
+    assert str(tmp_path) not in resp.get_data(as_text=True)
+    logged = [r.getMessage() for r in caplog.records if "check=storage" in r.getMessage()]
+    assert logged and "error=StorageError" in logged[0]
+
+
+def test_broker_error_text_goes_to_the_log_not_the_answer(make, caplog):
+    app = make(broker_url="redis://127.0.0.1:1/0")
+    caplog.set_level(logging.WARNING, logger="humanseg")
+    resp = app.test_client().get("/readyz")
+    assert resp.status_code == 503 and resp.json["checks"]["broker"] == "error: unavailable"
+    text = resp.get_data(as_text=True)
+    assert "127.0.0.1" not in text and "refused" not in text.lower() and "redis" not in text
+    logged = [r.getMessage() for r in caplog.records if "check=broker" in r.getMessage()]
+    assert logged and "127.0.0.1:1" in logged[0]
