@@ -123,12 +123,14 @@ class Predictor:
     def foreground(self, images: Sequence[Image.Image], refine: bool | None = None) -> list[np.ndarray]:
         """Soft foreground (float32 in [0, 1]) at each oriented image's size, refined when the config says so."""
         refine = self.cfg.refine if refine is None else refine
-        probs = self.probabilities(images)
         if not refine:
-            return probs
-        from humanseg.ml.refine import guided_filter
+            return self.probabilities(images)
+        from humanseg.ml.refine import guided_filter, work_size
 
-        return [guided_filter(to_rgb(im), p) for im, p in zip(images, probs)]
+        # The filter fits its coefficients on a small grid: ask for the probabilities at that size.
+        rgb = [to_rgb(im) for im in images]
+        probs = self.probabilities(rgb, sizes=[work_size(*im.size) for im in rgb])
+        return [guided_filter(im, p) for im, p in zip(rgb, probs)]
 
     def segment(self, image: Image.Image, refine: bool | None = None) -> Segmentation:
         """Binary mask and soft alpha of one image, both from the same (refined) probability map.

@@ -33,18 +33,19 @@ def guided_filter(guide: Image.Image, prob: np.ndarray, radius: int | None = Non
                   work_side: int = 256) -> np.ndarray:
     """Refined probabilities (float32 in [0, 1], the guide's size) of `prob`, guided by the photo's colours.
 
+    prob: at the guide's size, or already at work_size() (cheaper: no full-size map needed).
+
     radius: window radius at full resolution (default 1% of the longest side, at least 2 px).
     eps: regularisation; smaller follows the photo's edges more closely.
     work_side: the coefficients are fitted on a grid with this longest side (the fast guided filter);
     256 scored as well as 384 and 512 on our val and held-out photos, at a fraction of the cost.
     """
     w, h = guide.size
-    if prob.shape != (h, w):
+    small = work_size(w, h, work_side)
+    if prob.shape not in ((h, w), small[::-1]):
         raise ValueError(f"probability map {prob.shape[::-1]} does not match the guide {guide.size}")
     radius = radius or max(2, round(max(w, h) / 100))
-    scale = min(1.0, work_side / max(w, h))
-    small = (max(1, round(w * scale)), max(1, round(h * scale)))
-    r = max(1, round(radius * scale))
+    r = max(1, round(radius * small[0] / w))
     rgb = guide.convert("RGB")
     i_s = np.asarray(rgb.resize(small, Image.BILINEAR), np.float32) / 255.0  # (h, w, 3)
     p_s = _resize(prob, small)
@@ -64,6 +65,12 @@ def guided_filter(guide: Image.Image, prob: np.ndarray, radius: int | None = Non
     for c in range(3):
         q += _resize(box_mean(a_coef[..., c], r), (w, h)) * full[..., c]
     return np.clip(q, 0.0, 1.0)
+
+
+def work_size(width: int, height: int, work_side: int = 256) -> tuple[int, int]:
+    """The grid the coefficients are fitted on; a probability map of this size is used as it is."""
+    scale = min(1.0, work_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _solve_sym3(v: dict, rhs: np.ndarray) -> np.ndarray:
