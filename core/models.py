@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Enum,
     ForeignKey,
@@ -62,10 +63,11 @@ class JobStatus(str, enum.Enum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    cancelled = "cancelled"  # by a client (web/jobs_control.py); late results are discarded
 
     def is_terminal(self) -> bool:
-        """True when the job will not change any more."""
-        return self in (JobStatus.succeeded, JobStatus.failed)
+        """True when the job will not change any more (unless a client asks for a retry)."""
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
 
 class Base(DeclarativeBase):
@@ -83,8 +85,18 @@ class Batch(Base):
     # Seq numbers handed out so far (appends reserve ranges); never decremented, so seqs stay
     # unique for paging. How many jobs a batch has is counted (web.lookup.status_counts).
     job_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # The API key that made it (None: made without one, on an open server). No foreign key:
+    # keys are revoked, never deleted, and the web tier checks ownership on every lookup.
+    owner_key_id: Mapped[str | None] = mapped_column(String(32))
 
     jobs: Mapped[list[Job]] = relationship(back_populates="batch", order_by="Job.seq")
+
+    __table_args__ = (
+        # The batches page lists newest first: ORDER BY created_at DESC, id DESC.
+        Index("ix_batches_created_id", "created_at", "id"),
+        # The same, for one key's batches.
+        Index("ix_batches_owner_created_id", "owner_key_id", "created_at", "id"),
+    )
 
 
 class Job(Base):
@@ -114,6 +126,8 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     original_key: Mapped[str] = mapped_column(String(255), nullable=False)
     # Result keys are not stored: they follow from the id (core.results.ResultKind.key).
+    # On-request kinds the upload asked the worker to make too (`outputs=`), comma-separated.
+    outputs: Mapped[str | None] = mapped_column(String(200))
 
     batch: Mapped[Batch] = relationship(back_populates="jobs")
 
@@ -131,3 +145,35 @@ class Job(Base):
         if self.started_at is None or self.finished_at is None:
             return None
         return int((self.finished_at - self.started_at).total_seconds() * 1000)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a job creation sent with an Idempotency-Key (web/idempotency.py)."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # sha256 of the request's fields and files: the same key with another body is refused.
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    # None while the first request is still in progress.
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class ApiKey(Base):
+    """A client's API key: only its sha256 is stored (core/keys.py makes and checks keys)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    # The key's first characters, shown by `humanseg keys list` to tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # Per-key limits; None: the settings' defaults (rate_limit_per_minute, images_per_day).
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    images_per_day: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

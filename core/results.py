@@ -1,7 +1,10 @@
 """The result kinds a job produces: the one table the worker, API, pages and archive read.
 
-Adding a kind means one entry here plus its renderer in worker/render.py; keys are
+Adding a kind means one entry here plus its maker in core/render.py; keys are
 deterministic (`results/<job_id>/<filename>`), so no column or migration is needed.
+Kinds marked `on_request` are not written by every job: the web tier renders them from
+the original and the alpha when first asked for (or the worker does, for a batch that
+chose them with `outputs=` at upload), then serves the stored object like the others.
 """
 
 from __future__ import annotations
@@ -11,19 +14,25 @@ from pathlib import PurePosixPath
 
 from humanseg.core.storage import results_prefix
 
+# Result options (core/variants.py) by family: what a kind's URL may carry after '?'.
+SHAPE = ("size", "crop", "margin")  # every full-size kind can be scaled and cropped
+
 
 @dataclass(frozen=True)
 class ResultKind:
-    """One image the worker writes for every succeeded job."""
+    """One image a succeeded job offers."""
 
     name: str  # URL segment (/api/v1/jobs/<id>/<name>) and the key in a job's "urls"
-    filename: str  # object name under results/<job_id>/; also fixes the extension
+    filename: str  # object name under results/<job_id>/; also fixes the default format
     content_type: str
     mode: str  # PIL mode of the stored image (checked against the renderer by the tests)
     label: str  # what the HTML pages call it
     description: str
     full_size: bool = True  # same size as the upload; previews (thumb) are not offered as results
     archive_folder: str | None = None  # folder in the batch zip; None keeps it out of the zip
+    on_request: bool = False  # made when first asked for, not by every job
+    options: tuple[str, ...] = ()  # query options its URL accepts (core/variants.py)
+    formats: tuple[str, ...] = ()  # output formats it may be asked for; the first is its default
 
     @property
     def suffix(self) -> str:
@@ -47,11 +56,18 @@ class ResultKind:
 
 RESULTS: tuple[ResultKind, ...] = (
     ResultKind("mask", "mask.png", "image/png", "L", "Mask",
-               "person 255, background 0", archive_folder="masks"),
+               "person 255, background 0", archive_folder="masks",
+               options=("format", *SHAPE), formats=("png", "webp")),
+    ResultKind("alpha", "alpha.png", "image/png", "L", "Alpha",
+               "soft edges: 0 background, 255 person, in between along hair and edges",
+               options=("format", *SHAPE), formats=("png", "webp")),
     ResultKind("cutout", "cutout.png", "image/png", "RGBA", "Cut-out",
-               "the photo with the mask as alpha", archive_folder="cutouts"),
+               "the photo with the alpha as transparency, or on a background",
+               archive_folder="cutouts", on_request=True,
+               options=("bg", "format", "quality", *SHAPE), formats=("png", "webp", "jpeg")),
     ResultKind("overlay", "overlay.jpg", "image/jpeg", "RGB", "Overlay",
-               "person tinted, background dimmed: a quick visual check"),
+               "person tinted, background dimmed: a quick visual check", on_request=True,
+               options=("format", "quality", *SHAPE), formats=("jpeg", "png", "webp")),
     ResultKind("thumb", "thumb.jpg", "image/jpeg", "RGB", "Thumbnail",
                "cut-out on white, longest side 256 px, for the gallery", full_size=False),
 )
@@ -72,3 +88,13 @@ def result_key(job_id: str, name: str) -> str:
 def result_keys(job_id: str) -> dict[str, str]:
     """Kind name -> storage key, for every result of a job."""
     return {kind.name: kind.key(job_id) for kind in RESULTS}
+
+
+def stored_kinds() -> tuple[ResultKind, ...]:
+    """The kinds every succeeded job has in storage (the worker always writes them)."""
+    return tuple(kind for kind in RESULTS if not kind.on_request)
+
+
+def on_request_kinds() -> tuple[ResultKind, ...]:
+    """The kinds made when first asked for (or pre-rendered for a batch with outputs=)."""
+    return tuple(kind for kind in RESULTS if kind.on_request)

@@ -52,6 +52,11 @@ def _upper(raw: str) -> str:
     return raw.upper()
 
 
+def _names(raw: str) -> tuple[str, ...]:
+    # Comma- or space-separated, compared case-insensitively (host names).
+    return tuple(name.lower() for name in raw.replace(",", " ").split())
+
+
 def setting(default: Any, parse: Callable[[str], Any] = str, **kwargs: Any) -> Any:
     """A Settings field: its default and how its env var's text is parsed."""
     return field(default=default, metadata={"parse": parse}, **kwargs)
@@ -84,6 +89,12 @@ class Settings:
     max_file_bytes: int = setting(25 * MiB, int)
     max_pixels: int = setting(40_000_000, int)
     max_request_bytes: int = setting(1024 * MiB, int)
+    # The work one request may buy: its images' pixels added up (each is decoded and rendered).
+    max_request_pixels: int = setting(1_000_000_000, int)
+    # A request body must arrive within body_timeout_seconds, plus one second for every
+    # body_min_rate bytes received: a client trickling slower than that is cut off.
+    body_timeout_seconds: float = setting(30.0, float)
+    body_min_rate: int = setting(8192, int)
     segment_wait_seconds: float = setting(30.0, float)
     lease_seconds: int = setting(300, int)
     max_attempts: int = setting(3, _at_least_one)
@@ -93,7 +104,26 @@ class Settings:
     log_level: str = setting("INFO", _upper)
     queue: str = setting("humanseg")
     stale_queued_seconds: int = setting(600, int)
+    # An original in storage with no job this long after it was written is removed by the sweeper
+    # (a web process killed mid-upload leaves such files; uploads in flight are younger).
+    orphan_grace_seconds: int = setting(3600, int)
     sweeper: bool = setting(True, _bool)  # each worker runs the sweep loop in a thread
+    # Host header names the web tier answers (a port is ignored; ".example.com" adds subdomains;
+    # "*" any): refusing other names stops DNS rebinding.
+    allowed_hosts: tuple[str, ...] = setting(("localhost", "127.0.0.1", "[::1]"), _names)
+    segment_wait_slots: int = setting(4, int)  # per web process: requests waiting for results
+    secure_cookies: bool = setting(False, _bool)  # session cookie Secure even on plain http
+    # Every API call and page needs an API key (`humanseg keys create`). Always on when the
+    # web tier listens beyond loopback (host, or a gunicorn --bind): see web/auth.py.
+    require_api_keys: bool = setting(False, _bool)
+    # Per API key, counted in the broker's Redis (shared by all web processes); 0: no limit.
+    # A key's own limits (`humanseg keys create --requests-per-minute/--images-per-day`) win.
+    rate_limit_per_minute: int = setting(300, int)
+    images_per_day: int = setting(5000, int)
+    # Jobs (records, originals, results) older than this are deleted by the sweeper; 0: kept.
+    retention_days: float = setting(0.0, float)
+    # /readyz wants a worker heartbeat (worker/heartbeat.py) younger than this.
+    worker_stale_seconds: int = setting(60, int)
 
     def __post_init__(self) -> None:
         # Defaults that follow data_dir; frozen, hence object.__setattr__.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,9 @@ class Services:
     sessions: sessionmaker[Session]
     storage: Storage
     celery: Any
+    # Requests of this process that may wait for results at once (/segment, Prefer: wait): a
+    # waiting request holds a server thread, and the rest must stay free for everything else.
+    wait_slots: threading.BoundedSemaphore
 
 
 def services() -> Services:
@@ -34,11 +38,14 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     """Build the Flask app from settings (read from the environment when None)."""
     # Imported here: these modules need services(), defined above.
     from humanseg.core.queue import make_sender
-    from humanseg.web import api, archive, gallery
+    from humanseg.web import api, archive, auth, backgrounds, gallery, guard, health
     from humanseg.web.errors import register_error_handlers
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    from humanseg.web.uploads import SpoolingRequest
+
+    app.request_class = SpoolingRequest  # file parts spool to disk: memory stays flat per request
     app.config.update(
         SECRET_KEY=ensure_secret_key(settings),
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
@@ -53,9 +60,17 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         sessions=make_sessionmaker(engine),
         storage=storage or make_storage(settings),
         celery=make_sender(settings),
+        wait_slots=threading.BoundedSemaphore(max(0, settings.segment_wait_slots)),
     )
-    app.register_blueprint(api.bp)  # JSON API, health checks, JSON deletes
+    guard.install(app, settings)  # Host, Origin and URL checks; nosniff; cookie flags
+    auth.install(app)  # API keys (after the guard's checks), rate limits, /signin
+    app.register_blueprint(health.bp)  # /healthz, /readyz
+    app.register_blueprint(api.bp)  # JSON API, JSON deletes
+    from humanseg.web import jobs_control
+
+    app.register_blueprint(jobs_control.bp)  # cancel and retry
     app.register_blueprint(archive.bp)  # batch zip
+    app.register_blueprint(backgrounds.bp)  # background images for cut-outs
     app.register_blueprint(gallery.bp)  # HTML pages and their forms
     register_error_handlers(app)
     return app

@@ -1,19 +1,21 @@
-"""JSON API under /api/v1 plus /healthz and /readyz."""
+"""JSON API under /api/v1 (the health checks are in web/health.py)."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Blueprint, jsonify, redirect, request, send_file
 from flask.wrappers import Response
-from humanseg.core.db import ping, session_scope
+from humanseg.core.db import session_scope
 from humanseg.core.errors import ObjectNotFound, StorageError
+from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus
-from humanseg.core.queue import BrokerError, ping_broker
-from humanseg.core.results import RESULTS, result_kind
-from humanseg.web import services, uploads
-from humanseg.web.csrf import same_origin
+from humanseg.core.results import RESULTS
+from humanseg.core.variants import defaults
+from humanseg.web import Services, services, uploads, variants
 from humanseg.web.deletion import delete_batch, delete_job
 from humanseg.web.errors import ApiError
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404, status_counts
@@ -23,8 +25,6 @@ from humanseg.web.serialize import (
     batch_json,
     job_brief,
     job_json,
-    media_type,
-    object_key,
 )
 from humanseg.web.uploads import wait_for
 from sqlalchemy import select
@@ -38,46 +38,49 @@ _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECA
 SEGMENT_OUTPUTS = tuple(kind.name for kind in RESULTS if kind.full_size)
 
 
-@bp.get("/healthz")
-def healthz() -> Response:
-    """The process is alive."""
-    return jsonify({"status": "ok"})
+def storage_unavailable(exc: StorageError) -> ApiError:
+    """The 503 for a storage failure: the detail (keys, paths, endpoints) goes to the log only."""
+    log.warning(logkv(event="storage_unavailable", path=request.path, error=str(exc)))
+    return ApiError(503, "storage_unavailable", "storage is unavailable; try again later")
 
 
-@bp.get("/readyz")
-def readyz():
-    """Database and broker both answer."""
-    svc = services()
-    checks: dict[str, str] = {}
+@contextmanager
+def wait_slot(svc: Services, wanted: bool = True) -> Iterator[bool]:
+    """True while this request holds one of the process's wait slots; False: answer at once.
+
+    Never blocks: when every slot is taken the request is answered as if it had not asked
+    to wait (202 with its jobs), so waiting requests can never hold every server thread.
+    """
+    held = wanted and svc.wait_slots.acquire(blocking=False)
+    if wanted and not held:
+        log.info(logkv(event="wait_slots_full", path=request.path))
     try:
-        ping(svc.engine)
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - report any driver error as not ready
-        checks["database"] = f"error: {type(exc).__name__}"
-    try:
-        ping_broker(svc.settings.broker_url)
-        checks["broker"] = "ok"
-    except BrokerError as exc:
-        checks["broker"] = f"error: {exc}"
-    ok = all(v == "ok" for v in checks.values())
-    return jsonify({"status": "ok" if ok else "unavailable", "checks": checks}), 200 if ok else 503
+        yield held
+    finally:
+        if held:
+            svc.wait_slots.release()
 
 
 @bp.post("/api/v1/jobs")
 def create_jobs():
     """Upload 1..max_files images; 202 with the batch and one job per file."""
     svc = services()
-    batch, jobs = uploads.create_jobs(request.files.getlist("images"), svc,
-                              batch_name=request.form.get("batch_name"),
-                              batch_id=request.form.get("batch_id") or None)
+    # The body is read before a wait slot is taken: a slow upload must not hold one.
+    parts = request.files.getlist("images")
+    outputs = variants.upload_outputs(request.form.getlist("outputs"))  # 400 before anything is stored
     wait = _prefer_wait()
-    headers = {"Location": f"/api/v1/batches/{batch.id}"}
+    headers: dict[str, str] = {}
     status = 202
-    if wait is not None:
-        headers["Preference-Applied"] = f"wait={wait:g}"
-        if wait_for([j.id for j in jobs], wait, svc):
-            status = 200
-            jobs = _reload(jobs)
+    with wait_slot(svc, wanted=wait is not None) as may_wait:
+        batch, jobs = uploads.create_jobs(parts, svc, batch_name=request.form.get("batch_name"),
+                                          batch_id=request.form.get("batch_id") or None,
+                                          outputs=outputs)
+        if may_wait:
+            headers["Preference-Applied"] = f"wait={wait:g}"
+            if wait_for([j.id for j in jobs], wait, svc):
+                status = 200
+                jobs = _reload(jobs)
+    headers["Location"] = f"/api/v1/batches/{batch.id}"
     body = {"batch_id": batch.id, "batch_url": headers["Location"], "batch_name": batch.name,
             "jobs": [job_brief(j) for j in jobs]}
     return jsonify(body), status, headers
@@ -109,14 +112,15 @@ def job_result(job_id: str, kind: str):
     if kind not in KINDS:
         raise ApiError(404, "not_found", f"unknown result {kind!r}; one of {', '.join(KINDS)}")
     job = get_job_or_404(job_id)
+    # Options (bg, format, size, crop...) name a variant, made here on first request (web/variants.py).
+    opts = variants.options(kind, request.args.items(multi=True))
     if kind != ORIGINAL and job.status != JobStatus.succeeded:
-        code = "job_failed" if job.status == JobStatus.failed else "not_ready"
+        code = {JobStatus.failed: "job_failed", JobStatus.cancelled: "job_cancelled"}.get(
+            job.status, "not_ready")
         raise ApiError(409, code, f"job {job.id} is {job.status.value}; no {kind} available",
                        extra={"status": job.status.value})
-    key = object_key(job, kind)
-    if not key:
-        raise ApiError(404, "result_missing", f"job {job.id} has no {kind}")
-    return serve_object(key, media_type(job, kind), f"{job.id}-{kind}")
+    key = variants.ensure(job, opts, services().storage)
+    return serve_object(key, variants.media_type(job, opts), f"{job.id}-{kind}")
 
 
 def serve_object(key: str, mimetype: str, name: str):
@@ -130,7 +134,7 @@ def serve_object(key: str, mimetype: str, name: str):
     except ObjectNotFound as exc:
         raise ApiError(404, "result_missing", f"object {key} is missing from storage") from exc
     except StorageError as exc:
-        raise ApiError(503, "storage_unavailable", str(exc)) from exc
+        raise storage_unavailable(exc) from exc
     ext = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}.get(mimetype, "")
     resp = send_file(stream, mimetype=mimetype, download_name=name + ext, max_age=3600)
     return resp
@@ -171,7 +175,7 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
 
 @bp.post("/api/v1/segment")
 def segment():
-    """One image in, the result back: waits up to segment_wait_seconds, else 202."""
+    """One image in, the result back: waits up to segment_wait_seconds (if a slot is free), else 202."""
     svc = services()
     output = (request.values.get("output") or "mask").lower()
     if output not in SEGMENT_OUTPUTS:
@@ -180,18 +184,20 @@ def segment():
     if len(parts) != 1:
         raise ApiError(400, "no_files" if not parts else "too_many_files",
                        "send exactly one image in the multipart field 'image'")
-    _, jobs = uploads.create_jobs(parts, svc, batch_name=request.form.get("batch_name"))
-    job = jobs[0]
-    wait_for([job.id], svc.settings.segment_wait_seconds, svc)
+    opts = variants.options(output, variants.option_pairs(request.values.items(multi=True)))
+    # The plain cut-out or overlay is made by the worker with the mask; any other variant here.
+    made_by_worker = output if opts == defaults(output) else None
+    with wait_slot(svc) as may_wait:
+        _, jobs = uploads.create_jobs(parts, svc, batch_name=request.form.get("batch_name"),
+                                      outputs=variants.upload_outputs([made_by_worker or ""]))
+        job = jobs[0]
+        if may_wait:
+            wait_for([job.id], svc.settings.segment_wait_seconds, svc)
     job = get_job_or_404(job.id)
     job_url = f"/api/v1/jobs/{job.id}"
     if job.status == JobStatus.succeeded:
-        kind = result_kind(output)
-        try:
-            data = svc.storage.get(kind.key(job.id))
-        except StorageError as exc:
-            raise ApiError(503, "storage_unavailable", str(exc)) from exc
-        return Response(data, mimetype=kind.content_type,
+        data = variants.rendered(job, opts, svc.storage)
+        return Response(data, mimetype=opts.content_type,
                         headers={"X-Job-Id": job.id, "Content-Location": job_url})
     if job.status == JobStatus.failed:
         raise ApiError(422, "job_failed", f"segmentation failed: {job.error}",
@@ -200,15 +206,9 @@ def segment():
     return jsonify(body), 202, {"Location": job_url}
 
 
-def _require_same_origin() -> None:
-    if not same_origin():
-        raise ApiError(403, "cross_origin", "cross-origin request refused")
-
-
 @bp.delete("/api/v1/jobs/<job_id>")
 def delete_job_json(job_id: str) -> Response:
-    """Delete one job with its original and results."""
-    _require_same_origin()
+    """Delete one job with its original and results (cross-origin calls: web/guard.py)."""
     deleted = delete_job(job_id, services())
     return jsonify({"deleted": {"job_id": job_id, "batch_id": deleted.batch_id,
                                 "jobs": deleted.jobs, "objects": deleted.objects}})
@@ -217,7 +217,6 @@ def delete_job_json(job_id: str) -> Response:
 @bp.delete("/api/v1/batches/<batch_id>")
 def delete_batch_json(batch_id: str) -> Response:
     """Delete a batch with all its jobs and their stored objects."""
-    _require_same_origin()
     deleted = delete_batch(batch_id, services())
     return jsonify({"deleted": {"batch_id": batch_id, "jobs": deleted.jobs,
                                 "objects": deleted.objects}})

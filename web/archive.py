@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 from flask import Blueprint, Response
 from humanseg.core.db import session_scope
+from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus
-from humanseg.core.results import RESULTS
+from humanseg.core.results import RESULTS, ResultKind
+from humanseg.core.variants import defaults
 from humanseg.web import Services, services
 from humanseg.web.errors import ApiError
 from humanseg.web.lookup import get_batch_or_404
 from humanseg.web.pages import attachment, safe_stem, unique_name
+from humanseg.web.variants import rendered
 from humanseg.web.zipstream import Entry, stream_zip
 from sqlalchemy import select
 
@@ -24,6 +28,17 @@ bp = Blueprint("archive", __name__)
 _PAGE = 200  # jobs read per query while streaming an archive
 # Results that go into the zip, each in its own folder (masks/, cutouts/, ...).
 ARCHIVED = tuple(kind for kind in RESULTS if kind.archive_folder)
+# Device names Windows reserves whatever the extension: unzipping "CON.png" there fails or hangs.
+WINDOWS_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
+    f"{dev}{n}" for dev in ("COM", "LPT") for n in "0123456789\u00b9\u00b2\u00b3"})
+
+
+def zip_stem(filename: str, fallback: str = "image") -> str:
+    """safe_stem that Windows can also unpack: a reserved device name (CON, com1.x ...) gets a '_'."""
+    stem = safe_stem(filename, fallback=fallback)
+    if stem.split(".", 1)[0].rstrip(" ").upper() in WINDOWS_RESERVED:
+        stem = "_" + stem
+    return stem
 
 
 def _archive_entries(batch_id: str, svc: Services) -> Iterator[Entry]:
@@ -44,16 +59,19 @@ def _archive_entries(batch_id: str, svc: Services) -> Iterator[Entry]:
                 reason = job.error or job.status.value
                 skipped.append(f"{job.filename}\t{job.status.value}\t{reason}")
                 continue
-            name = unique_name(safe_stem(job.filename), taken)
+            name = unique_name(zip_stem(job.filename), taken)
             for kind in ARCHIVED:
-                yield f"{kind.archive_folder}/{name}{kind.suffix}", _opener(svc, kind.key(job.id))
+                yield f"{kind.archive_folder}/{name}{kind.suffix}", _opener(svc, job, kind)
     if skipped:
         text = "Not included (file, status, reason):\n" + "\n".join(skipped) + "\n"
         yield "not_included.txt", lambda: io.BytesIO(text.encode("utf-8"))
 
 
-def _opener(svc: Services, key: str):
-    return lambda: svc.storage.open_stream(key)
+def _opener(svc: Services, job: Job, kind: ResultKind) -> Callable[[], BinaryIO]:
+    if kind.on_request:
+        # Made now if the batch did not ask the worker for it (outputs=), and kept for next time.
+        return lambda: io.BytesIO(rendered(job, defaults(kind.name), svc.storage))
+    return lambda: svc.storage.open_stream(kind.key(job.id))
 
 
 @bp.get("/api/v1/batches/<batch_id>/archive")
@@ -67,8 +85,8 @@ def batch_archive(batch_id: str) -> Response:
         name, created = batch.name, batch.created_at
     if done is None:
         raise ApiError(409, "nothing_finished", f"batch {batch_id} has no finished results yet")
-    log.info("event=archive_start batch_id=%s", batch_id)
-    stem = safe_stem(name or "", fallback=f"humanseg-{batch_id[:8]}")
+    log.info(logkv(event="archive_start", batch_id=batch_id))
+    stem = zip_stem(name or "", fallback=f"humanseg-{batch_id[:8]}")
     resp = Response(stream_zip(_archive_entries(batch_id, svc), when=created),
                     mimetype="application/zip")
     resp.headers["Content-Disposition"] = attachment(f"{stem}.zip")

@@ -22,6 +22,7 @@ class ApiError(Exception):
         self.file = file
         self.files = files
         self.extra = extra or {}
+        self.headers: dict[str, str] = {}  # e.g. WWW-Authenticate on a 401, Retry-After on a 429
 
     def response(self) -> Response:
         """The Flask response for this error."""
@@ -35,6 +36,7 @@ class ApiError(Exception):
         body.update(self.extra)
         resp = jsonify({"error": body})
         resp.status_code = self.status
+        resp.headers.update(self.headers)
         return resp
 
 

@@ -1,8 +1,7 @@
-"""HTML pages: upload, batch view, gallery, job detail, and their delete forms."""
+"""HTML pages: upload, batches, batch view, gallery, job detail, and their forms."""
 
 from __future__ import annotations
 
-import io
 import logging
 from urllib.parse import urlsplit
 
@@ -18,14 +17,20 @@ from flask import (
     url_for,
 )
 from humanseg.core.db import session_scope
-from humanseg.core.errors import ObjectNotFound
-from humanseg.core.models import Job, JobStatus
-from humanseg.core.results import RESULTS, result_key
-from humanseg.web import services
+from humanseg.core.models import Batch, Job, JobStatus
+from humanseg.core.results import on_request_kinds
+from humanseg.core.variants import Background, Options
+from humanseg.web import auth, jobpage, services
+from humanseg.web.backgrounds import store_background
 from humanseg.web.csrf import csrf_token, valid_form_token
 from humanseg.web.deletion import delete_batch, delete_job
 from humanseg.web.errors import ApiError, error_page
-from humanseg.web.lookup import get_batch_or_404, get_job_or_404, status_counts
+from humanseg.web.lookup import (
+    StatusCounts,
+    get_batch_or_404,
+    get_job_or_404,
+    status_counts,
+)
 from humanseg.web.pages import (
     attachment,
     decode_cursor,
@@ -35,8 +40,8 @@ from humanseg.web.pages import (
 )
 from humanseg.web.serialize import ORIGINAL, object_url
 from humanseg.web.uploads import create_jobs
-from PIL import Image
-from sqlalchemy import and_, or_, select
+from humanseg.web.variants import rendered, upload_outputs
+from sqlalchemy import and_, func, or_, select
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ bp = Blueprint(
 )
 
 PAGE_SIZE = 48
+BATCHES_PAGE = 50
 BATCH_PAGE_LIMIT = 1000  # tiles rendered server-side; the script fetches the rest
 
 
@@ -53,7 +59,8 @@ BATCH_PAGE_LIMIT = 1000  # tiles rendered server-side; the script fetches the re
 def _template_helpers() -> dict:
     svc = services()
     return {"csrf_token": csrf_token,
-            "thumb_url": lambda job: object_url(job, "thumb", svc.storage)}
+            "thumb_url": lambda job: object_url(job, "thumb", svc.storage),
+            "preview_url": jobpage.preview_url}
 
 
 @bp.after_app_request
@@ -100,7 +107,7 @@ def _upload_page(errors: list[dict] | None = None, title: str = "", status: int 
     html = render_template(
         "gallery/upload.html", nav="upload", errors=errors or [], error_title=title,
         max_files=settings.max_files, max_file_mb=settings.max_file_bytes // (1024 * 1024),
-        api_jobs_url=url_for("api.create_jobs"))
+        api_jobs_url=url_for("api.create_jobs"), prepare=on_request_kinds())
     return html, status
 
 
@@ -111,7 +118,8 @@ def upload():
         return _form_expired()
     parts = [p for p in request.files.getlist("images") if p.filename]
     try:
-        batch, _jobs = create_jobs(parts, services(), batch_name=request.form.get("batch_name"))
+        batch, _jobs = create_jobs(parts, services(), batch_name=request.form.get("batch_name"),
+                                   outputs=upload_outputs(request.form.getlist("outputs")))
     except ApiError as exc:
         errors = exc.files or [{"file": exc.file, "message": exc.message}]
         return _upload_page(errors, "Nothing was uploaded: " + exc.message, exc.status)
@@ -144,7 +152,8 @@ def gallery():
     """Finished results, newest first, keyset-paged on (finished_at, id)."""
     cursor = request.args.get("cursor", "")
     bad_cursor = False
-    query = (select(Job).where(Job.status == JobStatus.succeeded, Job.finished_at.is_not(None))
+    query = (select(Job).where(Job.status == JobStatus.succeeded, Job.finished_at.is_not(None),
+                               *auth.job_scope())
              .order_by(Job.finished_at.desc(), Job.id.desc()).limit(PAGE_SIZE + 1))
     if cursor:
         try:
@@ -163,47 +172,92 @@ def gallery():
                            next_cursor=next_cursor, bad_cursor=bad_cursor)
 
 
+@bp.get("/batches")
+def batches():
+    """Every batch, newest first, with its counts by status; keyset-paged on (created_at, id)."""
+    cursor = request.args.get("cursor", "")
+    query = (select(Batch).where(*auth.batch_scope())
+             .order_by(Batch.created_at.desc(), Batch.id.desc()).limit(BATCHES_PAGE + 1))
+    bad_cursor = False
+    if cursor:
+        try:
+            when, last_id = decode_cursor(cursor)
+            query = query.where(or_(Batch.created_at < when,
+                                    and_(Batch.created_at == when, Batch.id < last_id)))
+        except ValueError:
+            bad_cursor, cursor = True, ""
+    with session_scope(services().sessions) as session:
+        found = session.scalars(query).all()
+        counts = _counts(session, [b.id for b in found[:BATCHES_PAGE]])
+    next_cursor = None
+    if len(found) > BATCHES_PAGE:
+        found = found[:BATCHES_PAGE]
+        next_cursor = encode_cursor(found[-1].created_at, found[-1].id)
+    return render_template("gallery/batches.html", nav="batches", rows=[(b, counts[b.id]) for b in found],
+                           cursor=cursor, next_cursor=next_cursor, bad_cursor=bad_cursor)
+
+
+def _counts(session, batch_ids: list[str]) -> dict[str, StatusCounts]:
+    """Counts by status of several batches, from one grouped query."""
+    found: dict[str, dict[str, int]] = {i: {s.value: 0 for s in JobStatus} for i in batch_ids}
+    if batch_ids:
+        rows = session.execute(select(Job.batch_id, Job.status, func.count())
+                               .where(Job.batch_id.in_(batch_ids))
+                               .group_by(Job.batch_id, Job.status)).all()
+        for batch_id, status, n in rows:
+            found[batch_id][status.value] = n
+    return {i: StatusCounts(by_status) for i, by_status in found.items()}
+
+
 @bp.get("/jobs/<job_id>")
 def job(job_id: str):
-    """The original and every full-size result side by side, with downloads."""
+    """Display-size previews of the original and every full-size result, downloads, options."""
     found = get_job_or_404(job_id)
-    storage = services().storage
-    views = []  # (kind, url) per full-size result, once there are results
-    if found.status == JobStatus.succeeded:
-        views = [(kind, object_url(found, kind.name, storage)) for kind in RESULTS if kind.full_size]
-    bg = parse_colour(request.args.get("bg"))
+    succeeded = found.status == JobStatus.succeeded
+    form = jobpage.read_form(request.args)
     return render_template(
-        "gallery/job.html", job=found, views=views, bg=bg, stem=safe_stem(found.filename),
-        original_url=object_url(found, ORIGINAL, storage),
+        "gallery/job.html", job=found, views=jobpage.views(found, services().storage) if succeeded else [],
+        form=form, swatches=jobpage.SWATCHES, formats=jobpage.FORMAT_CHOICES,
+        stem=safe_stem(found.filename),
+        original_url=object_url(found, ORIGINAL, services().storage),
+        original_preview=jobpage.preview_url(found, ORIGINAL),
         original_ext=(found.original_key or "").rpartition(".")[2] or "jpg",
-        composite_url=url_for("gallery.composite", job_id=found.id, bg=bg),
-        api_job_url=url_for("api.get_job", job_id=found.id))
+        option_preview=url_for("api.job_result", job_id=found.id, kind="cutout",
+                               **form.preview_query()),
+        option_download=url_for("api.job_result", job_id=found.id, kind="cutout", **form.query),
+        api_job_url=url_for("api.get_job", job_id=found.id),
+        api_backgrounds_url=url_for("backgrounds.create_background")), 400 if form.error else 200
 
 
 @bp.get("/jobs/<job_id>/composite.png")
 def composite(job_id: str):
-    """The cut-out on a solid background colour (?bg=#rrggbb), as PNG."""
+    """The cut-out on a solid background colour (?bg=#rrggbb), as PNG (kept for earlier links)."""
     found = get_job_or_404(job_id)
     if found.status != JobStatus.succeeded:
         abort(404)
     bg = parse_colour(request.args.get("bg"))
-    try:
-        data = services().storage.get(result_key(found.id, "cutout"))
-    except ObjectNotFound:
-        abort(404)
-    with Image.open(io.BytesIO(data)) as cut:
-        cut = cut.convert("RGBA")
-        rgb = tuple(int(bg[i:i + 2], 16) for i in (1, 3, 5))
-        canvas = Image.new("RGBA", cut.size, rgb + (255,))
-        canvas.alpha_composite(cut)
-        out = io.BytesIO()
-        canvas.convert("RGB").save(out, "PNG", optimize=False, compress_level=6)
-    resp = Response(out.getvalue(), mimetype="image/png")
+    opts = Options("cutout", "png", bg=Background("colour", bg[1:]))
+    resp = Response(rendered(found, opts, services().storage), mimetype="image/png")
     resp.headers["Cache-Control"] = "private, max-age=3600"
     if request.args.get("download"):
         name = f"{safe_stem(found.filename)}_bg_{bg[1:]}.png"
         resp.headers["Content-Disposition"] = attachment(name)
     return resp
+
+
+@bp.post("/jobs/<job_id>/background")
+def background_form(job_id: str):
+    """No-JavaScript background upload: store the image, then show the job with it behind."""
+    if not valid_form_token():
+        return _form_expired()
+    found = get_job_or_404(job_id)
+    try:
+        background_id, _ = store_background(request.files.get("image"), services())
+    except ApiError as exc:
+        flash(f"That background was not accepted: {exc.message}", "error")
+        return redirect(url_for("gallery.job", job_id=found.id), code=303)
+    return redirect(url_for("gallery.job", job_id=found.id, bgmode="image", bgimage=background_id),
+                    code=303)
 
 
 @bp.post("/jobs/<job_id>/delete")

@@ -34,11 +34,17 @@ def media_type(job: Job, kind: str) -> str:
 
 
 def object_url(job: Job, kind: str, storage: Storage) -> str | None:
-    """URL of one object of a job: presigned on S3, served by the API locally; None if absent."""
+    """URL of one object of a job: presigned on S3, served by the API locally; None if absent.
+
+    Results made on request (cutout, overlay) always get our URL: the object may not exist
+    yet, and the API makes it before answering (a 302 to the presigned URL on S3).
+    """
     key = object_key(job, kind)
     if not key:
         return None
-    return storage.url(key) or url_for("api.job_result", job_id=job.id, kind=kind)
+    found = result_kind(kind)
+    direct = None if found is not None and found.on_request else storage.url(key)
+    return direct or url_for("api.job_result", job_id=job.id, kind=kind)
 
 
 def job_urls(job: Job, storage: Storage) -> dict[str, str | None]:

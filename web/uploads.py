@@ -17,7 +17,7 @@ from humanseg.core.errors import ImageError, StorageError
 from humanseg.core.images import ImageInfo, Limits, validate
 from humanseg.core.models import Batch, Job, JobStatus, is_public_id, new_id
 from humanseg.core.queue import BrokerError, send_segment
-from humanseg.web import Services
+from humanseg.web import Services, auth, ratelimit
 from humanseg.web.errors import ApiError
 from sqlalchemy import func, select, update
 from werkzeug.datastructures import FileStorage
@@ -125,8 +125,9 @@ def create_jobs(parts: list[FileStorage], services: Services, *, batch_name: str
     outputs: on-request kinds the worker makes too (core.variants.parse_outputs's text).
     Raises ApiError (with per-file reasons in .files) when anything is rejected.
     """
-    return create_batch(read_parts(parts, services), batch_name, services, batch_id=batch_id,
-                        outputs=outputs)
+    uploads = read_parts(parts, services)
+    with ratelimit.images(len(uploads)):  # 429 past the key's daily quota; refunded on failure
+        return create_batch(uploads, batch_name, services, batch_id=batch_id, outputs=outputs)
 
 
 def create_batch(uploads: list[Upload], batch_name: str | None, services: Services,
@@ -162,14 +163,16 @@ def create_batch(uploads: list[Upload], batch_name: str | None, services: Servic
 def _claim_batch(session, batch_id: str | None, batch_name: str | None, n: int) -> tuple[Batch, int]:
     """A new batch, or an existing one with n more job slots reserved; returns first seq."""
     if not batch_id:
-        batch = Batch(id=new_id(), name=display_name(batch_name)[:200] or None, job_count=n)
+        batch = Batch(id=new_id(), name=display_name(batch_name)[:200] or None, job_count=n,
+                      owner_key_id=auth.owner_id())
         session.add(batch)
         session.flush()
         return batch, 0
     # The UPDATE takes the row lock first, so concurrent appends get distinct seq ranges.
     # A malformed id never reaches SQL: PostgreSQL rejects NUL bytes with an error, not a miss.
     updated = session.execute(
-        update(Batch).where(Batch.id == batch_id).values(job_count=Batch.job_count + n)
+        update(Batch).where(Batch.id == batch_id, *auth.batch_scope())  # only a batch it may see
+        .values(job_count=Batch.job_count + n)
     ).rowcount if is_public_id(batch_id) else 0
     if not updated:
         raise ApiError(404, "batch_not_found", f"no batch with id {batch_id}")

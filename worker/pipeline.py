@@ -11,11 +11,14 @@ from typing import Protocol
 from humanseg.core.db import session_scope
 from humanseg.core.errors import ObjectNotFound, StorageError
 from humanseg.core.images import load_oriented
+from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus, utcnow
-from humanseg.core.results import RESULTS
+from humanseg.core.redact import without_paths
+from humanseg.core.results import result_kind
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, results_prefix
-from humanseg.worker.render import render_all
+from humanseg.core.variants import outputs_of
+from humanseg.worker.render import Segmented, render_job
 from PIL import Image
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class Predictor(Protocol):
-    def predict(self, image: Image.Image) -> Image.Image: ...
+    def segment(self, image: Image.Image) -> Segmented: ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
         return Outcome("skipped")
     t0 = time.monotonic()
     with session_scope(sessions) as session:
-        original_key = session.scalar(select(Job.original_key).where(Job.id == job_id))
+        original_key, chosen = session.execute(
+            select(Job.original_key, Job.outputs).where(Job.id == job_id)).one()
     try:
         data = storage.get(original_key)
     except ObjectNotFound:
@@ -88,16 +92,23 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad data; the job records it
         return fail(sessions, job_id, attempt, f"cannot decode image: {type(exc).__name__}: {exc}")
     try:
-        mask = predictor.predict(image)
-        if mask.size != image.size or mask.mode != "L":
-            raise ValueError(f"predictor returned {mask.mode} {mask.size} for {image.size}")
-        outputs = render_all(image, mask)
+        seg = predictor.segment(image)  # one probability map gives both mask and alpha
+        for name, made in (("mask", seg.mask), ("alpha", seg.alpha)):
+            if made.size != image.size or made.mode != "L":
+                raise ValueError(f"predictor returned a {made.mode} {made.size} {name} for {image.size}")
+        # mask, alpha and thumbnail always; cut-outs and overlays only when the upload chose them
+        outputs = render_job(image, seg, outputs_of(chosen))
     except Exception as exc:  # a failing image must not take the worker down
         log.exception("event=predict_failed job_id=%s", job_id)
         return fail(sessions, job_id, attempt, f"segmentation failed: {type(exc).__name__}: {exc}")
+    if not _still_owned(sessions, job_id, attempt):
+        # Cancelled (or deleted) while the model ran: its results are discarded, never written.
+        log.info(logkv(event="results_discarded", job_id=job_id, attempt=attempt))
+        return Outcome("skipped", attempt)
     try:
-        for kind in RESULTS:  # deterministic keys: a rerun overwrites the same objects
-            storage.put(kind.key(job_id), outputs[kind.name], kind.content_type)
+        for name, data in outputs.items():  # deterministic keys: a rerun overwrites the same objects
+            kind = result_kind(name)
+            storage.put(kind.key(job_id), data, kind.content_type)
     except StorageError as exc:
         return transient(sessions, settings, job_id, attempt, f"writing results: {exc}")
     ok = _finish(sessions, job_id, attempt, status=JobStatus.succeeded, finished_at=utcnow(),
@@ -105,17 +116,26 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
     log.info("event=job_done job_id=%s attempt=%d ms=%d recorded=%s", job_id, attempt,
              (time.monotonic() - t0) * 1000, ok)
     if not ok:
-        _drop_orphan_results(sessions, storage, job_id)
+        _drop_orphan_results(sessions, storage, job_id, attempt)
     return Outcome("succeeded" if ok else "skipped", attempt)
 
 
-def _drop_orphan_results(sessions, storage: Storage, job_id: str) -> None:
-    """The job was deleted while it ran: remove the results written after its deletion.
+def _still_owned(sessions, job_id: str, attempt: int) -> bool:
+    """True while this delivery still holds the job (running, same attempt)."""
+    with session_scope(sessions) as session:
+        found = session.execute(select(Job.status, Job.attempts).where(Job.id == job_id)).first()
+    return found is not None and found.status == JobStatus.running and found.attempts == attempt
 
-    Only when the row is gone; a lost lease means another worker owns the same keys.
+
+def _drop_orphan_results(sessions, storage: Storage, job_id: str, attempt: int) -> None:
+    """The job was deleted or cancelled while it ran: remove the results this run wrote late.
+
+    Only when the row is gone, or cancelled with no later attempt; a lost lease means another
+    worker owns the same keys.
     """
     with session_scope(sessions) as session:
-        if session.get(Job, job_id) is not None:
+        job = session.get(Job, job_id)
+        if job is not None and not (job.status == JobStatus.cancelled and job.attempts == attempt):
             return
     try:
         removed = storage.delete_prefix(results_prefix(job_id))
@@ -126,19 +146,28 @@ def _drop_orphan_results(sessions, storage: Storage, job_id: str) -> None:
 
 
 def fail(sessions, job_id: str, attempt: int, reason: str) -> Outcome:
-    """Mark the job failed for good with a reason."""
-    log.warning("event=job_failed job_id=%s attempt=%d reason=%s", job_id, attempt, reason)
+    """Mark the job failed for good with a reason (recorded without server paths; logged whole)."""
+    log.warning(logkv(event="job_failed", job_id=job_id, attempt=attempt, reason=reason))
     _finish(sessions, job_id, attempt, status=JobStatus.failed, finished_at=utcnow(),
-            error=reason[:2000])
+            error=without_paths(reason)[:2000])
     return Outcome("failed", attempt, reason=reason)
+
+
+RETRY_FIRST_SECONDS = 15.0  # then x4 per attempt: storage outages often last minutes
+
+
+def retry_delay(attempt: int, settings: Settings) -> float:
+    """Backoff before attempt+1: 15 s, 60 s, 240 s ..., never longer than one lease."""
+    return min(float(settings.lease_seconds), RETRY_FIRST_SECONDS * 4.0 ** (attempt - 1))
 
 
 def transient(sessions, settings: Settings, job_id: str, attempt: int, reason: str) -> Outcome:
     """Give the job back to the queue with backoff, or fail it once attempts run out."""
     if attempt >= settings.max_attempts:
         return fail(sessions, job_id, attempt, f"gave up after {attempt} attempts: {reason}")
-    delay = min(60.0, 2.0 ** attempt)
-    log.warning("event=job_retry job_id=%s attempt=%d in=%.1fs reason=%s", job_id, attempt,
-                delay, reason)
-    _finish(sessions, job_id, attempt, status=JobStatus.queued, error=f"retrying: {reason}"[:2000])
+    delay = retry_delay(attempt, settings)
+    log.warning(logkv(event="job_retry", job_id=job_id, attempt=attempt, retry_in=delay,
+                      reason=reason))
+    _finish(sessions, job_id, attempt, status=JobStatus.queued,
+            error=f"retrying: {without_paths(reason)}"[:2000])
     return Outcome("retry", attempt, retry_in=delay, reason=reason)

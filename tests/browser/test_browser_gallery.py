@@ -89,25 +89,25 @@ def test_upload_three_watch_open_and_download(browser, stack, shot, tmp_path):
         assert len(masks) == 3, zf.namelist()
         assert sorted(masks) == ["masks/alice.png", "masks/bob.png", "masks/img src_x onerror_alert_1.png"]
 
-    # Open one result: four views, cut-out on a checkerboard, background replacement.
+    # Open one result: five previews, cut-out on a checkerboard, background replacement.
     browser.find_element(By.CSS_SELECTOR, "#job-grid a.tile").click()
     _wait(browser, lambda d: "/jobs/" in d.current_url, 20, "the job page")
     _wait(browser, lambda d: d.execute_script(
         "return Array.from(document.querySelectorAll('.views img'))"
         ".every(i => i.complete && i.naturalWidth > 0);") and
-        len(d.find_elements(By.CSS_SELECTOR, ".views img")) == 4, 30, "four views")
+        len(d.find_elements(By.CSS_SELECTOR, ".views img")) == 5, 30, "five views")
     assert browser.find_element(By.ID, "view-cutout").find_element(By.XPATH, "..") \
         .get_attribute("class") == "frame checker"
     shot("03-job-detail")
     field = browser.find_element(By.ID, "bg-text")
     field.clear()
     field.send_keys("#1e40af")
-    _wait(browser, lambda d: "bg=%231e40af" in d.find_element(By.ID, "bg-preview").get_attribute("src"),
+    _wait(browser, lambda d: "bg=%231e40af" in d.find_element(By.ID, "opt-preview").get_attribute("src"),
           10, "the preview to follow the colour")
     _wait(browser, lambda d: d.execute_script(
-        "const i=document.getElementById('bg-preview'); return i.complete && i.naturalWidth>0;"),
+        "const i=document.getElementById('opt-preview'); return i.complete && i.naturalWidth>0;"),
         10, "the composite")
-    href = browser.find_element(By.ID, "bg-download").get_attribute("href")
+    href = browser.find_element(By.ID, "opt-download").get_attribute("href")
     resp = requests.get(href, timeout=10)
     assert resp.status_code == 200 and resp.headers["Content-Type"] == "image/png"
     browser.execute_script("document.getElementById('bg-tool') && 0; window.scrollTo(0, 600);")

@@ -30,9 +30,13 @@ def check_results(stack, job: dict) -> Image.Image:
     mask = Image.open(io.BytesIO(fetch(stack, job["urls"]["mask"]).content))
     assert mask.format == "PNG" and mask.mode == "L" and mask.size == (w, h)
     assert set(np.unique(np.asarray(mask))) <= {0, 255}
-    cut = Image.open(io.BytesIO(fetch(stack, job["urls"]["cutout"]).content))
+    alpha = Image.open(io.BytesIO(fetch(stack, job["urls"]["alpha"]).content))
+    assert alpha.format == "PNG" and alpha.mode == "L" and alpha.size == (w, h)
+    # one probability map: the mask is where the soft alpha passes half
+    assert np.array_equal(np.asarray(mask) == 255, np.asarray(alpha) >= 128)
+    cut = Image.open(io.BytesIO(fetch(stack, job["urls"]["cutout"]).content))  # made on request
     assert cut.format == "PNG" and cut.mode == "RGBA" and cut.size == (w, h)
-    assert np.array_equal(np.asarray(cut)[..., 3], np.asarray(mask))
+    assert np.array_equal(np.asarray(cut)[..., 3], np.asarray(alpha))
     over = Image.open(io.BytesIO(fetch(stack, job["urls"]["overlay"]).content))
     assert over.format == "JPEG" and over.size == (w, h)
     thumb = Image.open(io.BytesIO(fetch(stack, job["urls"]["thumb"]).content))

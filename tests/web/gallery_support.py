@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from humanseg.core.db import session_scope
 from humanseg.core.models import Base, Batch, Job, JobStatus, new_id
-from humanseg.core.results import RESULTS, ResultKind
+from humanseg.core.results import ResultKind, stored_kinds
 from humanseg.core.settings import Settings
 from PIL import Image
 
@@ -68,20 +68,24 @@ def add_batch(app, filenames, *, status=JobStatus.succeeded, name=None, finished
 
 
 def write_results(storage, job: Job) -> None:
-    """One small image per result kind, under the deterministic keys the worker writes."""
-    for kind in RESULTS:
+    """What the worker writes for every job (mask, alpha, thumb), under their deterministic keys.
+
+    Cut-outs and overlays are made on request from the original and the alpha, as in production.
+    """
+    for kind in stored_kinds():
         storage.put(kind.key(job.id), sample_result(kind), kind.content_type)
 
 
-# Per mode: the fill of the sample result (the cut-out's is checked by the composite test).
-SAMPLE_FILL = {"L": 255, "RGBA": (10, 20, 30, 128), "RGB": (200, 120, 90)}
+ORIGINAL_FILL = (200, 120, 90)  # jpeg_bytes' colour: every original of add_batch
+# Per kind: the fill of the sample result; the alpha is half (the composite tests count on it).
+SAMPLE_FILL = {"mask": 255, "alpha": 128, "thumb": (200, 120, 90)}
 
 
 def sample_result(kind: ResultKind) -> bytes:
     """A small image in the kind's format and mode (previews are smaller)."""
     size = (64, 48) if kind.full_size else (32, 24)
     buf = io.BytesIO()
-    Image.new(kind.mode, size, SAMPLE_FILL[kind.mode]).save(buf, kind.content_type.split("/")[1])
+    Image.new(kind.mode, size, SAMPLE_FILL[kind.name]).save(buf, kind.content_type.split("/")[1])
     return buf.getvalue()
 
 
@@ -92,3 +96,34 @@ def csrf_from(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "page has no CSRF token"
     return match.group(1)
+
+
+def add_photo_job(app, size=(120, 90), box=(40, 15, 80, 85), name="person.jpg") -> str:
+    """A succeeded job with a real photo and a soft alpha round `box` (the mask where it passes half)."""
+    from humanseg.core.results import result_kind
+    from PIL import ImageDraw, ImageFilter
+
+    svc = app.extensions["humanseg"]
+    photo = Image.new("RGB", size, (220, 230, 240))
+    ImageDraw.Draw(photo).rectangle(box, fill=(30, 60, 150))
+    alpha = Image.new("L", size, 0)
+    ImageDraw.Draw(alpha).rectangle(box, fill=255)
+    alpha = alpha.filter(ImageFilter.BoxBlur(1))  # a soft one-pixel rim, as the refined alpha has
+    mask = alpha.point(lambda v: 255 if v >= 128 else 0)
+    batch_id, job_id = new_id(), new_id()
+    key = f"originals/{job_id}.jpg"
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", quality=95)
+    svc.storage.put(key, buf.getvalue(), "image/jpeg")
+    for kind, img in (("alpha", alpha), ("mask", mask), ("thumb", photo.copy())):
+        out = io.BytesIO()
+        img.save(out, "JPEG" if kind == "thumb" else "PNG")
+        svc.storage.put(result_kind(kind).key(job_id), out.getvalue(), result_kind(kind).content_type)
+    now = datetime.now(timezone.utc)
+    with session_scope(svc.sessions) as session:
+        session.add(Batch(id=batch_id, job_count=1))
+        session.flush()
+        session.add(Job(id=job_id, batch_id=batch_id, seq=0, filename=name, content_type="image/jpeg",
+                        width=size[0], height=size[1], bytes=len(buf.getvalue()), original_key=key,
+                        status=JobStatus.succeeded, attempts=1, started_at=now, finished_at=now))
+    return job_id

@@ -40,7 +40,8 @@ def job_count(app) -> int:
 def test_health_and_ready(client):
     assert client.get("/healthz").json == {"status": "ok"}
     resp = client.get("/readyz")
-    assert resp.status_code == 200 and resp.json["checks"] == {"database": "ok", "broker": "ok"}
+    assert resp.json["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+    assert resp.status_code == 200
 
 
 def test_ready_reports_broker_down(app, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from gallery_support import add_batch, make_app
 from humanseg.core.db import session_scope
 from humanseg.core.models import Job, JobStatus
-from humanseg.core.results import RESULTS
+from humanseg.core.results import on_request_kinds, stored_kinds
 from humanseg.web.pages import safe_stem, unique_name
 from werkzeug.serving import make_server
 
@@ -140,5 +140,7 @@ def test_archive_and_delete_on_s3(tmp_path, monkeypatch, moto_endpoint):
     assert moto_endpoint in page  # result images come straight from presigned S3 URLs
     csp = client.get(f"/jobs/{a}").headers["Content-Security-Policy"]
     assert moto_endpoint in csp  # … and the page's CSP allows exactly that origin
-    assert client.delete(f"/api/v1/batches/{batch_id}").json["deleted"]["objects"] == 2 * (1 + len(RESULTS))
+    # per job: the original, what the worker wrote, and the cut-out the archive made (kept)
+    made = 1 + len(stored_kinds()) + len([k for k in on_request_kinds() if k.archive_folder])
+    assert client.delete(f"/api/v1/batches/{batch_id}").json["deleted"]["objects"] == 2 * made
     assert not storage.exists(f"results/{a}/mask.png")

@@ -7,7 +7,7 @@ import io
 from gallery_support import add_batch, jpeg_bytes
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job
-from humanseg.core.results import RESULTS
+from humanseg.core.results import stored_kinds
 from sqlalchemy import select
 
 
@@ -16,7 +16,7 @@ def test_delete_job_api_removes_record_and_files(app, client):
     batch_id, (job_id, other) = add_batch(app, ["a.jpg", "b.jpg"])
     resp = client.delete(f"/api/v1/jobs/{job_id}")
     assert resp.status_code == 200
-    assert resp.json["deleted"]["objects"] == 1 + len(RESULTS)  # original + every result
+    assert resp.json["deleted"]["objects"] == 1 + len(stored_kinds())  # original + what the worker wrote
     assert client.get(f"/api/v1/jobs/{job_id}").status_code == 404
     assert not any(svc.storage.exists(k) for k in
                    (f"originals/{job_id}.jpg", f"results/{job_id}/thumb.jpg"))
@@ -38,7 +38,7 @@ def test_delete_batch_api_removes_everything(app, client):
         assert all(session.get(Job, i) is None for i in ids)
     root = svc.storage.root
     left = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-    assert all(keep in p for p in left) and len(left) == 1 + len(RESULTS)
+    assert all(keep in p for p in left) and len(left) == 1 + len(stored_kinds())
     assert client.delete(f"/api/v1/batches/{batch_id}").status_code == 404
 
 

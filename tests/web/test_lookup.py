@@ -29,8 +29,11 @@ ID_ROUTES = {
     ("DELETE", "/api/v1/jobs/<job_id>"), ("GET", "/api/v1/batches/<batch_id>"),
     ("DELETE", "/api/v1/batches/<batch_id>"), ("GET", "/api/v1/batches/<batch_id>/archive"),
     ("GET", "/jobs/<job_id>"), ("GET", "/jobs/<job_id>/composite.png"),
-    ("POST", "/jobs/<job_id>/delete"), ("GET", "/batches/<batch_id>"),
+    ("POST", "/jobs/<job_id>/delete"), ("POST", "/jobs/<job_id>/background"),
+    ("GET", "/batches/<batch_id>"),
     ("POST", "/batches/<batch_id>/delete"),
+    ("POST", "/api/v1/jobs/<job_id>/cancel"), ("POST", "/api/v1/jobs/<job_id>/retry"),
+    ("POST", "/api/v1/batches/<batch_id>/cancel"), ("POST", "/api/v1/batches/<batch_id>/retry"),
 }
 
 
@@ -88,7 +91,8 @@ def test_status_counts_total_and_finished(app, client):
                              JobStatus.failed, JobStatus.failed])
     with session_scope(app.extensions["humanseg"].sessions) as session:
         counts = status_counts(session, batch_id)
-    assert dict(counts.by_status) == {"queued": 1, "running": 1, "succeeded": 1, "failed": 2}
+    assert dict(counts.by_status) == {"queued": 1, "running": 1, "succeeded": 1, "failed": 2,
+                                  "cancelled": 0}
     assert (counts.total, counts.finished, counts.done, counts.progress) == (5, 3, False, 0.6)
     # The API and the page tell the same story.
     body = client.get(f"/api/v1/batches/{batch_id}").json

@@ -2,15 +2,21 @@
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
 import support_images as si
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Batch, Job, JobStatus, utcnow
 from humanseg.core.queue import make_sender
-from humanseg.core.results import result_key, result_keys
+from humanseg.core.results import (
+    on_request_kinds,
+    result_key,
+    result_keys,
+    stored_kinds,
+)
 from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
-from humanseg.worker.pipeline import run_job
+from humanseg.worker.pipeline import retry_delay, run_job
 from humanseg.worker.sweeper import sweep
 from PIL import Image
 from sqlalchemy import update
@@ -34,13 +40,13 @@ def env(tmp_path, db_url, redis_url, private_queue):
     engine.dispose()
 
 
-def add_job(sessions, storage, data: bytes, created_ago: float = 0) -> str:
+def add_job(sessions, storage, data: bytes, created_ago: float = 0, outputs: str | None = None) -> str:
     with session_scope(sessions) as s:
         b = Batch(job_count=1)
         s.add(b)
         s.flush()
         job = Job(batch_id=b.id, filename="x.jpg", content_type="image/jpeg", width=1, height=1,
-                  bytes=len(data), original_key="originals/tmp.jpg",
+                  bytes=len(data), original_key="originals/tmp.jpg", outputs=outputs,
                   created_at=utcnow() - timedelta(seconds=created_ago))
         s.add(job)
         s.flush()
@@ -54,19 +60,36 @@ def load(sessions, job_id) -> Job:
         return s.get(Job, job_id)
 
 
-def test_run_job_writes_all_results_and_is_idempotent(env, predictor):
+def test_run_job_writes_mask_alpha_thumb_and_is_idempotent(env, predictor):
     settings, sessions, storage = env
     job_id = add_job(sessions, storage, si.exif_rotated_jpeg((80, 40)))
     assert run_job(job_id, settings, storage, sessions, predictor).status == "succeeded"
     job = load(sessions, job_id)
     assert job.status is JobStatus.succeeded and job.attempts == 1 and job.lease_expires_at is None
-    for key in result_keys(job_id).values():
-        assert storage.exists(key)
-    with Image.open(storage.path(result_key(job_id, "mask"))) as mask:
-        assert mask.size == (40, 80) and mask.mode == "L"
+    assert all(storage.exists(kind.key(job_id)) for kind in stored_kinds())
+    # cut-outs and overlays are made when first asked for, not by every job
+    assert not any(storage.exists(kind.key(job_id)) for kind in on_request_kinds())
+    with Image.open(storage.path(result_key(job_id, "mask"))) as mask, \
+            Image.open(storage.path(result_key(job_id, "alpha"))) as alpha:
+        assert mask.size == alpha.size == (40, 80) and mask.mode == alpha.mode == "L"
+        binary, soft = np.asarray(mask), np.asarray(alpha)
+    # one probability map: the mask is where the soft alpha passes half
+    assert set(np.unique(binary)) <= {0, 255}
+    assert np.array_equal(binary == 255, soft >= 128)
     # a second delivery is a no-op
     assert run_job(job_id, settings, storage, sessions, predictor).status == "skipped"
     assert load(sessions, job_id).attempts == 1
+
+
+def test_outputs_chosen_at_upload_are_made_by_the_worker(env, predictor):
+    settings, sessions, storage = env
+    job_id = add_job(sessions, storage, si.jpeg((90, 60)), outputs="cutout,overlay")
+    assert run_job(job_id, settings, storage, sessions, predictor).status == "succeeded"
+    assert all(storage.exists(k) for k in result_keys(job_id).values())
+    with Image.open(storage.path(result_key(job_id, "cutout"))) as cut, \
+            Image.open(storage.path(result_key(job_id, "alpha"))) as alpha:
+        assert cut.mode == "RGBA" and cut.size == (90, 60)
+        assert np.array_equal(np.asarray(cut.getchannel("A")), np.asarray(alpha))
 
 
 def test_expired_lease_can_be_reclaimed_and_old_owner_cannot_finish(env, predictor):
@@ -109,7 +132,7 @@ def test_storage_write_error_requeues_with_backoff_then_succeeds(env, predictor)
     blocker = _block_results(storage, job_id)
     out = run_job(job_id, settings, storage, sessions, predictor)
     job = load(sessions, job_id)
-    assert out.status == "retry" and out.retry_in == 2.0 and "writing results" in out.reason
+    assert out.status == "retry" and out.retry_in == retry_delay(1, settings) and "writing results" in out.reason
     assert job.status is JobStatus.queued and job.error.startswith("retrying: writing results")
     assert job.lease_expires_at is None and job.finished_at is None
     # The storage recovers; the next delivery finishes the job and clears the error.
@@ -117,7 +140,7 @@ def test_storage_write_error_requeues_with_backoff_then_succeeds(env, predictor)
     assert run_job(job_id, settings, storage, sessions, predictor).status == "succeeded"
     job = load(sessions, job_id)
     assert job.status is JobStatus.succeeded and job.attempts == 2 and job.error is None
-    assert all(storage.exists(k) for k in result_keys(job_id).values())
+    assert all(storage.exists(kind.key(job_id)) for kind in stored_kinds())
 
 
 def test_storage_write_error_fails_the_job_once_attempts_run_out(env, predictor):
@@ -137,9 +160,9 @@ class Midway:
     def __init__(self, predictor, meanwhile):
         self.predictor, self.meanwhile = predictor, meanwhile
 
-    def predict(self, image):
+    def segment(self, image):
         self.meanwhile()
-        return self.predictor.predict(image)
+        return self.predictor.segment(image)
 
 
 def test_job_deleted_while_running_leaves_no_result_files(env, predictor):
@@ -163,7 +186,7 @@ def test_lost_lease_keeps_the_new_owners_results(env, predictor):
             s.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
 
     assert run_job(job_id, settings, storage, sessions, Midway(predictor, another_worker_reclaims)).status == "skipped"
-    assert all(storage.exists(k) for k in result_keys(job_id).values())
+    assert all(storage.exists(kind.key(job_id)) for kind in stored_kinds())
 
 
 def test_sweeper_requeues_expired_and_fails_exhausted(env):

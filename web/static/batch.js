@@ -11,7 +11,7 @@
   var note = document.getElementById("poll-note");
   var MIN = 1000, MAX = 10000;
   var delay = MIN;
-  var TERMINAL = { succeeded: true, failed: true };
+  var TERMINAL = { succeeded: true, failed: true, cancelled: true };
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -63,12 +63,12 @@
       img.loading = "lazy";
       img.src = thumbUrl;
       thumb.appendChild(img);
-    } else if (job.status === "failed") {
+    } else if (job.status === "failed" || job.status === "cancelled") {
       var sp = thumb.querySelector(".spinner");
       if (sp) sp.className = "spinner still";
       var meta = tile.querySelector(".meta");
       var reason = meta.querySelector(".reason") || meta.appendChild(el("span", "reason"));
-      reason.textContent = job.error || "Segmentation failed";
+      reason.textContent = job.error || (job.status === "cancelled" ? "Cancelled" : "Segmentation failed");
     }
     return true;
   }
@@ -76,15 +76,15 @@
   function counts(data) {
     var c = data.counts || {};
     var total = data.job_count != null ? data.job_count : (data.total != null ? data.total :
-      (c.queued || 0) + (c.running || 0) + (c.succeeded || 0) + (c.failed || 0));
+      (c.queued || 0) + (c.running || 0) + (c.succeeded || 0) + (c.failed || 0) + (c.cancelled || 0));
     return { queued: c.queued || 0, running: c.running || 0, succeeded: c.succeeded || 0,
-             failed: c.failed || 0, total: total };
+             failed: c.failed || 0, cancelled: c.cancelled || 0, total: total };
   }
 
   function renderCounts(c) {
-    ["queued", "running", "succeeded", "failed"].forEach(function (k) { setText("count-" + k, c[k]); });
+    ["queued", "running", "succeeded", "failed", "cancelled"].forEach(function (k) { setText("count-" + k, c[k]); });
     setText("count-total", c.total);
-    var done = c.succeeded + c.failed;
+    var done = c.succeeded + c.failed + c.cancelled;
     var pct = c.total ? Math.round((100 * done) / c.total) : 0;
     var fill = document.getElementById("batch-progress-fill");
     if (fill) fill.style.width = pct + "%";
@@ -138,6 +138,29 @@
       setTimeout(tick, delay);
     });
   }
+
+  // Files the upload page rejected for this batch (kept in this browser by upload.js).
+  function showRejected() {
+    var box = document.getElementById("rejected");
+    var key = "humanseg.rejected." + root.getAttribute("data-batch-id");
+    var items = [];
+    try { items = JSON.parse((window.localStorage && localStorage.getItem(key)) || "[]"); } catch (e) { items = []; }
+    if (!box || !Array.isArray(items) || !items.length) return;
+    var list = document.getElementById("rejected-list");
+    items.forEach(function (r) {
+      var li = el("li", "rejected");
+      li.appendChild(el("span", "name", String(r.file || "")));
+      li.appendChild(el("span", "state", "Rejected: " + String(r.message || "")));
+      list.appendChild(li);
+    });
+    setText("rejected-count", items.length);
+    box.hidden = false;
+    document.getElementById("rejected-dismiss").addEventListener("click", function () {
+      try { localStorage.removeItem(key); } catch (e) { /* nothing kept */ }
+      box.hidden = true;
+    });
+  }
+  showRejected();
 
   if (root.getAttribute("data-done") !== "true") setTimeout(tick, 300);
 })();

@@ -61,11 +61,33 @@
     return { li: li, bar: bar, fill: fill, state: state };
   }
 
+  // The batch name goes with the request that creates the batch; the outputs with every file.
+  function choices() {
+    var name = document.getElementById("batch-name");
+    var outputs = Array.prototype.slice.call(form.querySelectorAll("input[name=outputs]:checked"))
+      .map(function (c) { return c.value; });
+    return { name: name ? name.value.trim() : "", outputs: outputs };
+  }
+
+  // Rejected files are kept in this browser under their batch, so the batch page can list
+  // them after this page is gone.
+  function remember(batchId, rejected) {
+    if (!batchId || !rejected.length || !window.localStorage) return;
+    try {
+      var key = "humanseg.rejected." + batchId;
+      var before = JSON.parse(localStorage.getItem(key) || "[]");
+      localStorage.setItem(key, JSON.stringify(before.concat(rejected).slice(-500)));
+    } catch (e) { /* storage full or refused: the list stays on this page only */ }
+  }
+
   function sendOne(item, batchId) {
     return new Promise(function (resolve) {
       var fd = new FormData();
+      var chosen = choices();
       fd.append("images", item.file, item.file.name);
       if (batchId) fd.append("batch_id", batchId);
+      else if (chosen.name) fd.append("batch_name", chosen.name);
+      chosen.outputs.forEach(function (o) { fd.append("outputs", o); });
       var xhr = new XMLHttpRequest();
       xhr.open("POST", API);
       xhr.setRequestHeader("Accept", "application/json");
@@ -93,14 +115,14 @@
           item.row.fill.style.width = "100%";
           item.row.li.className = "rejected";
           item.row.state.textContent = "Rejected: " + errorText(xhr);
-          resolve({ ok: false });
+          resolve({ ok: false, reason: errorText(xhr) });
         }
       };
       xhr.onerror = function () {
         item.row.bar.className = "progress bad";
         item.row.li.className = "rejected";
         item.row.state.textContent = "Network error — the server could not be reached";
-        resolve({ ok: false });
+        resolve({ ok: false, reason: "Network error — the server could not be reached" });
       };
       xhr.send(fd);
     });
@@ -117,12 +139,12 @@
       return (a.relPath || a.name).localeCompare(b.relPath || b.name, undefined, { numeric: true });
     });
     var items = files.map(function (f) { return { file: f, row: makeRow(f) }; });
-    var ok = 0, bad = 0, batchId = null, next = 0;
+    var ok = 0, bad = 0, batchId = null, next = 0, rejected = [];
     summary.textContent = "Uploading " + items.length + " file" + (items.length === 1 ? "" : "s") + "…";
 
-    function record(res) {
+    function record(res, item) {
       if (res.ok) { ok += 1; if (!batchId && res.batchId) batchId = res.batchId; }
-      else bad += 1;
+      else { bad += 1; rejected.push({ file: item.file.relPath || item.file.name, message: res.reason }); }
       if (batchId && openBatch.hidden) {
         openBatch.href = BATCH_PAGE.replace("__ID__", encodeURIComponent(batchId));
         openBatch.hidden = false;
@@ -136,14 +158,14 @@
       if (next >= items.length) return Promise.resolve();
       var item = items[next++];
       return sendOne(item, null).then(function (res) {
-        record(res);
+        record(res, item);
         return batchId ? null : first();
       });
     }
     function worker() {
       if (next >= items.length) return Promise.resolve();
       var item = items[next++];
-      return sendOne(item, batchId).then(function (res) { record(res); return worker(); });
+      return sendOne(item, batchId).then(function (res) { record(res, item); return worker(); });
     }
     first().then(function () {
       var pool = [];
@@ -151,6 +173,7 @@
       return Promise.all(pool);
     }).then(function () {
       busy = false;
+      remember(batchId, rejected);
       summary.textContent = "Done · " + ok + " accepted · " + bad + " rejected";
       if (batchId && bad === 0) {
         window.location.assign(openBatch.href);

@@ -1,0 +1,61 @@
+"""Under gevent workers a large render runs in gevent's thread pool: the process keeps serving."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CODE = """
+from gevent import monkey
+monkey.patch_all()  # as gunicorn's gevent worker does before loading the app
+import io, json, time
+import gevent
+from PIL import Image, ImageDraw
+from humanseg.core.variants import parse
+from humanseg.web.variants import Blobs, off_loop, render_blobs
+
+def encoded(img, fmt):
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+size = (2400, 1600)
+photo = Image.effect_noise(size, 40).convert("RGB")  # noise: a slow PNG, as real photos are
+alpha = Image.new("L", size, 0)
+ImageDraw.Draw(alpha).ellipse((600, 200, 1800, 1600), fill=255)
+blobs = Blobs(original=encoded(photo, "JPEG"), alpha=encoded(alpha, "PNG"))
+opts = parse("cutout", [])  # full-size RGBA PNG: the slowest common variant
+ticks = []
+
+def ticker():  # another request's greenlet: it runs only when the loop is free
+    while True:
+        ticks.append(time.monotonic())
+        gevent.sleep(0.005)
+
+gevent.spawn(ticker)
+gevent.sleep(0.02)
+out = {}
+for name, call in (("pool", lambda: off_loop(render_blobs, opts, blobs)),
+                   ("inline", lambda: render_blobs(opts, blobs))):
+    ticks.clear()
+    t0 = time.monotonic()
+    data = call()
+    out[name] = {"seconds": time.monotonic() - t0, "ticks": len(ticks), "png": data[:4] == b"\\x89PNG"}
+print(json.dumps(out))
+"""
+
+
+def test_rendering_leaves_the_event_loop_free():
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(CODE)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["pool"]["png"] and out["inline"]["png"]
+    assert out["inline"]["ticks"] <= 1  # rendered on the loop: nothing else ran meanwhile
+    # in the pool: the other greenlet kept running (about every 5 ms) while the render took its time
+    assert out["pool"]["ticks"] >= max(5, out["pool"]["seconds"] / 0.005 / 4), out

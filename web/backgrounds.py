@@ -1,0 +1,117 @@
+"""Uploaded background images for cut-outs: POST one, then ask for `bg=image:<id>`."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, jsonify, redirect, request, url_for
+from flask.wrappers import Response
+from humanseg.core.errors import ImageError, ObjectNotFound, StorageError
+from humanseg.core.images import FORMATS, ImageInfo, Limits, sniff, validate
+from humanseg.core.logfmt import logkv
+from humanseg.core.models import is_public_id, new_id
+from humanseg.web import Services, services
+from humanseg.web.errors import ApiError
+from werkzeug.datastructures import FileStorage
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("backgrounds", __name__)
+
+PREFIX = "backgrounds/"
+# Same answers as for uploads (web/uploads.py): the client learns one set of codes.
+_STATUS = {"file_too_large": 413, "too_many_pixels": 413, "side_too_long": 413,
+           "unsupported_format": 415}
+
+
+def background_key(background_id: str) -> str:
+    """Where a background image is stored (bytes as uploaded; the format is sniffed on reading)."""
+    return PREFIX + background_id
+
+
+def store_background(part: FileStorage | None, svc: Services) -> tuple[str, ImageInfo]:
+    """Validate one uploaded image like a photo upload and store it; returns (id, info)."""
+    if part is None or not part.filename:
+        raise ApiError(400, "no_files", "send one image in the multipart field 'image'")
+    settings = svc.settings
+    data = part.stream.read(settings.max_file_bytes + 1)  # one byte past the limit tells 'too large'
+    name = part.filename or "background"
+    try:
+        info = validate(data, name, Limits(max_file_bytes=settings.max_file_bytes,
+                                           max_pixels=settings.max_pixels))
+    except ImageError as exc:
+        raise ApiError(_STATUS.get(exc.code, 400), exc.code, f"{name}: {exc.message}",
+                       file=name) from exc
+    background_id = new_id()
+    try:
+        svc.storage.put(background_key(background_id), data, info.content_type)
+    except StorageError as exc:
+        raise _unavailable(exc) from exc
+    log.info(logkv(event="background_stored", background_id=background_id, bytes=info.bytes))
+    return background_id, info
+
+
+def _unavailable(exc: StorageError) -> ApiError:
+    log.warning(logkv(event="storage_unavailable", error=str(exc)))
+    return ApiError(503, "storage_unavailable", "storage is unavailable; try again later")
+
+
+def background_json(background_id: str, info: ImageInfo | None = None) -> dict:
+    """The public representation of a background image."""
+    body = {"id": background_id, "bg": f"image:{background_id}",
+            "url": url_for("backgrounds.get_background", background_id=background_id)}
+    if info is not None:
+        body.update(content_type=info.content_type, width=info.width, height=info.height,
+                    bytes=info.bytes)
+    return body
+
+
+def _existing(background_id: str, svc: Services) -> str:
+    key = background_key(background_id) if is_public_id(background_id) else None
+    try:
+        if key and svc.storage.exists(key):
+            return key
+    except StorageError as exc:
+        raise _unavailable(exc) from exc
+    raise ApiError(404, "background_not_found", f"no background image with id {background_id}")
+
+
+@bp.post("/api/v1/backgrounds")
+def create_background() -> tuple[Response, int, dict[str, str]]:
+    """Store one background image (multipart field `image`); 201 with its id."""
+    parts = request.files.getlist("image")
+    if len(parts) > 1:
+        raise ApiError(400, "too_many_files", "send exactly one image in the multipart field 'image'")
+    background_id, info = store_background(parts[0] if parts else None, services())
+    body = background_json(background_id, info)
+    return jsonify(body), 201, {"Location": body["url"]}
+
+
+@bp.get("/api/v1/backgrounds/<background_id>")
+def get_background(background_id: str):
+    """The stored background image (302 to a presigned URL on S3)."""
+    svc = services()
+    key = _existing(background_id, svc)
+    url = svc.storage.url(key)
+    if url:
+        return redirect(url, code=302)
+    try:
+        data = svc.storage.get(key)
+    except ObjectNotFound as exc:
+        raise ApiError(404, "background_not_found", f"no background image with id {background_id}") from exc
+    except StorageError as exc:
+        raise _unavailable(exc) from exc
+    content_type = FORMATS.get(sniff(data[:16]) or "", ("application/octet-stream",))[0]
+    return Response(data, mimetype=content_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+@bp.delete("/api/v1/backgrounds/<background_id>")
+def delete_background(background_id: str) -> Response:
+    """Forget a background image; variants already made with it stay until their job goes."""
+    svc = services()
+    key = _existing(background_id, svc)
+    try:
+        svc.storage.delete(key)
+    except StorageError as exc:
+        raise _unavailable(exc) from exc
+    return jsonify({"deleted": {"background_id": background_id}})
