@@ -88,6 +88,10 @@ class Batch(Base):
     # The API key that made it (None: made without one, on an open server). No foreign key:
     # keys are revoked, never deleted, and the web tier checks ownership on every lookup.
     owner_key_id: Mapped[str | None] = mapped_column(String(32))
+    # Callback for this batch's events (core/webhooks.py); the secret signs every delivery.
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_events: Mapped[str | None] = mapped_column(String(100))  # comma-separated
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))
 
     jobs: Mapped[list[Job]] = relationship(back_populates="batch", order_by="Job.seq")
 
@@ -147,6 +151,35 @@ class Job(Base):
         return int((self.finished_at - self.started_at).total_seconds() * 1000)
 
 
+class WebhookDelivery(Base):
+    """One event for one callback URL: its signed body, and how delivering it went."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)  # webhook-id
+    # No foreign keys: the record of a delivery outlives a deleted batch or job.
+    batch_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(32), nullable=False)
+    # One delivery per event occurrence, whoever records it first (web, worker, sweeper).
+    dedupe: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    url: Mapped[str] = mapped_column(String(2000), nullable=False)
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # When it is due next; while one loop delivers it, pushed ahead as a lease.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_batch", "batch_id", "created_at"),
+    )
+
+
 class IdempotencyKey(Base):
     """The first answer to a job creation sent with an Idempotency-Key (web/idempotency.py)."""
 
@@ -159,6 +192,9 @@ class IdempotencyKey(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+    # Keys older than a day are forgotten: DELETE ... WHERE created_at < ? on every new key.
+    __table_args__ = (Index("ix_idempotency_keys_created", "created_at"),)
 
 
 class ApiKey(Base):

@@ -124,6 +124,17 @@ class Settings:
     retention_days: float = setting(0.0, float)
     # /readyz wants a worker heartbeat (worker/heartbeat.py) younger than this.
     worker_stale_seconds: int = setting(60, int)
+    # Each worker serves Prometheus metrics on this port (0: none); the web tier's are at /metrics.
+    worker_metrics_port: int = setting(0, int)
+    # Workers send Celery task events (Flower's task list needs them); off costs nothing.
+    task_events: bool = setting(False, _bool)
+    # Webhooks (core/webhooks.py): each worker runs the delivery loop in a thread when on.
+    webhooks: bool = setting(True, _bool)
+    # Hosts (names, IPs or CIDRs) a callback may reach although they are private, loopback or
+    # link-local; empty: none (SSRF guard: a webhook cannot probe the server's own network).
+    webhook_allow_hosts: tuple[str, ...] = setting((), _names)
+    webhook_retry_seconds: float = setting(10.0, float)  # first backoff; x4 per failed attempt
+    webhook_max_attempts: int = setting(8, _at_least_one)
 
     def __post_init__(self) -> None:
         # Defaults that follow data_dir; frozen, hence object.__setattr__.

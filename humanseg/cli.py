@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -11,26 +10,25 @@ from collections.abc import Sequence
 ML_COMMANDS = ("train", "evaluate", "segment", "export")
 
 
-def configure_logging(level: str) -> None:
-    """key=value friendly log lines on stderr."""
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ML_COMMANDS:
         return _run_ml(argv)
+    if argv and argv[0] == "remote":  # a client of a server: no settings, no server code
+        from humanseg.remote import main as remote_main
+
+        return remote_main(argv[1:])
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from humanseg.core.logsetup import configure_logging
     from humanseg.core.settings import Settings
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level)  # `humanseg web` execs gunicorn: its hooks set up again
     return int(args.func(settings, args, extra) or 0)
 
 
@@ -48,7 +46,9 @@ def _run_ml(argv: list[str]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="humanseg", description="Cut people out of photos, at batch scale.",
-                                     epilog="ML commands (forwarded to ml.cli): " + ", ".join(ML_COMMANDS))
+                                     epilog="ML commands (forwarded to ml.cli): " + ", ".join(ML_COMMANDS)
+                                     + "; `humanseg remote segment DIR --server URL --out DIR` "
+                                     "(a folder through a server: humanseg/remote.py)")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("up", help="run the whole platform on this machine").set_defaults(func=_up)
     db = sub.add_parser("db", help="database schema")
@@ -63,7 +63,24 @@ def _parser() -> argparse.ArgumentParser:
                        help="run the sweep loop, every SECONDS (default: one pass)")
     sweep.add_argument("--loop", action="store_true", help="run the sweep loop at the default interval")
     sweep.set_defaults(func=_sweep)
+    _keys_parser(sub)
     return parser
+
+
+def _keys_parser(sub) -> None:
+    keys = sub.add_parser("keys", help="API keys: create (printed once), list, revoke")
+    actions = keys.add_subparsers(dest="keys_action", required=True)
+    create = actions.add_parser("create", help="make a key and print it (only its hash is kept)")
+    create.add_argument("name", help="who the key is for (shown by `keys list`)")
+    create.add_argument("--admin", action="store_true", help="the key sees every batch")
+    create.add_argument("--requests-per-minute", type=int, default=None, metavar="N",
+                        help="this key's rate limit (default: HUMANSEG_RATE_LIMIT_PER_MINUTE)")
+    create.add_argument("--images-per-day", type=int, default=None, metavar="N",
+                        help="this key's daily quota (default: HUMANSEG_IMAGES_PER_DAY)")
+    actions.add_parser("list", help="every key: id, prefix, admin, created, revoked, name")
+    revoke = actions.add_parser("revoke", help="revoke a key by id, or every active key of a name")
+    revoke.add_argument("key", help="key id or name")
+    keys.set_defaults(func=_keys)
 
 
 def _up(settings, args, extra) -> int:
@@ -83,6 +100,9 @@ def _db(settings, args, extra) -> int:
 
 
 def _worker(settings, args, extra) -> int:
+    from humanseg.core.metrics_dir import prepare_multiproc_dir
+
+    prepare_multiproc_dir(settings, "worker")  # before the pool forks and imports prometheus_client
     from humanseg.worker.celery_app import make_celery
 
     app = make_celery(settings)
@@ -94,14 +114,44 @@ def _worker(settings, args, extra) -> int:
 
 
 def _web(settings, args, extra) -> int:
-    # gevent workers and the request-body deadline: see humanseg/gunicorn_conf.py.
+    # Everything but the address is in humanseg/gunicorn_conf.py, shared with the web image.
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:humanseg.gunicorn_conf",
-            "--bind", f"{settings.host}:{settings.port}",
-            "--timeout", str(int(settings.segment_wait_seconds) + 60), "--no-control-socket",
-            # gunicorn's most: the app itself answers URLs over 4 KB (JSON 414 on API paths).
-            "--limit-request-line", "8190", *extra, "humanseg.web:create_app()"]
+            "--bind", f"{settings.host}:{settings.port}", *extra]
     os.execv(sys.executable, argv)
     return 0  # not reached
+
+
+def _keys(settings, args, extra) -> int:
+    from humanseg.core import keys
+    from humanseg.core.db import make_engine, make_sessionmaker, session_scope
+
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            if args.keys_action == "create":
+                row, key = keys.create_key(session, args.name, admin=args.admin,
+                                           requests_per_minute=args.requests_per_minute,
+                                           images_per_day=args.images_per_day)
+                print(f"id={row.id} name={row.name} admin={int(row.admin)}\n"
+                      "The key (shown this once; store it now):", file=sys.stderr)
+                print(key, flush=True)  # stdout holds the key alone: KEY=$(humanseg keys create x)
+            elif args.keys_action == "list":
+                for row in keys.list_keys(session):
+                    revoked = row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "-"
+                    print(f"{row.id}  {row.prefix}...  admin={int(row.admin)}  "
+                          f"created={row.created_at.isoformat(timespec='seconds')}  "
+                          f"revoked={revoked}  {row.name}")
+            else:
+                try:
+                    rows = keys.revoke_key(session, args.key)
+                except keys.KeyNotFound:
+                    print(f"humanseg keys: no active key with id or name {args.key!r}", file=sys.stderr)
+                    return 1
+                for row in rows:
+                    print(f"revoked {row.id} {row.name}")
+    finally:
+        engine.dispose()
+    return 0
 
 
 def _sweep(settings, args, extra) -> int:

@@ -4,17 +4,45 @@ gevent workers: a connection costs a greenlet, so clients sending slowly cannot 
 and /healthz and job polls keep answering. Request headers must arrive within `keepalive`
 seconds (gunicorn's gevent worker times the header read with it); bodies within the deadline of
 humanseg.body_deadline (HUMANSEG_BODY_TIMEOUT_SECONDS, HUMANSEG_BODY_MIN_RATE).
-.env.example's placeholder secret is refused unless every bound address is loopback.
-Command-line flags override these values.
+.env.example's placeholder secret is refused unless every bound address is loopback, and API
+keys are required as soon as one is not. Logging is set up once, in the master, before workers
+fork (they inherit it). Command-line flags override these values; `humanseg web` and the web
+image pass only --bind.
 """
 
+import os
+
+from humanseg.core.settings import Settings
+
+# A config file is read once, at start: the one place gunicorn lets settings shape its options.
+_settings = Settings.from_env()
+
+wsgi_app = "humanseg.web:create_app()"
 worker_class = "gevent"
-workers = 2
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
 worker_connections = 1000
 keepalive = 5
-timeout = 120
+timeout = int(_settings.segment_wait_seconds) + 60  # a /segment wait plus room to answer
 graceful_timeout = 10
 accesslog = "-"
+limit_request_line = 8190  # gunicorn's most: the app answers URLs over 4 KB itself (JSON 414)
+control_socket_disable = True
+
+
+def on_starting(server) -> None:
+    """Set up logging and the metrics folder in the master; workers forked from it inherit both."""
+    from humanseg.core.logsetup import configure_logging
+    from humanseg.core.metrics_dir import prepare_multiproc_dir
+
+    configure_logging(_settings.log_level)
+    prepare_multiproc_dir(_settings, "web")  # before any worker imports prometheus_client
+
+
+def child_exit(server, worker) -> None:
+    """A worker's gauges die with it (its counters keep counting in the totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def when_ready(server) -> None:
@@ -28,6 +56,13 @@ def when_ready(server) -> None:
     warning = check_secret(Settings.from_env(), hosts)
     if warning:
         server.log.warning(warning)
+    from humanseg.web.auth import is_loopback_bind
+
+    exposed = [h for h in hosts if not is_loopback_bind(h)]
+    if exposed:
+        # Workers fork after this hook and read their settings from this environment.
+        os.environ["HUMANSEG_REQUIRE_API_KEYS"] = "1"
+        server.log.info("API keys required: listening on %s", ", ".join(exposed))
 
 
 def post_worker_init(worker) -> None:

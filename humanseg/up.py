@@ -126,6 +126,16 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> bo
     return False
 
 
+def access_note(settings: Settings) -> str:
+    """One line saying whether the web tier needs API keys, and how to get or require one."""
+    from humanseg.web.auth import keys_required
+
+    if keys_required(settings):
+        return "API keys required; make one with: humanseg keys create NAME"
+    return (f"open: no API key needed on {settings.host} (anyone who can reach it can upload and "
+            "delete); HUMANSEG_REQUIRE_API_KEYS=1 requires keys")
+
+
 def run_up(settings: Settings) -> int:
     """Run everything until Ctrl-C or SIGTERM; children are stopped cleanly."""
     from humanseg.core import migrate
@@ -137,6 +147,7 @@ def run_up(settings: Settings) -> int:
         return 2
     if warning:
         print(f"humanseg: {warning}", file=sys.stderr, flush=True)
+    print(f"humanseg: {access_note(settings)}", flush=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     valkey = None

@@ -255,7 +255,7 @@ def stack(request, tmp_path_factory, redis_url, queue_name, tiny_model_dir):
         storage=storage_kind, s3_endpoint_url=s3, s3_bucket=f"b-{uuid.uuid4().hex[:8]}",
         model_path=tiny_model_dir, model_backend="onnx", threads=1, host="127.0.0.1", port=port,
         segment_wait_seconds=20, lease_seconds=30, stale_queued_seconds=5, log_level="INFO",
-        secret_key="test-secret"))
+        secret_key="test-secret", worker_metrics_port=free_port(), task_events=1))
     settings = Settings.from_env(env)
     migrate.upgrade(db_url)
     storage = (s3_storage(s3, settings.s3_bucket) if s3 else make_storage(settings))

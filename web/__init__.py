@@ -38,7 +38,18 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     """Build the Flask app from settings (read from the environment when None)."""
     # Imported here: these modules need services(), defined above.
     from humanseg.core.queue import make_sender
-    from humanseg.web import api, archive, auth, backgrounds, gallery, guard, health
+    from humanseg.web import (
+        api,
+        archive,
+        auth,
+        backgrounds,
+        gallery,
+        guard,
+        health,
+        jobs_control,
+        openapi,
+        webhooks_api,
+    )
     from humanseg.web.errors import register_error_handlers
 
     settings = settings or Settings.from_env()
@@ -62,13 +73,16 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         celery=make_sender(settings),
         wait_slots=threading.BoundedSemaphore(max(0, settings.segment_wait_slots)),
     )
+    from humanseg.web import metrics
+
+    metrics.install(app)  # /metrics; times every request, refused ones included
     guard.install(app, settings)  # Host, Origin and URL checks; nosniff; cookie flags
     auth.install(app)  # API keys (after the guard's checks), rate limits, /signin
     app.register_blueprint(health.bp)  # /healthz, /readyz
     app.register_blueprint(api.bp)  # JSON API, JSON deletes
-    from humanseg.web import jobs_control
-
     app.register_blueprint(jobs_control.bp)  # cancel and retry
+    app.register_blueprint(openapi.bp)  # /openapi.json and the /docs page
+    app.register_blueprint(webhooks_api.bp)  # a batch's webhook deliveries
     app.register_blueprint(archive.bp)  # batch zip
     app.register_blueprint(backgrounds.bp)  # background images for cut-outs
     app.register_blueprint(gallery.bp)  # HTML pages and their forms

@@ -18,6 +18,7 @@ from humanseg.core.variants import defaults
 from humanseg.web import Services, services, uploads, variants
 from humanseg.web.deletion import delete_batch, delete_job
 from humanseg.web.errors import ApiError
+from humanseg.web.idempotency import idempotent
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404, status_counts
 from humanseg.web.serialize import (
     KINDS,
@@ -27,6 +28,7 @@ from humanseg.web.serialize import (
     job_json,
 )
 from humanseg.web.uploads import wait_for
+from humanseg.web.webhooks_api import webhook_fields, webhook_json
 from sqlalchemy import select
 
 log = logging.getLogger(__name__)
@@ -62,19 +64,21 @@ def wait_slot(svc: Services, wanted: bool = True) -> Iterator[bool]:
 
 
 @bp.post("/api/v1/jobs")
+@idempotent  # Idempotency-Key: the same key and body answers the first answer again
 def create_jobs():
     """Upload 1..max_files images; 202 with the batch and one job per file."""
     svc = services()
     # The body is read before a wait slot is taken: a slow upload must not hold one.
     parts = request.files.getlist("images")
     outputs = variants.upload_outputs(request.form.getlist("outputs"))  # 400 before anything is stored
+    webhook = webhook_fields(request.form)  # 400 (webhook_url_refused: SSRF guard) before storing
     wait = _prefer_wait()
     headers: dict[str, str] = {}
     status = 202
     with wait_slot(svc, wanted=wait is not None) as may_wait:
         batch, jobs = uploads.create_jobs(parts, svc, batch_name=request.form.get("batch_name"),
                                           batch_id=request.form.get("batch_id") or None,
-                                          outputs=outputs)
+                                          outputs=outputs, webhook=webhook)
         if may_wait:
             headers["Preference-Applied"] = f"wait={wait:g}"
             if wait_for([j.id for j in jobs], wait, svc):
@@ -83,6 +87,8 @@ def create_jobs():
     headers["Location"] = f"/api/v1/batches/{batch.id}"
     body = {"batch_id": batch.id, "batch_url": headers["Location"], "batch_name": batch.name,
             "jobs": [job_brief(j) for j in jobs]}
+    if webhook is not None:
+        body["webhook"] = webhook_json(batch, with_secret=True)  # the only time the secret is shown
     return jsonify(body), status, headers
 
 

@@ -26,7 +26,7 @@ MAX_URL_BYTES = 4096  # path plus query string, as sent
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Probes (load balancers, orchestrators) often address a backend by its IP; these two change
 # nothing and tell nothing private, so they answer whatever the Host.
-HOST_EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+HOST_EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # scrapers address us by IP too
 _WILDCARD_BINDS = {"", "0.0.0.0", "::", "[::]"}
 
 

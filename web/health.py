@@ -1,4 +1,4 @@
-"""/healthz (the process answers) and /readyz (database, broker and storage all work)."""
+"""/healthz (the process answers) and /readyz (database, broker, storage work; a worker beat lately)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from flask import Blueprint, jsonify
 from flask.wrappers import Response
 from humanseg.core.db import ping
+from humanseg.core.heartbeat import require_worker
 from humanseg.core.logfmt import logkv
 from humanseg.core.queue import ping_broker
 from humanseg.core.storage import Storage
@@ -54,12 +55,14 @@ def _check(name: str, run: Callable[[], None]) -> str:
 
 @bp.get("/readyz")
 def readyz():
-    """Ready when the database answers, the broker answers PING and storage takes a write."""
+    """Ready when the database answers, the broker answers PING, storage takes a write and a
+    worker beat within worker_stale_seconds (a stack without workers takes jobs it never runs)."""
     svc = services()
     checks = {
         "database": _check("database", lambda: ping(svc.engine)),
         "broker": _check("broker", lambda: ping_broker(svc.settings.broker_url)),
         "storage": _check("storage", lambda: probe_storage(svc.storage)),
+        "worker": _check("worker", lambda: require_worker(svc.settings)),
     }
     ok = all(v == "ok" for v in checks.values())
     return jsonify({"status": "ok" if ok else "unavailable", "checks": checks}), 200 if ok else 503

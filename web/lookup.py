@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job, JobStatus, is_public_id
 from humanseg.web import services
+from humanseg.web.auth import may_see
 from humanseg.web.errors import RecordNotFound
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -32,7 +33,8 @@ def get_job_or_404(job_id: str, session: Session | None = None) -> Job:
             return get_job_or_404(job_id, own)
     # A malformed id never reaches SQL: PostgreSQL rejects NUL bytes with an error, not a miss.
     job = session.get(Job, job_id) if is_public_id(job_id) else None
-    if job is None:
+    # Another key's job is answered like a missing one: its existence is not ours to tell.
+    if job is None or not may_see(job.batch.owner_key_id):
         raise job_not_found(job_id)
     return job
 
@@ -43,7 +45,7 @@ def get_batch_or_404(batch_id: str, session: Session | None = None) -> Batch:
         with session_scope(services().sessions) as own:
             return get_batch_or_404(batch_id, own)
     batch = session.get(Batch, batch_id) if is_public_id(batch_id) else None
-    if batch is None:
+    if batch is None or not may_see(batch.owner_key_id):
         raise batch_not_found(batch_id)
     return batch
 

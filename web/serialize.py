@@ -10,6 +10,7 @@ from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import RESULTS, result_key, result_kind
 from humanseg.core.storage import Storage
 from humanseg.web.lookup import StatusCounts
+from humanseg.web.webhooks_api import webhook_json
 
 ORIGINAL = "original"  # the upload itself, served next to the results
 KINDS = tuple(kind.name for kind in RESULTS) + (ORIGINAL,)  # what /api/v1/jobs/<id>/<kind> serves
@@ -92,4 +93,5 @@ def batch_json(batch: Batch, counts: StatusCounts) -> dict[str, Any]:
         "progress": round(counts.progress, 4),
         "done": counts.done,
         "url": url_for("api.get_batch", batch_id=batch.id),
+        "webhook": webhook_json(batch),  # url and events, or null (never the secret)
     }

@@ -17,6 +17,7 @@ from humanseg.core.errors import ImageError, StorageError
 from humanseg.core.images import ImageInfo, Limits, validate
 from humanseg.core.models import Batch, Job, JobStatus, is_public_id, new_id
 from humanseg.core.queue import BrokerError, send_segment
+from humanseg.core.webhooks import WebhookConfig
 from humanseg.web import Services, auth, ratelimit
 from humanseg.web.errors import ApiError
 from sqlalchemy import func, select, update
@@ -119,7 +120,8 @@ def _rejection(problems: list[dict]) -> ApiError:
 
 
 def create_jobs(parts: list[FileStorage], services: Services, *, batch_name: str | None = None,
-                batch_id: str | None = None, outputs: str | None = None) -> tuple[Batch, list[Job]]:
+                batch_id: str | None = None, outputs: str | None = None,
+                webhook: WebhookConfig | None = None) -> tuple[Batch, list[Job]]:
     """The one upload path (API and HTML form): validate all, store, commit, enqueue.
 
     outputs: on-request kinds the worker makes too (core.variants.parse_outputs's text).
@@ -127,11 +129,13 @@ def create_jobs(parts: list[FileStorage], services: Services, *, batch_name: str
     """
     uploads = read_parts(parts, services)
     with ratelimit.images(len(uploads)):  # 429 past the key's daily quota; refunded on failure
-        return create_batch(uploads, batch_name, services, batch_id=batch_id, outputs=outputs)
+        return create_batch(uploads, batch_name, services, batch_id=batch_id, outputs=outputs,
+                            webhook=webhook)
 
 
 def create_batch(uploads: list[Upload], batch_name: str | None, services: Services,
-                 *, batch_id: str | None = None, outputs: str | None = None) -> tuple[Batch, list[Job]]:
+                 *, batch_id: str | None = None, outputs: str | None = None,
+                 webhook: WebhookConfig | None = None) -> tuple[Batch, list[Job]]:
     """Store originals under server-made keys, commit rows, then send one task per job."""
     stored: list[tuple[str, str, Upload]] = []
     try:
@@ -143,6 +147,13 @@ def create_batch(uploads: list[Upload], batch_name: str | None, services: Servic
             stored.append((job_id, key, up))
         with session_scope(services.sessions) as session:
             batch, first_seq = _claim_batch(session, batch_id, batch_name, len(uploads))
+            if webhook is not None:  # set before any job can finish (web/webhooks_api.py)
+                if batch_id:
+                    raise ApiError(400, "bad_parameter", "webhook_url applies to a new batch only; "
+                                   "the batch keeps the callback it was made with",
+                                   extra={"parameter": "webhook_url"})
+                batch.webhook_url, batch.webhook_secret = webhook.url, webhook.secret
+                batch.webhook_events = ",".join(webhook.events)
             jobs = [Job(id=job_id, batch_id=batch.id, seq=first_seq + offset,
                         filename=up.filename, content_type=up.info.content_type,
                         width=up.info.width, height=up.info.height, bytes=up.info.bytes,

@@ -18,6 +18,7 @@ from humanseg.core.results import result_kind
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, results_prefix
 from humanseg.core.variants import outputs_of
+from humanseg.core.webhooks import record_finished
 from humanseg.worker.render import Segmented, render_job
 from PIL import Image
 from sqlalchemy import or_, select, update
@@ -65,6 +66,9 @@ def _finish(sessions, job_id: str, attempt: int, **values) -> bool:
                               Job.attempts == attempt)
             .values(lease_expires_at=None, **values)
         ).rowcount
+        if done and values.get("status") in (JobStatus.succeeded, JobStatus.failed):
+            # The webhook events commit with the outcome; worker/webhooks.py delivers them.
+            record_finished(session, [job_id])
     if not done:
         log.warning("event=lease_lost job_id=%s attempt=%d", job_id, attempt)
     return bool(done)

@@ -12,6 +12,7 @@ from celery import Celery, current_app, signals
 from humanseg.core.db import make_engine, make_sessionmaker
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, make_storage
+from humanseg.worker.heartbeat import HeartbeatThread
 from humanseg.worker.sweeper import SweeperThread
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +37,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sweeper: SweeperThread | None = None
+        self.heartbeat: HeartbeatThread | None = None
+        self.webhooks: Any = None  # worker/webhooks.py's WebhookThread while it runs
         self._resources: Resources | None = None
         self._lock = threading.Lock()
 
@@ -64,6 +67,37 @@ class Runtime:
             self.sweeper.start()
             log.info("event=sweeper_started pid=%d every=%.0f", os.getpid(), self.sweeper.every)
         return self.sweeper
+
+    def start_heartbeat(self) -> HeartbeatThread:
+        """Start beating (web/health.py's /readyz wants a recent beat)."""
+        if self.heartbeat is None:
+            self.heartbeat = HeartbeatThread(self.settings)
+            self.heartbeat.start()
+            log.info("event=heartbeat_started node=%s every=%.0f", self.heartbeat.node,
+                     self.heartbeat.every)
+        return self.heartbeat
+
+    def stop_heartbeat(self) -> None:
+        """Stop beating and remove this worker's beat."""
+        thread, self.heartbeat = self.heartbeat, None
+        if thread is not None:
+            thread.stop()
+
+    def start_webhooks(self) -> None:
+        """Start the webhook delivery loop in a thread unless the `webhooks` setting is off."""
+        from humanseg.worker.webhooks import WebhookThread
+
+        if self.settings.webhooks and self.webhooks is None:
+            self.webhooks = WebhookThread(self.settings, self.resources(with_predictor=False).sessions)
+            self.webhooks.start()
+            log.info("event=webhooks_started pid=%d", os.getpid())
+
+    def stop_webhooks(self, timeout: float = 5.0) -> None:
+        """Stop the webhook delivery loop, if one runs."""
+        thread, self.webhooks = self.webhooks, None
+        if thread is not None:
+            thread.stop()
+            thread.join(timeout)
 
     def stop_sweeper(self, timeout: float = 5.0) -> None:
         """Stop the sweeper thread, if one runs."""
@@ -116,10 +150,17 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     app = getattr(sender, "app", None)  # sender: the worker's Consumer
     runtime = runtime_of(app)
     if runtime is not None:
+        runtime.start_heartbeat()
         runtime.start_sweeper(app)
+        runtime.start_webhooks()
+        from humanseg.worker.metrics import serve
+
+        serve(runtime.settings)  # the main process serves the pool's summed samples
 
 
 def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
     runtime = runtime_of(getattr(sender, "app", None))  # sender: the WorkController
     if runtime is not None:
+        runtime.stop_heartbeat()
         runtime.stop_sweeper()
+        runtime.stop_webhooks()

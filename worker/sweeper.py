@@ -1,5 +1,5 @@
 """Re-queue jobs whose lease expired or whose doorbell was lost (broker flushed); remove originals
-that no job owns (a web process killed mid-upload)."""
+that no job owns (a web process killed mid-upload); delete expired jobs (worker/retention.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.queue import BrokerError, make_sender, send_segment
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, make_storage
+from humanseg.core.webhooks import record_finished
+from humanseg.worker.retention import purge_expired
 from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +40,7 @@ class SweepResult:
     resent: int = 0
     failed: int = 0
     orphans: int = 0
+    expired: int = 0  # jobs deleted by retention
 
 
 def sweep(settings: Settings, sessions: sessionmaker[Session], celery) -> SweepResult:
@@ -52,9 +55,12 @@ def sweep(settings: Settings, sessions: sessionmaker[Session], celery) -> SweepR
             base = update(Job).where(Job.id == job_id, Job.status == JobStatus.running,
                                      Job.lease_expires_at < now)
             if attempts >= settings.max_attempts:
-                failed += session.execute(base.values(
+                lost = session.execute(base.values(
                     status=JobStatus.failed, finished_at=now, lease_expires_at=None,
                     error=f"worker lost the job {attempts} times (lease expired)")).rowcount
+                if lost:
+                    record_finished(session, [job_id])  # webhook events commit with the failure
+                failed += lost
             elif session.execute(base.values(status=JobStatus.queued, lease_expires_at=None)).rowcount:
                 requeued.append(job_id)
         stale_before = now - timedelta(seconds=settings.stale_queued_seconds)
@@ -165,6 +171,10 @@ def run_loop(settings: Settings, sessions: sessionmaker[Session], celery, stop: 
             _, cursor = sweep_orphans(settings, sessions, storage, cursor)
         except Exception:  # the storage or the database may be back next time
             log.exception("event=orphan_sweep_error")
+        try:
+            purge_expired(settings, sessions, storage)
+        except Exception:  # the storage or the database may be back next time
+            log.exception("event=retention_error")
         if stop.wait(every):
             return
 
@@ -185,8 +195,10 @@ def sweep_once(settings: Settings) -> SweepResult:
     """`humanseg sweep`: one pass (and the first page of originals)."""
     with _standalone(settings) as (sessions, celery):
         result = sweep(settings, sessions, celery)
-        removed, _ = sweep_orphans(settings, sessions, make_storage(settings))
-        return replace(result, orphans=removed)
+        storage = make_storage(settings)
+        removed, _ = sweep_orphans(settings, sessions, storage)
+        expired = purge_expired(settings, sessions, storage).jobs
+        return replace(result, orphans=removed, expired=expired)
 
 
 def run_standalone(settings: Settings, every: float | None = None) -> None:

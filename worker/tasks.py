@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import Celery
 from humanseg.core.queue import SEGMENT_TASK
 from humanseg.worker.runtime import Runtime
@@ -15,10 +17,14 @@ def register(app: Celery, runtime: Runtime) -> None:
     @app.task(name=SEGMENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
               ignore_result=True, max_retries=None, shared=False)
     def segment(self, job_id: str) -> str:
+        from humanseg.worker import metrics
         from humanseg.worker.pipeline import run_job
 
         res = runtime.resources()
-        outcome = run_job(str(job_id), runtime.settings, res.storage, res.sessions, res.predictor)
+        started = time.monotonic()
+        outcome = run_job(str(job_id), runtime.settings, res.storage, res.sessions,
+                          metrics.TimedPredictor(res.predictor))
+        metrics.record(outcome.status, outcome.attempt, time.monotonic() - started)
         if outcome.status == "retry":
             raise self.retry(countdown=outcome.retry_in)
         return outcome.status

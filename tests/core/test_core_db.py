@@ -38,4 +38,4 @@ def test_migration_creates_schema_and_round_trips(db_url):
 
 
 def test_status_terminality():
-    assert [s.value for s in JobStatus if s.is_terminal()] == ["succeeded", "failed"]
+    assert [s.value for s in JobStatus if s.is_terminal()] == ["succeeded", "failed", "cancelled"]

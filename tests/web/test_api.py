@@ -37,10 +37,18 @@ def job_count(app) -> int:
         return s.scalar(select(func.count()).select_from(Job))
 
 
-def test_health_and_ready(client):
+def test_health_and_ready(client, app):
+    import redis
+    from humanseg.core.heartbeat import beat
+
     assert client.get("/healthz").json == {"status": "ok"}
+    settings = app.extensions["humanseg"].settings  # its queue is private: no worker beats for it
+    assert client.get("/readyz").json["checks"]["worker"] == "error: unavailable"
+    conn = redis.Redis.from_url(settings.broker_url)
+    beat(conn, settings, "test-node")
+    conn.close()
     resp = client.get("/readyz")
-    assert resp.json["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
+    assert resp.json["checks"] == {"database": "ok", "broker": "ok", "storage": "ok", "worker": "ok"}
     assert resp.status_code == 200
 
 

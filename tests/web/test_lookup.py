@@ -34,6 +34,7 @@ ID_ROUTES = {
     ("POST", "/batches/<batch_id>/delete"),
     ("POST", "/api/v1/jobs/<job_id>/cancel"), ("POST", "/api/v1/jobs/<job_id>/retry"),
     ("POST", "/api/v1/batches/<batch_id>/cancel"), ("POST", "/api/v1/batches/<batch_id>/retry"),
+    ("GET", "/api/v1/batches/<batch_id>/webhooks"),
 }
 
 

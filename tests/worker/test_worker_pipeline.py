@@ -181,12 +181,35 @@ def test_lost_lease_keeps_the_new_owners_results(env, predictor):
     settings, sessions, storage = env
     job_id = add_job(sessions, storage, si.jpeg())
 
-    def another_worker_reclaims():  # attempt 2 now owns the lease and the same result keys
+    def another_worker_reclaims():  # attempt 2 now owns the lease and writes the same result keys
         with session_scope(sessions) as s:
             s.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
+        for kind in stored_kinds():
+            storage.put(kind.key(job_id), b"attempt 2", kind.content_type)
 
     assert run_job(job_id, settings, storage, sessions, Midway(predictor, another_worker_reclaims)).status == "skipped"
-    assert all(storage.exists(kind.key(job_id)) for kind in stored_kinds())
+    # The stale run neither overwrites nor removes the new owner's results.
+    assert all(storage.get(kind.key(job_id)) == b"attempt 2" for kind in stored_kinds())
+
+
+def test_job_cancelled_while_writing_results_leaves_none(env, predictor):
+    settings, sessions, storage = env
+    job_id = add_job(sessions, storage, si.jpeg())
+
+    class CancelOnFirstResult(LocalStorage):
+        """Real local storage; a client cancels the job as the first result is written."""
+
+        def put(self, key, data, content_type):
+            super().put(key, data, content_type)
+            if key.startswith("results/"):
+                with session_scope(sessions) as s:
+                    s.execute(update(Job).where(Job.id == job_id)
+                              .values(status=JobStatus.cancelled))
+
+    writer = CancelOnFirstResult(storage.root)
+    assert run_job(job_id, settings, writer, sessions, predictor).status == "skipped"
+    assert load(sessions, job_id).status is JobStatus.cancelled
+    assert not any(storage.exists(kind.key(job_id)) for kind in stored_kinds())
 
 
 def test_sweeper_requeues_expired_and_fails_exhausted(env):

@@ -1,0 +1,21 @@
+"""The one logging set-up of a process: key=value lines (core/logfmt.py) on stderr."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_MARK = "_humanseg_handler"
+
+
+def configure_logging(level: str) -> None:
+    """Send every logger's records at `level` and above to stderr; a second call only sets the level."""
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    if any(getattr(h, _MARK, False) for h in root.handlers):
+        return  # a forked child (gunicorn worker) inherits its parent's handler
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    setattr(handler, _MARK, True)
+    root.addHandler(handler)

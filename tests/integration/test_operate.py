@@ -1,0 +1,149 @@
+"""Operating a live stack (gunicorn web + Celery worker): readiness sees the worker, web logs appear."""
+
+import time
+
+import pytest
+import requests
+import support_images as si
+
+
+@pytest.mark.parametrize("stack", ["sqlite-local"], indirect=True)
+def test_ready_with_a_worker_and_web_logs_under_gunicorn(stack):
+    deadline = time.monotonic() + 60
+    while True:  # the worker beats once it is ready; the web may be up before it
+        resp = requests.get(stack.url("/readyz"), timeout=10)
+        if resp.status_code == 200:
+            break
+        assert time.monotonic() < deadline, resp.json()
+        time.sleep(0.2)
+    assert resp.json()["checks"]["worker"] == "ok"
+    body = requests.post(stack.url("/api/v1/jobs"), files=[("images", ("a.jpg", si.jpeg()))],
+                         timeout=30).json()
+    log = stack.settings.data_dir / "web.log"
+    deadline = time.monotonic() + 20
+    wanted = f"event=jobs_created batch_id={body['batch_id']}"
+    while wanted not in log.read_text(errors="replace"):  # the app's own lines, not only access lines
+        assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+        time.sleep(0.1)
+    assert stack.wait_job(body["jobs"][0]["id"])["status"] == "succeeded"
+
+
+def test_gunicorn_on_a_reachable_address_requires_keys(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
+    # As the web image runs it; HUMANSEG_HOST stays loopback: the address gunicorn binds is what counts.
+    env.update(HUMANSEG_DATA_DIR=str(tmp_path), HUMANSEG_SECRET_KEY="test-secret",
+               HUMANSEG_BROKER_URL="redis://127.0.0.1:9/0")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "python:humanseg.gunicorn_conf",
+                             "--bind", f"0.0.0.0:{port}"],
+                            env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                resp = requests.get(f"http://127.0.0.1:{port}/api/v1/batches/{'a' * 32}", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        assert resp.status_code == 401 and resp.json()["error"]["code"] == "api_key_required"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        proc.stdout.close()
+
+
+def _samples(text: str) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+@pytest.mark.parametrize("stack", ["sqlite-local"], indirect=True)
+def test_metrics_parse_and_move_after_a_real_job(stack):
+    worker_url = f"http://127.0.0.1:{stack.env['HUMANSEG_WORKER_METRICS_PORT']}/metrics"
+    deadline = time.monotonic() + 60
+    while True:  # the worker serves once it is ready
+        try:
+            before_worker = _samples(requests.get(worker_url, timeout=5).text)
+            break
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    before_web = _samples(requests.get(stack.url("/metrics"), timeout=10).text)
+    created = ("humanseg_http_requests_total",
+               (("method", "POST"), ("route", "/api/v1/jobs"), ("status", "202")))
+    done = ("humanseg_jobs_total", (("outcome", "succeeded"),))
+    body = requests.post(stack.url("/api/v1/jobs"), files=[("images", ("a.jpg", si.jpeg()))],
+                         timeout=30).json()
+    assert stack.wait_job(body["jobs"][0]["id"])["status"] == "succeeded"
+    web = _samples(requests.get(stack.url("/metrics"), timeout=10).text)
+    assert web[created] == before_web.get(created, 0) + 1
+    latency = ("humanseg_http_request_duration_seconds_count",
+               (("method", "POST"), ("route", "/api/v1/jobs")))
+    assert web[latency] >= 1
+    deadline = time.monotonic() + 20
+    while True:  # the task records its outcome just after the job row says succeeded
+        worker = _samples(requests.get(worker_url, timeout=5).text)
+        if worker.get(done, 0) >= before_worker.get(done, 0) + 1:
+            break
+        assert time.monotonic() < deadline, worker
+        time.sleep(0.1)
+    assert worker[("humanseg_model_duration_seconds_count", ())] >= 1
+    assert worker[("humanseg_job_attempts_count", ())] >= 1
+    assert ("humanseg_queue_depth", (("queue", stack.settings.queue),)) in worker
+
+
+@pytest.mark.parametrize("stack", ["sqlite-local"], indirect=True)
+def test_workers_send_task_events_for_flower(stack):
+    import threading
+
+    from humanseg.core.queue import make_sender
+
+    app = make_sender(stack.settings)
+    seen: dict[str, set[str]] = {}  # task id -> event types (and the task name, when sent)
+    receivers = []
+    wanted = {"task-received", "task-started", "task-succeeded", "humanseg.segment"}
+
+    def on_event(event):
+        if event.get("uuid"):
+            seen.setdefault(event["uuid"], set()).update({event["type"], event.get("name") or ""})
+
+    def complete() -> bool:
+        return any(wanted <= types for types in list(seen.values()))
+
+    def listen():
+        with app.connection_for_read() as conn:
+            receiver = app.events.Receiver(conn, handlers={"*": on_event})
+            receivers.append(receiver)
+            receiver.capture(limit=None, timeout=None, wakeup=False)  # until should_stop
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        # Events go out on pub/sub: only those after the receiver subscribed arrive, so upload
+        # until one task's whole life (what Flower lists) has been seen.
+        while not complete():
+            assert time.monotonic() < deadline, seen
+            body = requests.post(stack.url("/api/v1/jobs"), files=[("images", ("a.jpg", si.jpeg()))],
+                                 timeout=30).json()
+            stack.wait_job(body["jobs"][0]["id"])
+            end = time.monotonic() + 2  # its last event may trail the job row by a moment
+            while not complete() and time.monotonic() < end:
+                time.sleep(0.05)
+    finally:
+        for receiver in receivers:
+            receiver.should_stop = True
+        thread.join(10)
+        app.close()

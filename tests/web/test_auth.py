@@ -1,0 +1,175 @@
+"""API keys: required or not, ownership of batches, revocation, the page sign-in (real Redis, SQL)."""
+
+import io
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import support_images as si
+from humanseg.core.db import session_scope
+from humanseg.core.keys import create_key, hash_key, revoke_key
+from humanseg.core.models import ApiKey
+from humanseg.core.settings import Settings
+from humanseg.web import create_app
+from humanseg.web.auth import keys_required
+from sqlalchemy import select
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def make(tmp_path, db_url, redis_url, queue, **env):
+    settings = Settings.from_env({
+        "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
+        "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": queue, "HUMANSEG_SECRET_KEY": "t",
+        **{f"HUMANSEG_{k.upper()}": str(v) for k, v in env.items()}})
+    return create_app(settings)
+
+
+@pytest.fixture
+def app(tmp_path, db_url, redis_url, private_queue):
+    app = make(tmp_path, db_url, redis_url, private_queue, require_api_keys=1)
+    yield app
+    app.extensions["humanseg"].engine.dispose()
+
+
+def new_key(app, name, **kwargs) -> str:
+    with session_scope(app.extensions["humanseg"].sessions) as session:
+        return create_key(session, name, **kwargs)[1]
+
+
+def bearer(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def upload(client, headers, n=1):
+    data = {"images": [(io.BytesIO(si.jpeg()), f"{i}.jpg") for i in range(n)]}
+    return client.post("/api/v1/jobs", data=data, headers=headers, content_type="multipart/form-data")
+
+
+def test_keys_required_by_setting_or_by_a_reachable_bind():
+    assert not keys_required(Settings(host="127.0.0.1"))
+    assert not keys_required(Settings(host="localhost"))
+    assert keys_required(Settings(host="0.0.0.0"))
+    assert keys_required(Settings(host="192.168.1.5"))
+    assert keys_required(Settings(host="127.0.0.1", require_api_keys=True))
+
+
+def test_without_a_key_every_call_is_401(app):
+    client = app.test_client()
+    for method, path in [("get", "/api/v1/jobs/" + "a" * 32), ("post", "/api/v1/jobs"),
+                         ("delete", "/api/v1/batches/" + "b" * 32)]:
+        resp = getattr(client, method)(path)
+        assert resp.status_code == 401, (method, path)
+        assert resp.json["error"]["code"] == "api_key_required"
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/healthz").status_code == 200  # probes stay open
+
+
+def test_pages_redirect_to_sign_in_and_the_session_keeps_the_key(app):
+    client = app.test_client()
+    resp = client.get("/batches")
+    assert resp.status_code == 303 and resp.headers["Location"].startswith("/signin?next=/batches")
+    form = client.get("/signin?next=/batches")
+    assert form.status_code == 200 and b'name="api_key"' in form.data
+    token = re.search(rb'name="csrf_token" value="([^"]+)"', form.data).group(1).decode()
+    wrong = client.post("/signin", data={"csrf_token": token, "api_key": "hsk_nope", "next": "/batches"})
+    assert wrong.status_code == 401
+    no_token = client.post("/signin", data={"api_key": new_key(app, "x"), "next": "/batches"})
+    assert no_token.status_code == 400  # CSRF rules stay
+    key = new_key(app, "alice")
+    ok = client.post("/signin", data={"csrf_token": token, "api_key": key, "next": "//evil.example/"})
+    assert ok.status_code == 303 and ok.headers["Location"] == "/"  # no open redirect
+    assert client.get("/batches").status_code == 200
+    assert client.get("/api/v1/jobs/" + "a" * 32).status_code == 404  # the cookie works for the API
+    with session_scope(app.extensions["humanseg"].sessions) as session:
+        revoke_key(session, "alice")
+    assert client.get("/batches").status_code == 303  # a revoked key's session ends
+
+
+def test_batches_belong_to_their_key(app):
+    client = app.test_client()
+    alice, bob, admin = new_key(app, "alice"), new_key(app, "bob"), new_key(app, "ops", admin=True)
+    made = upload(client, bearer(alice), n=2)
+    assert made.status_code == 202, made.json
+    batch_id, job_id = made.json["batch_id"], made.json["jobs"][0]["id"]
+    for headers in (bearer(bob), {"X-Api-Key": bob}):
+        assert client.get(f"/api/v1/batches/{batch_id}", headers=headers).status_code == 404
+        assert client.get(f"/api/v1/jobs/{job_id}", headers=headers).status_code == 404
+        assert client.get(f"/api/v1/jobs/{job_id}/original", headers=headers).status_code == 404
+        assert client.delete(f"/api/v1/jobs/{job_id}", headers=headers).status_code == 404
+    # Appending to another key's batch is refused like a missing batch.
+    data = {"images": [(io.BytesIO(si.jpeg()), "x.jpg")], "batch_id": batch_id}
+    appended = client.post("/api/v1/jobs", data=data, headers=bearer(bob),
+                           content_type="multipart/form-data")
+    assert appended.status_code == 404
+    assert client.get(f"/api/v1/batches/{batch_id}", headers={"X-Api-Key": alice}).json["counts"]
+    assert client.get(f"/api/v1/batches/{batch_id}", headers=bearer(admin)).status_code == 200
+    page = client.get("/batches", headers=bearer(bob))
+    assert page.status_code == 200 and batch_id.encode() not in page.data
+    assert batch_id.encode() in client.get("/batches", headers=bearer(alice)).data
+    assert client.delete(f"/api/v1/jobs/{job_id}", headers=bearer(alice)).status_code == 200
+    assert client.delete(f"/api/v1/batches/{batch_id}", headers=bearer(admin)).status_code == 200
+
+
+def test_revoked_or_unknown_key_is_401(app):
+    client = app.test_client()
+    key = new_key(app, "temp")
+    assert client.get("/api/v1/jobs/" + "a" * 32, headers=bearer(key)).status_code == 404
+    with session_scope(app.extensions["humanseg"].sessions) as session:
+        revoke_key(session, "temp")
+    resp = client.get("/api/v1/jobs/" + "a" * 32, headers=bearer(key))
+    assert resp.status_code == 401 and resp.json["error"]["code"] == "invalid_api_key"
+    assert client.get("/api/v1/jobs/" + "a" * 32, headers=bearer("hsk_" + "x" * 43)).status_code == 401
+
+
+def test_open_server_needs_no_key_but_refuses_a_wrong_one(tmp_path, db_url, redis_url, private_queue):
+    app = make(tmp_path, db_url, redis_url, private_queue)
+    try:
+        client = app.test_client()
+        assert upload(client, {}).status_code == 202
+        assert client.get("/batches").status_code == 200
+        assert client.get("/batches", headers=bearer("hsk_wrong")).status_code == 401
+    finally:
+        app.extensions["humanseg"].engine.dispose()
+
+
+def test_cli_prints_the_key_once_and_stores_only_its_hash(tmp_path):
+    from humanseg.core import migrate
+    from humanseg.core.db import make_engine, make_sessionmaker
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    migrate.upgrade(url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
+    env.update(HUMANSEG_DATA_DIR=str(tmp_path), HUMANSEG_DATABASE_URL=url)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "humanseg.cli", "keys", *args], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    made = cli("create", "ci-bot", "--images-per-day", "7")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("hsk_") and len(key) > 40
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            row = session.scalar(select(ApiKey))
+            assert row.key_hash == hash_key(key) and key not in (row.prefix, row.key_hash)
+            assert row.images_per_day == 7 and not row.admin
+        listed = cli("list")
+        assert "ci-bot" in listed.stdout and key not in listed.stdout
+        assert cli("revoke", "ci-bot").returncode == 0
+        assert cli("revoke", "ci-bot").returncode == 1  # nothing active left by that name
+        with make_sessionmaker(engine)() as session:
+            assert session.scalar(select(ApiKey)).revoked_at is not None
+    finally:
+        engine.dispose()
+
+
+def test_up_says_whether_it_is_open():
+    from humanseg.up import access_note
+
+    assert access_note(Settings(host="127.0.0.1")).startswith("open: no API key needed")
+    assert "humanseg keys create" in access_note(Settings(host="0.0.0.0"))

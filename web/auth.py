@@ -1,0 +1,218 @@
+"""API keys on requests: who is calling (Bearer, X-Api-Key or a signed-in page session), and what they may see.
+
+Keys are required when the `require_api_keys` setting is on or the server is bound beyond
+loopback; otherwise a request without a key is anonymous and sees everything (a local, open
+server), while a request with a key is scoped to that key all the same. A key sees and deletes
+only the batches it made; an admin key sees all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    g,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.wrappers import Response
+from humanseg.core.db import session_scope
+from humanseg.core.keys import active_key, find_key
+from humanseg.core.logfmt import logkv
+from humanseg.core.models import ApiKey, Batch, Job
+from humanseg.core.settings import Settings
+from humanseg.web import services
+from humanseg.web.csrf import valid_form_token
+from humanseg.web.errors import ApiError, is_api_path
+from sqlalchemy import select
+from sqlalchemy.sql import ColumnElement
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__, template_folder="templates")
+
+SESSION_KEY = "api_key_id"
+# Probes and scrapers, the sign-in itself and the page assets answer without a key.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/signin", "/signout", "/favicon.ico",
+                        "/openapi.json", "/docs"})
+OPEN_PREFIXES = ("/assets/",)
+_WILDCARD_BINDS = {"", "0.0.0.0", "::", "[::]"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The API key a request acts as."""
+
+    key_id: str
+    name: str
+    admin: bool
+    requests_per_minute: int | None
+    images_per_day: int | None
+
+    @classmethod
+    def of(cls, row: ApiKey) -> Principal:
+        """The principal of a key row."""
+        return cls(row.id, row.name, row.admin, row.requests_per_minute, row.images_per_day)
+
+
+def is_loopback_bind(host: str) -> bool:
+    """True for localhost and loopback addresses; False for wildcards, other addresses and names."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    if host in _WILDCARD_BINDS:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def keys_required(settings: Settings) -> bool:
+    """True when every request needs a key: the setting, or a bind others can reach."""
+    return settings.require_api_keys or not is_loopback_bind(settings.host)
+
+
+def principal() -> Principal | None:
+    """The key the current request acts as; None when anonymous (or outside a request)."""
+    return g.get("principal") if has_request_context() else None
+
+
+def owner_id() -> str | None:
+    """The key id a batch made now belongs to (None: anonymous)."""
+    who = principal()
+    return who.key_id if who else None
+
+
+def may_see(owner_key_id: str | None) -> bool:
+    """True when the current request may see a batch with this owner."""
+    who = principal()
+    return who is None or who.admin or owner_key_id == who.key_id
+
+
+def batch_scope() -> list[ColumnElement[bool]]:
+    """WHERE conditions on Batch limiting a query to what the current request may see."""
+    who = principal()
+    return [] if who is None or who.admin else [Batch.owner_key_id == who.key_id]
+
+
+def job_scope() -> list[ColumnElement[bool]]:
+    """WHERE conditions on Job limiting a query to the jobs of batches the request may see."""
+    who = principal()
+    if who is None or who.admin:
+        return []
+    return [Job.batch_id.in_(select(Batch.id).where(Batch.owner_key_id == who.key_id))]
+
+
+def _sent_key() -> str | None:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("X-Api-Key", "").strip() or None
+
+
+def _lookup(sent: str | None) -> ApiKey | None:
+    with session_scope(services().sessions) as db:
+        if sent is not None:
+            return find_key(db, sent)
+        key_id = session.get(SESSION_KEY)
+        return active_key(db, key_id) if isinstance(key_id, str) else None
+
+
+def unauthorized(code: str, message: str) -> ApiError:
+    """The 401 for a missing, unknown or revoked key."""
+    err = ApiError(401, code, message)
+    err.headers = {"WWW-Authenticate": 'Bearer realm="humanseg"'}
+    return err
+
+
+def _authenticate():
+    path = request.path
+    if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        return None
+    sent = _sent_key()
+    row = _lookup(sent)
+    if row is not None:
+        g.principal = Principal.of(row)
+        from humanseg.web import ratelimit
+
+        ratelimit.count_request(g.principal)
+        return None
+    if sent is not None:  # a wrong key is an error even where none is needed
+        log.info(logkv(event="api_key_refused", path=path))
+        raise unauthorized("invalid_api_key", "the API key is unknown or revoked")
+    if session.pop(SESSION_KEY, None) is not None:
+        log.info(logkv(event="session_key_revoked", path=path))
+    if not keys_required(services().settings):
+        return None
+    if is_api_path():
+        raise unauthorized("api_key_required", "send an API key: Authorization: Bearer <key>")
+    if request.method == "GET":
+        return redirect(url_for("auth.signin", next=request.full_path.rstrip("?")), code=303)
+    return redirect(url_for("auth.signin"), code=303)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a path on this site: an open redirect would make the sign-in a phishing tool.
+    target = target or "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+@bp.route("/signin", methods=["GET", "POST"])
+def signin():
+    """A small form that keeps the key's id in the signed session cookie."""
+    nxt = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("auth/signin.html", next=nxt, error=None)
+    if not valid_form_token():
+        return render_template("auth/signin.html", next=nxt,
+                               error="The form expired; try again."), 400
+    with session_scope(services().sessions) as db:
+        row = find_key(db, request.form.get("api_key", "").strip())
+        key_id = row.id if row else None
+    if key_id is None:
+        log.info(logkv(event="signin_refused"))
+        return render_template("auth/signin.html", next=nxt, error="That key is unknown or revoked."), 401
+    session.clear()  # a fresh session (and CSRF token) for the signed-in user
+    session[SESSION_KEY] = key_id
+    log.info(logkv(event="signed_in", key_id=key_id))
+    return redirect(nxt, code=303)
+
+
+@bp.post("/signout")
+def signout():
+    """Forget the key in the session."""
+    if valid_form_token():
+        session.clear()
+    return redirect(url_for("auth.signin"), code=303)
+
+
+def install(app: Flask) -> None:
+    """Check keys before every view (after web/guard.py's checks) and add the sign-in pages."""
+    from humanseg.web import ratelimit
+
+    app.before_request(_authenticate)
+    app.after_request(ratelimit.add_headers)
+    app.register_blueprint(bp)
+
+    @app.after_request
+    def _signin_headers(resp: Response) -> Response:
+        if request.blueprint == "auth" and resp.mimetype == "text/html":
+            resp.headers.setdefault("Content-Security-Policy", (
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"))
+            resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
