@@ -6,14 +6,14 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha256sum | cu
 # torch and torchvision are pinned together in one pip command (they must match).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install up test lint chromium clean
+.PHONY: install up test lint chromium clean compose-test
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -e '.[web,worker,ml,dev]' $(TORCH_PINS)
+	$(BIN)/python -m pip install -e '.[web,worker,ml,client,dev]' $(TORCH_PINS)
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -27,6 +27,11 @@ chromium:
 
 test: install chromium
 	$(BIN)/python -m pytest
+
+# Build both images and run compose.yaml for real (Podman; root sets it up with apt). See
+# docs/docker.md "Tested for real". COMPOSE_TEST_FLAGS=--skip-if-unavailable for CI.
+compose-test: install
+	$(BIN)/python scripts/compose_test.py $(COMPOSE_TEST_FLAGS)
 
 lint: install
 	$(BIN)/ruff check .
