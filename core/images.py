@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from humanseg.core.errors import ImageError
 from PIL import Image
+
+from humanseg.core.errors import ImageError
 
 # Orientation values 5..8 rotate by 90/270 degrees, swapping width and height.
 _EXIF_ORIENTATION = 0x0112
@@ -233,4 +234,4 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def _is_unit_float(img: Image.Image) -> bool:
     lo, hi = img.getextrema()
-    return 0.0 <= lo and hi <= 1.0
+    return lo >= 0.0 and hi <= 1.0

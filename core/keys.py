@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from humanseg.core.models import ApiKey, is_public_id, utcnow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from humanseg.core.models import ApiKey, is_public_id, utcnow
 
 KEY_PREFIX = "hsk_"  # makes a leaked key easy to spot (secret scanners, logs)
 SHOWN_CHARS = 12  # of the key, kept in clear to tell keys apart in listings

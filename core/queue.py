@@ -9,6 +9,7 @@ from humanseg.core.errors import HumansegError
 
 if TYPE_CHECKING:
     from celery import Celery
+
     from humanseg.core.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,10 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from PIL import Image, ImageEnhance, ImageOps
+
 from humanseg.core.images import orientation, to_rgb
 from humanseg.core.variants import ORIGINAL, THUMB, Margin, Options, defaults
-from PIL import Image, ImageEnhance, ImageOps
 
 TINT = (0, 190, 255)  # the person is tinted with this colour in the overlay
 CROP_LEVEL = 8  # alpha at or above this is subject when cropping, so faint speckle is not

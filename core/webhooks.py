@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from humanseg.core.errors import HumansegError
-from humanseg.core.models import Batch, Job, JobStatus, WebhookDelivery, new_id, utcnow
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from humanseg.core.errors import HumansegError
+from humanseg.core.models import Batch, Job, JobStatus, WebhookDelivery, new_id, utcnow
 
 JOB_FINISHED = "job.finished"
 BATCH_FINISHED = "batch.finished"

@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def output_names(files: list[str]) -> dict[str, str]:
     """Each source file's output stem: its stem, or name_ext where two files share a stem."""
     stems = [Path(f).stem for f in files]
-    return {f: (s if stems.count(s) == 1 else f.replace(".", "_")) for f, s in zip(files, stems)}
+    return {f: (s if stems.count(s) == 1 else f.replace(".", "_")) for f, s in zip(files, stems, strict=False)}
 
 
 class Run:
@@ -161,7 +161,7 @@ class Run:
                 raise
             return named
         self.state["batch_id"] = created.batch_id
-        self.state["jobs"].update({f: j.id for f, j in zip(chunk, created.jobs)})
+        self.state["jobs"].update({f: j.id for f, j in zip(chunk, created.jobs, strict=False)})
         self.state["chunks"] += 1
         self._save()
         print(f"uploaded {len(self.state['jobs'])}/{len(self.files)}", file=self.out, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from humanseg.core.db import make_engine
 from humanseg.core.models import Base
 from humanseg.core.settings import Settings

@@ -83,7 +83,7 @@ def weighted_order(sizes: list[int], weights: list[float], count: int, generator
     """`count` indices into the concatenated datasets, drawn so dataset i gets about weights[i]/sum of them."""
     import torch
 
-    per_item = torch.cat([torch.full((n,), w / n) for n, w in zip(sizes, weights) if n])
+    per_item = torch.cat([torch.full((n,), w / n) for n, w in zip(sizes, weights, strict=False) if n])
     return torch.multinomial(per_item, count, replacement=True, generator=generator).tolist()
 
 

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
 from humanseg.ml import metrics
 from humanseg.ml.config import ModelConfig
 from humanseg.ml.data import (
@@ -21,7 +23,6 @@ from humanseg.ml.data import (
 from humanseg.ml.imageio import load_image
 from humanseg.ml.predictor import Predictor
 from humanseg.ml.refine import guided_filter
-from PIL import Image
 
 log = logging.getLogger(__name__)
 

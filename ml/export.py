@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 import torch
+
 from humanseg.ml.config import ONNX_FILE
 from humanseg.ml.model import load_model_dir
 

@@ -6,8 +6,9 @@ import warnings
 from pathlib import Path
 
 import torch
-from humanseg.ml.config import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
 from torch import nn
+
+from humanseg.ml.config import CONFIG_FILE, WEIGHTS_FILE, ModelConfig
 
 
 def build_model(cfg: ModelConfig, encoder_weights: str | None = None) -> nn.Module:

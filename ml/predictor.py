@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from PIL import Image
+
 from humanseg.ml.config import ONNX_FILE, WEIGHTS_FILE, ModelConfig
 from humanseg.ml.imageio import to_rgb
 from humanseg.ml.letterbox import Letterbox, to_input, to_probability
-from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class TorchBackend:
 
     def __init__(self, model_dir: Path, threads: int | None, device: str | None) -> None:
         import torch
+
         from humanseg.ml.model import load_model_dir
 
         if threads:
@@ -130,7 +132,7 @@ class Predictor:
         # The filter fits its coefficients on a small grid: ask for the probabilities at that size.
         rgb = [to_rgb(im) for im in images]
         probs = self.probabilities(rgb, sizes=[work_size(*im.size) for im in rgb])
-        return [guided_filter(im, p) for im, p in zip(rgb, probs)]
+        return [guided_filter(im, p) for im, p in zip(rgb, probs, strict=False)]
 
     def segment(self, image: Image.Image, refine: bool | None = None) -> Segmentation:
         """Binary mask and soft alpha of one image, both from the same (refined) probability map.
@@ -178,7 +180,8 @@ def load_predictor(
     model_dir = Path(model_dir) if model_dir else SHIPPED_MODEL_DIR
     cfg = ModelConfig.load(model_dir)
     if backend == "auto":
-        backend = "torch" if (device == "cuda" or _cuda_available()) and (model_dir / WEIGHTS_FILE).is_file() else "onnx"
+        gpu = device == "cuda" or _cuda_available()
+        backend = "torch" if gpu and (model_dir / WEIGHTS_FILE).is_file() else "onnx"
         if backend == "onnx" and not (model_dir / ONNX_FILE).is_file():
             backend = "torch"
     threads = threads or None

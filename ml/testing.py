@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from humanseg.ml.config import ModelConfig
 from PIL import Image, ImageDraw
+
+from humanseg.ml.config import ModelConfig
 
 TINY = {"arch": "Unet", "decoder_channels": (16, 8, 8), "encoder_depth": 3, "size": 64}
 
@@ -13,6 +14,7 @@ TINY = {"arch": "Unet", "decoder_channels": (16, 8, 8), "encoder_depth": 3, "siz
 def make_tiny_model_dir(path: str | Path, onnx: bool = True, seed: int = 0) -> Path:
     """Write config.json, model.safetensors and (optionally) model.onnx of a tiny random U-Net."""
     import torch
+
     from humanseg.ml.config import ONNX_FILE
     from humanseg.ml.export import export_onnx
     from humanseg.ml.model import build_model, save_model_dir

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
 from humanseg.ml.config import ModelConfig
 from humanseg.ml.data import (
     DEFAULT_HELDOUT_SEQUENCES,
@@ -29,7 +31,6 @@ from humanseg.ml.model import (
     load_model_dir,
     save_model_dir,
 )
-from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Lovasz hinge (Berman et al., 2018), averaged over images: a convex surrogate of 1 - IoU per image."""
     losses = []
-    for lg, tg in zip(logits.flatten(1), target.flatten(1)):
+    for lg, tg in zip(logits.flatten(1), target.flatten(1), strict=False):
         signs = 2 * tg - 1
         errors = 1 - lg * signs
         errors_sorted, perm = torch.sort(errors, descending=True)
@@ -265,7 +266,7 @@ def train(tc: TrainConfig) -> dict:
         bar = _progress(batches, f"epoch {epoch + 1}/{tc.epochs}", tc.progress)
         losses = []
         for idx in bar:
-            xs, ys = zip(*(ds[i] for i in idx))
+            xs, ys = zip(*(ds[i] for i in idx), strict=False)
             losses.append(run.step(torch.stack(xs), torch.stack(ys), loss_fn))
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{np.mean(losses):.4f}")

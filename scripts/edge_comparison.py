@@ -63,7 +63,7 @@ def main() -> None:
     for i, label in enumerate(("photo", "before: hard mask", "after: refined soft alpha")):
         draw.text((10 + i * (TILE + 10), 8), label, fill="black")
     y = 30
-    for r, h in zip(rows, heights):
+    for r, h in zip(rows, heights, strict=False):
         for i, tile in enumerate(r):
             sheet.paste(tile, (10 + i * (TILE + 10), y))
         y += h + 10

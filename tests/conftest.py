@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +12,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from support_live import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
           "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _redis_answers(url: str) -> bool:
@@ -127,6 +122,7 @@ def db_url(request, tmp_path):
 def s3_storage(endpoint: str, bucket: str, prefix: str = ""):
     """S3Storage on moto with explicit test credentials (the process env stays untouched)."""
     import boto3
+
     from humanseg.core.storage import S3Storage
 
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+
 from humanseg.core.db import make_engine
 from humanseg.core.models import Base
 

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
 from humanseg.core.db import make_engine, make_sessionmaker
 from humanseg.core.secret_key import ensure_secret_key
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, make_storage
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 
 @dataclass

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 from flask import Blueprint, jsonify, redirect, request, send_file
 from flask.wrappers import Response
+from sqlalchemy import select
+
 from humanseg.core.db import session_scope
 from humanseg.core.errors import ObjectNotFound, StorageError
 from humanseg.core.logfmt import logkv
@@ -29,7 +31,6 @@ from humanseg.web.serialize import (
 )
 from humanseg.web.uploads import wait_for
 from humanseg.web.webhooks_api import webhook_fields, webhook_json
-from sqlalchemy import select
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from flask import Blueprint, Response
+from sqlalchemy import select
+
 from humanseg.core.db import session_scope
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus
@@ -19,7 +21,6 @@ from humanseg.web.lookup import get_batch_or_404
 from humanseg.web.pages import attachment, safe_stem, unique_name
 from humanseg.web.variants import rendered
 from humanseg.web.zipstream import Entry, stream_zip
-from sqlalchemy import select
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,9 @@ from flask import (
     url_for,
 )
 from flask.wrappers import Response
+from sqlalchemy import select
+from sqlalchemy.sql import ColumnElement
+
 from humanseg.core.db import session_scope
 from humanseg.core.keys import active_key, find_key
 from humanseg.core.logfmt import logkv
@@ -33,8 +36,6 @@ from humanseg.core.settings import Settings
 from humanseg.web import services
 from humanseg.web.csrf import valid_form_token
 from humanseg.web.errors import ApiError, is_api_path
-from sqlalchemy import select
-from sqlalchemy.sql import ColumnElement
 
 log = logging.getLogger(__name__)
 

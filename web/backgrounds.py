@@ -6,13 +6,14 @@ import logging
 
 from flask import Blueprint, jsonify, redirect, request, url_for
 from flask.wrappers import Response
+from werkzeug.datastructures import FileStorage
+
 from humanseg.core.errors import ImageError, ObjectNotFound, StorageError
 from humanseg.core.images import FORMATS, ImageInfo, Limits, sniff, validate
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import is_public_id, new_id
 from humanseg.web import Services, services
 from humanseg.web.errors import ApiError
-from werkzeug.datastructures import FileStorage
 
 log = logging.getLogger(__name__)
 

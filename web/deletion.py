@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy import delete, select
+
 from humanseg.core.db import session_scope
 from humanseg.core.errors import StorageError
 from humanseg.core.logfmt import logkv
@@ -12,7 +14,6 @@ from humanseg.core.models import Batch, Job
 from humanseg.core.storage import results_prefix
 from humanseg.web import Services
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404
-from sqlalchemy import delete, select
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask.wrappers import Response
-from humanseg.core.redact import without_paths
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from humanseg.core.redact import without_paths
 
 
 class ApiError(Exception):

@@ -16,6 +16,8 @@ from flask import (
     send_from_directory,
     url_for,
 )
+from sqlalchemy import and_, func, or_, select
+
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import on_request_kinds
@@ -41,7 +43,6 @@ from humanseg.web.pages import (
 from humanseg.web.serialize import ORIGINAL, object_url
 from humanseg.web.uploads import create_jobs
 from humanseg.web.variants import rendered, upload_outputs
-from sqlalchemy import and_, func, or_, select
 
 log = logging.getLogger(__name__)
 

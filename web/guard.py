@@ -14,11 +14,12 @@ from collections.abc import Iterable
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask.wrappers import Response
+from werkzeug.exceptions import RequestURITooLarge
+
 from humanseg.core.logfmt import logkv
 from humanseg.core.settings import Settings
 from humanseg.web.csrf import same_origin
 from humanseg.web.errors import ApiError, error_page, is_api_path
-from werkzeug.exceptions import RequestURITooLarge
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, jsonify
 from flask.wrappers import Response
+
 from humanseg.core.db import ping
 from humanseg.core.heartbeat import require_worker
 from humanseg.core.logfmt import logkv

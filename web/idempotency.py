@@ -1,7 +1,8 @@
 """Idempotency-Key on job creation: the same key and body answers the first answer again.
 
-Keys are per API key (web/auth.py). The key is reserved (a row without an answer) before the view runs, so two concurrent
-requests with one key never both create jobs: the second gets 409 until the first is done.
+Keys are per API key (web/auth.py). The key is reserved (a row without an answer) before the view
+runs, so two concurrent requests with one key never both create jobs: the second gets 409 until the
+first is done.
 Only successful (2xx) answers are kept; after an error the key is free to be sent again.
 """
 
@@ -17,14 +18,15 @@ from typing import Any
 
 from flask import make_response, request
 from flask.wrappers import Response
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
 from humanseg.core.db import session_scope
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import IdempotencyKey, utcnow
 from humanseg.web import services
 from humanseg.web.auth import owner_id
 from humanseg.web.errors import ApiError
-from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 
 log = logging.getLogger(__name__)
 

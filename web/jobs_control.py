@@ -12,6 +12,8 @@ from collections.abc import Collection
 
 from flask import Blueprint, jsonify, request
 from flask.wrappers import Response
+from sqlalchemy import select, update
+
 from humanseg.core.db import session_scope
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus, utcnow
@@ -21,7 +23,6 @@ from humanseg.web.errors import ApiError
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404, status_counts
 from humanseg.web.serialize import batch_json, job_json
 from humanseg.web.uploads import enqueue
-from sqlalchemy import select, update
 
 log = logging.getLogger(__name__)
 

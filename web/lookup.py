@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job, JobStatus, is_public_id
 from humanseg.web import services
 from humanseg.web.auth import may_see
 from humanseg.web.errors import RecordNotFound
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 
 def job_not_found(job_id: str) -> RecordNotFound:

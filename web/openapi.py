@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, render_template
 from flask.wrappers import Response
+
 from humanseg.core.webhooks import EVENTS
 from humanseg.web.openapi_parts import (
     COMMON,
@@ -98,8 +99,8 @@ JOB, BATCH, BG = ref("parameters", "JobId"), ref("parameters", "BatchId"), ref("
 
 def _image_errors(*more: tuple[int, list[str], str]) -> list[tuple[int, list[str], str]]:
     found = [(s, c, "the upload is refused; nothing is stored") for s, c in IMAGE_REJECTIONS.items()]
-    return found + [(413, ["request_too_large"], "the body is over the server's limit"),
-                    (408, ["request_timeout"], "the body arrived too slowly"), *more]
+    return [*found, (413, ["request_too_large"], "the body is over the server's limit"),
+            (408, ["request_timeout"], "the body arrived too slowly"), *more]
 
 
 def _paths() -> Obj:

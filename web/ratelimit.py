@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 from flask import current_app, g, has_request_context
 from flask.wrappers import Response
+
 from humanseg.core.logfmt import logkv
 from humanseg.web import services
 from humanseg.web.auth import Principal, principal

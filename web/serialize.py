@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import url_for
+
 from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import RESULTS, result_key, result_kind
 from humanseg.core.storage import Storage
@@ -13,7 +14,7 @@ from humanseg.web.lookup import StatusCounts
 from humanseg.web.webhooks_api import webhook_json
 
 ORIGINAL = "original"  # the upload itself, served next to the results
-KINDS = tuple(kind.name for kind in RESULTS) + (ORIGINAL,)  # what /api/v1/jobs/<id>/<kind> serves
+KINDS = (*(kind.name for kind in RESULTS), ORIGINAL)  # what /api/v1/jobs/<id>/<kind> serves
 
 
 def iso(value: datetime | None) -> str | None:

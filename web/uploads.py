@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 from flask import Request
+from sqlalchemy import func, select, update
+from werkzeug.datastructures import FileStorage
+
 from humanseg.core.db import session_scope
 from humanseg.core.errors import ImageError, StorageError
 from humanseg.core.images import ImageInfo, Limits, validate
@@ -20,8 +23,6 @@ from humanseg.core.queue import BrokerError, send_segment
 from humanseg.core.webhooks import WebhookConfig
 from humanseg.web import Services, auth, ratelimit
 from humanseg.web.errors import ApiError
-from sqlalchemy import func, select, update
-from werkzeug.datastructures import FileStorage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from flask import url_for
+from PIL import Image
+
 from humanseg.core.errors import ObjectNotFound, StorageError
 from humanseg.core.images import orientation
 from humanseg.core.logfmt import logkv
@@ -37,7 +39,6 @@ from humanseg.core.variants import (
 )
 from humanseg.web.backgrounds import background_key
 from humanseg.web.errors import ApiError
-from PIL import Image
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -6,6 +6,9 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 from flask.wrappers import Response
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
 from humanseg.core import webhook_targets
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, WebhookDelivery
@@ -20,8 +23,6 @@ from humanseg.core.webhooks import (
 from humanseg.web import services
 from humanseg.web.errors import ApiError
 from humanseg.web.lookup import get_batch_or_404
-from sqlalchemy import select
-from werkzeug.datastructures import MultiDict
 
 bp = Blueprint("webhooks", __name__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
+
 from humanseg.core.queue import celery_config
 from humanseg.core.settings import Settings
 

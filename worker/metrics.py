@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from humanseg.core.settings import Settings
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
+
+from humanseg.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from PIL import Image
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
 from humanseg.core.db import session_scope
 from humanseg.core.errors import ObjectNotFound, StorageError
 from humanseg.core.images import load_oriented
@@ -20,9 +24,6 @@ from humanseg.core.storage import Storage, results_prefix
 from humanseg.core.variants import outputs_of
 from humanseg.core.webhooks import record_finished
 from humanseg.worker.render import Segmented, render_job
-from PIL import Image
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from PIL import Image
+
 from humanseg.core.render import Sources, render_result
 from humanseg.core.results import RESULTS, stored_kinds
-from PIL import Image
 
 
 class Segmented(Protocol):

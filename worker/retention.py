@@ -7,14 +7,15 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session, sessionmaker
+
 from humanseg.core.db import session_scope
 from humanseg.core.errors import StorageError
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, Job, JobStatus, utcnow
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, results_prefix
-from sqlalchemy import delete, exists, select
-from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 

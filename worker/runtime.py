@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, current_app, signals
+from sqlalchemy.orm import Session, sessionmaker
+
 from humanseg.core.db import make_engine, make_sessionmaker
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, make_storage
 from humanseg.worker.heartbeat import HeartbeatThread
 from humanseg.worker.sweeper import SweeperThread
-from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 

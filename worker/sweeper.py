@@ -12,6 +12,9 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select, true, update
+from sqlalchemy.orm import Session, sessionmaker
+
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.queue import BrokerError, make_sender, send_segment
@@ -19,8 +22,6 @@ from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, make_storage
 from humanseg.core.webhooks import record_finished
 from humanseg.worker.retention import purge_expired
-from sqlalchemy import select, true, update
-from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +109,10 @@ def _not_sent_lately(settings: Settings, job_ids: list[str], limit: int) -> list
             pipe = client.pipeline(transaction=False)
             for job_id in job_ids:
                 pipe.exists(_sent_key(settings, job_id))
-            unmarked = [j for j, marked in zip(job_ids, pipe.execute()) if not marked][:limit]
+            unmarked = [j for j, marked in zip(job_ids, pipe.execute(), strict=False) if not marked][:limit]
             for job_id in unmarked:  # NX: another sweeper may have taken one meanwhile
                 pipe.set(_sent_key(settings, job_id), 1, nx=True, ex=ttl)
-            return [j for j, fresh in zip(unmarked, pipe.execute()) if fresh]
+            return [j for j, fresh in zip(unmarked, pipe.execute(), strict=False) if fresh]
         finally:
             client.close()
     except Exception as exc:  # noqa: BLE001 - broker down: nothing can be sent this pass anyway

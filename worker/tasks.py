@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from celery import Celery
+
 from humanseg.core.queue import SEGMENT_TASK
 from humanseg.worker.runtime import Runtime
 

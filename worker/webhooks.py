@@ -12,14 +12,15 @@ import logging
 import threading
 from datetime import timedelta
 
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
 from humanseg.core import webhook_targets
 from humanseg.core.db import session_scope
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, WebhookDelivery, utcnow
 from humanseg.core.settings import Settings
 from humanseg.core.webhooks import sign
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 

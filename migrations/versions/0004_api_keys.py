@@ -6,6 +6,7 @@ Create Date: 2026-02-05
 """
 import sqlalchemy as sa
 from alembic import op
+
 from humanseg.core.models import UTCDateTime
 
 revision = "0004"

@@ -8,6 +8,7 @@ Create Date: 2026-02-10
 """
 import sqlalchemy as sa
 from alembic import op
+
 from humanseg.core.models import UTCDateTime
 
 revision = "0005"

@@ -1,9 +1,10 @@
 from datetime import timedelta
 
+from sqlalchemy import inspect, select
+
 from humanseg.core import migrate
 from humanseg.core.db import make_engine, make_sessionmaker, ping, session_scope
 from humanseg.core.models import Batch, Job, JobStatus, utcnow
-from sqlalchemy import inspect, select
 
 
 def test_migration_creates_schema_and_round_trips(db_url):

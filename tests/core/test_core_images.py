@@ -2,9 +2,10 @@ import io
 
 import pytest
 import support_images as si
+from PIL import Image
+
 from humanseg.core.errors import ImageError
 from humanseg.core.images import Limits, load_oriented, orientation, to_rgb, validate
-from PIL import Image
 
 
 @pytest.mark.parametrize("data,fmt,ctype", [

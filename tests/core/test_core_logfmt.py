@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from humanseg.core.logfmt import logkv, quote_value
 from humanseg.core.redact import without_paths
 

@@ -4,6 +4,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+
 from humanseg.core.errors import ConfigError
 from humanseg.core.secret_key import ensure_secret_key
 from humanseg.core.settings import Settings, env_name

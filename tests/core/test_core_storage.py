@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 import requests
+
 from humanseg.core.errors import InvalidKey, ObjectNotFound
 from humanseg.core.storage import LocalStorage, Storage
 

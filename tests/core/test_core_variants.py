@@ -1,6 +1,7 @@
 """core/variants.py: strict result options, one canonical name each, and `outputs=` at upload."""
 
 import pytest
+
 from humanseg.core.models import new_id
 from humanseg.core.results import RESULTS, result_kind
 from humanseg.core.variants import (

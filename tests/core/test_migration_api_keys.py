@@ -1,8 +1,9 @@
 """Migration 0004 on a database that already holds batches and jobs (SQLite keeps foreign keys on)."""
 
+from sqlalchemy import inspect, text
+
 from humanseg.core import migrate
 from humanseg.core.db import make_engine
-from sqlalchemy import inspect, text
 
 
 def test_0004_adds_keys_and_owners_to_existing_rows(db_url):

@@ -6,10 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import support_images as si
-from humanseg.core.db import session_scope
-from humanseg.core.models import Batch, Job
 from sqlalchemy import select
 from support_live import poll
+
+from humanseg.core.db import session_scope
+from humanseg.core.models import Batch, Job
 
 CLIENTS = 8
 PER_POST = 2

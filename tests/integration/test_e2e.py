@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import requests
 import support_images as si
-from humanseg.core.queue import make_sender, send_segment
 from PIL import Image
 from support_live import pending_deliveries, poll
+
+from humanseg.core.queue import make_sender, send_segment
 
 
 def upload(stack, items, **data):

@@ -44,7 +44,8 @@ def test_gunicorn_on_a_reachable_address_requires_keys(tmp_path):
                HUMANSEG_BROKER_URL="redis://127.0.0.1:9/0")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "python:humanseg.gunicorn_conf",
                              "--bind", f"0.0.0.0:{port}"],
-                            env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=env, cwd=Path(__file__).resolve().parents[2],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 60

@@ -4,26 +4,21 @@ warning on loopback (issue 10, finding 12)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
+from support_live import free_port, poll
+
 from humanseg.core import migrate
 from humanseg.core.settings import Settings
-from support_live import poll
-
 from humanseg.exposure import ExposedSecret, check_secret, is_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 PLACEHOLDER = "change-me-to-a-long-random-string"  # what .env.example shipped until issue 10
 
 
@@ -43,7 +38,7 @@ def test_loopback(host, loopback):
 
 def test_the_placeholder_is_refused_beyond_loopback_and_tolerated_on_it():
     settings = Settings(secret_key=PLACEHOLDER)
-    with pytest.raises(ExposedSecret, match="0.0.0.0"):
+    with pytest.raises(ExposedSecret, match=r"0\.0\.0\.0"):
         check_secret(settings, ["127.0.0.1", "0.0.0.0"])
     assert "WARNING" in check_secret(settings, ["127.0.0.1"])
     assert check_secret(Settings(secret_key="Change_Me"), ["127.0.0.1"])  # look-alikes too

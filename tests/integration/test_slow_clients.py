@@ -15,16 +15,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from support_live import free_port, poll
+
 from humanseg.core import migrate
-from support_live import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 CLIENTS = 30
 BODY_TIMEOUT = 12  # seconds: long enough to look at the server while all 30 trickle
 

@@ -17,13 +17,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import support_images as si
-from humanseg.core import migrate
-from humanseg.core.db import make_engine, make_sessionmaker
-from humanseg.core.models import Job, JobStatus
-from humanseg.core.queue import make_sender, send_segment
-from humanseg.core.results import stored_kinds
-from humanseg.core.settings import Settings
-from humanseg.web import create_app
 from sqlalchemy import func, select
 from support_live import (
     drop_queue,
@@ -35,6 +28,14 @@ from support_live import (
     stop_process,
     worker_env,
 )
+
+from humanseg.core import migrate
+from humanseg.core.db import make_engine, make_sessionmaker
+from humanseg.core.models import Job, JobStatus
+from humanseg.core.queue import make_sender, send_segment
+from humanseg.core.results import stored_kinds
+from humanseg.core.settings import Settings
+from humanseg.web import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

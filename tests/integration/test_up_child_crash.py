@@ -4,7 +4,6 @@ restarted with backoff and says so, the web tier answers throughout, and jobs st
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -12,15 +11,11 @@ from pathlib import Path
 
 import requests
 import support_images as si
-from support_live import poll
+from support_live import free_port, poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 STARTED = re.compile(r"event=child_started name=(\w+) pid=(\d+)")
 
 

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 import support_images as si
+from support_live import drop_queue, poll, start_worker, stop_process, worker_env
+from support_webhooks import SECRET, Receiver, verify
+
 from humanseg.core import migrate
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Batch, Job, new_id
 from humanseg.core.settings import Settings
 from humanseg.core.storage import make_storage
 from humanseg.web import create_app
-from support_live import drop_queue, poll, start_worker, stop_process, worker_env
-from support_webhooks import SECRET, Receiver, verify
 
 ROOT = Path(__file__).resolve().parents[2]
 

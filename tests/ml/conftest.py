@@ -5,16 +5,10 @@ import csv
 from pathlib import Path
 
 import pytest
-from humanseg.ml.data import CSV_PREFIX
-from humanseg.ml.testing import draw_person
 from PIL import Image
 
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    from humanseg.ml.testing import make_tiny_model_dir
-
-    return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-model"))
+from humanseg.ml.data import CSV_PREFIX
+from humanseg.ml.testing import draw_person
 
 
 @pytest.fixture(scope="session")

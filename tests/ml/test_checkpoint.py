@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import torch
+
 from humanseg.ml.config import ModelConfig
 from humanseg.ml.export import export_onnx
 from humanseg.ml.model import build_model, load_model_dir, save_model_dir

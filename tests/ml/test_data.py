@@ -2,6 +2,8 @@ import random
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from humanseg.ml.data import (
     Augmenter,
     SegDataset,
@@ -10,7 +12,6 @@ from humanseg.ml.data import (
     read_rows,
     split_rows,
 )
-from PIL import Image
 
 
 def test_split_matches_sklearn_reference():

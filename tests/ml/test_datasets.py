@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from humanseg.ml.data import (
     Augmenter,
     DatasetSpec,
@@ -22,7 +24,6 @@ from humanseg.ml.data import (
 )
 from humanseg.ml.testing import draw_person
 from humanseg.ml.train import TrainConfig, train
-from PIL import Image
 
 
 @pytest.fixture(scope="module")

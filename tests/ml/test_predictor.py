@@ -2,10 +2,11 @@ import io
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from humanseg.ml.imageio import load_image
 from humanseg.ml.predictor import load_predictor
 from humanseg.ml.testing import draw_person
-from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_exif_rotated_jpeg_gives_mask_in_displayed_orientation(predictor):
 def test_batched_call_equals_single_calls(predictor):
     images = [draw_person(s, seed=i)[0] for i, s in enumerate([(80, 60), (80, 60), (50, 90)])]
     batched = predictor.predict_batch(images)
-    for image, mask in zip(images, batched):
+    for image, mask in zip(images, batched, strict=False):
         assert np.array_equal(np.asarray(mask), np.asarray(predictor.predict(image)))
 
 

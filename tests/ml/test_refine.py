@@ -1,8 +1,9 @@
 """The guided filter: box means, edge following, shape checks."""
 import numpy as np
 import pytest
-from humanseg.ml.refine import box_mean, guided_filter
 from PIL import Image
+
+from humanseg.ml.refine import box_mean, guided_filter
 
 
 def test_box_mean_matches_a_direct_window_mean():
@@ -25,7 +26,7 @@ def test_refinement_snaps_a_blurry_edge_to_the_photo_edge():
     assert np.diff(row_before).max() < 0.1  # soft, blind edge
     assert int(np.argmax(np.diff(row_after))) + 1 == 60 and np.diff(row_after).max() > 0.3  # a step at the photo's
     assert int(np.argmax(row_after >= 0.5)) == 60  # the binary mask edge moves onto it
-    assert refined.shape == (h, w) and 0.0 <= refined.min() and refined.max() <= 1.0
+    assert refined.shape == (h, w) and refined.min() >= 0.0 and refined.max() <= 1.0
 
 
 def test_refinement_rejects_a_map_of_another_size():

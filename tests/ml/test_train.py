@@ -4,10 +4,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from humanseg.ml.cli import main as ml_main
 from humanseg.ml.predictor import load_predictor
 from humanseg.ml.train import TrainConfig, lovasz_hinge, lr_factor, train
-from PIL import Image
 
 
 def _tiny_train_config(dataset_dir, out, **kw):

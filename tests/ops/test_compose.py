@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .conftest import APP_SERVICES, REPO
+from .conftest import APP_SERVICES, REPO, _compose_cmd
 
 ONE_SHOTS = {"migrate", "minio-setup"}
 # Long-running services allowed without a healthcheck, and why.
@@ -46,10 +50,48 @@ def _env(compose_resolved, service: str) -> dict[str, str]:
     return {k: v or "" for k, v in compose_resolved["services"][service].get("environment", {}).items()}
 
 
+def _resolve(tmp: Path, dot_env: str | None, *extra: Path) -> dict:
+    """compose.yaml (plus extra files) resolved by real Compose as a checkout in tmp would be:
+    .env.example beside it, and .env only when dot_env is given."""
+    shutil.copy(REPO / "compose.yaml", tmp / "compose.yaml")
+    shutil.copy(REPO / ".env.example", tmp / ".env.example")
+    if dot_env is not None:
+        (tmp / ".env").write_text(dot_env)
+    files = [arg for f in (tmp / "compose.yaml", *extra) for arg in ("-f", str(f))]
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("COMPOSE_", "DOCKER_", "HUMANSEG_", "POSTGRES_", "MINIO_", "WEB_"))}
+    env["COMPOSE_TEST_S3_IMAGE"] = "localhost/s3-stand-in:test"
+    proc = subprocess.run([*_compose_cmd(), "--project-directory", str(tmp), *files,
+                           "--profile", "gpu", "--profile", "monitoring", "config", "--format", "json"],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert proc.returncode == 0, f"docker compose config failed:\n{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def compose_fresh(tmp_path_factory) -> dict:
+    """A fresh checkout: no .env at all (`docker compose up` must work as it is)."""
+    return _resolve(tmp_path_factory.mktemp("fresh"), None)
+
+
+@pytest.fixture(scope="module")
+def compose_one_line_env(tmp_path_factory) -> dict:
+    """A .env holding only the lines someone changed: here the database password."""
+    return _resolve(tmp_path_factory.mktemp("oneline"), "POSTGRES_PASSWORD=s3cret-from-dot-env\n")
+
+
+@pytest.fixture(params=["copied-env", "fresh-checkout", "one-line-env"])
+def any_resolution(request) -> dict:
+    return request.getfixturevalue(
+        {"copied-env": "compose_resolved", "fresh-checkout": "compose_fresh",
+         "one-line-env": "compose_one_line_env"}[request.param])
+
+
 @pytest.mark.parametrize("service", APP_SERVICES)
-def test_app_services_are_wired_to_the_bundled_backends(compose_resolved, service):
+def test_app_services_are_wired_to_the_bundled_backends(any_resolution, service):
     from humanseg.core.settings import Settings
 
+    compose_resolved = any_resolution
     env = _env(compose_resolved, service)
     settings = Settings.from_env(env)  # also proves every value parses
     services = compose_resolved["services"]
@@ -72,17 +114,91 @@ def test_app_services_are_wired_to_the_bundled_backends(compose_resolved, servic
     assert env["AWS_SECRET_ACCESS_KEY"] == services["minio"]["environment"]["MINIO_ROOT_PASSWORD"]
     setup_env = services["minio-setup"]["environment"]
     assert setup_env["HUMANSEG_S3_BUCKET"] == settings.s3_bucket, "bucket made != bucket used"
-    assert settings.secret_key, "web replicas need one shared HUMANSEG_SECRET_KEY"
     assert str(settings.data_dir) == "/data"
-    assert any(v["target"] == "/data" for v in services[service].get("volumes", []))
+    # Empty secret: one random key kept in /data, which every container of the host shares.
+    assert any(v["type"] == "volume" and v["target"] == "/data"
+               for v in services[service].get("volumes", []))
 
 
-def test_settings_come_from_one_env_file(compose_raw):
+def test_a_one_line_env_reaches_every_side(compose_one_line_env):
+    """.env overrides .env.example line by line, and compose.yaml's ${...} sees the same value."""
+    pg = compose_one_line_env["services"]["postgres"]["environment"]
+    assert pg["POSTGRES_PASSWORD"] == "s3cret-from-dot-env"
+    url = _env(compose_one_line_env, "web")["HUMANSEG_DATABASE_URL"]
+    assert ":s3cret-from-dot-env@postgres:" in url
+
+
+def test_fresh_checkout_publishes_on_loopback_only(compose_fresh):
+    for name, svc in compose_fresh["services"].items():
+        for port in svc.get("ports", []):
+            assert port.get("host_ip") == "127.0.0.1", f"{name} publishes {port} beyond loopback"
+
+
+def test_settings_come_from_the_example_then_dot_env(compose_raw):
+    """Defaults from .env.example, yours from .env (later wins); neither is required, so a fresh
+    checkout runs and a deployed host (which has only compose.yaml and .env) does too."""
     for name in APP_SERVICES:
         svc = compose_raw["services"][name]
-        assert [e["path"] for e in svc["env_file"]] == [".env"], name
+        assert svc["env_file"] == [{"path": ".env.example", "required": False},
+                                   {"path": ".env", "required": False}], name
         inline = [k for k in svc.get("environment", {}) if k.startswith("HUMANSEG_")]
         assert not inline, f"{name}: set {inline} in .env, not inline"
+
+
+def test_compose_defaults_match_the_example(compose_raw):
+    """compose.yaml's own ${VAR:-default}s (Compose reads only .env for them) equal .env.example's."""
+    example = dict(line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    text = (REPO / "compose.yaml").read_text()
+    defaults = re.findall(r"\$\{([A-Z_]+):?-([^}$]*)\}", text)
+    checked = 0
+    for name, default in defaults:
+        if name in example and name not in ("WEB_IMAGE", "WORKER_IMAGE", "IMAGE_TAG"):
+            assert example[name] == default, f"{name}: compose.yaml says {default!r}, .env.example {example[name]!r}"
+            checked += 1
+    assert checked >= 5
+
+
+def test_app_processes_run_under_an_init(compose_resolved):
+    """PID 1 Python ignores SIGTERM: every `down` or restart would wait out the stop timeout."""
+    for name in APP_SERVICES:
+        assert compose_resolved["services"][name].get("init") is True, name
+
+
+def test_healthchecks_with_spaces_are_one_shell_string(compose_raw):
+    """Podman's Docker API (4.3) splits CMD arguments at spaces: `python -c "a b"` breaks there."""
+    for name, svc in compose_raw["services"].items():
+        test = (svc.get("healthcheck") or {}).get("test") or []
+        if test and test[0] == "CMD":
+            assert not any(" " in arg for arg in test[1:]), f"{name}: use CMD-SHELL"
+
+
+def test_worker_healthcheck_names_the_kernel_hostname(compose_resolved):
+    test = " ".join(compose_resolved["services"]["worker"]["healthcheck"]["test"])
+    assert "/proc/sys/kernel/hostname" in test and "HOSTNAME" not in test
+
+
+def test_compose_test_override_only_swaps_the_s3_server(tmp_path):
+    """scripts/compose-test/compose.test.yaml (make compose-test) changes minio and minio-setup only."""
+    override = REPO / "scripts" / "compose-test" / "compose.test.yaml"
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!reset", lambda loader, node: None)  # Compose's own tag
+    assert set(yaml.load(override.read_text(), Loader=Loader)["services"]) == {"minio", "minio-setup"}
+    merged = _resolve(tmp_path, None, override)["services"]
+    assert merged["minio"]["image"] == merged["minio-setup"]["image"] == "localhost/s3-stand-in:test"
+    assert not merged["minio"].get("ports")
+    assert merged["web"]["image"].startswith("humanseg-web")
+
+
+def test_make_and_ci_run_the_compose_test():
+    make = (REPO / "Makefile").read_text()
+    assert re.search(r"^compose-test:", make, re.MULTILINE)
+    assert "scripts/compose_test.py" in make
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "compose-test" in ci and "SKIPPED" in ci
 
 
 def test_no_secret_literal_in_compose(compose_raw):
@@ -133,7 +249,7 @@ def test_migrate_runs_db_upgrade_once(compose_resolved):
 def test_redis_is_durable_and_never_evicts(compose_resolved):
     cmd = compose_resolved["services"]["redis"]["command"]
     assert cmd[0] == "redis-server"
-    flags = dict(zip(cmd[1::2], cmd[2::2]))
+    flags = dict(zip(cmd[1::2], cmd[2::2], strict=False))
     assert flags.get("--appendonly") == "yes"
     assert flags.get("--maxmemory-policy") == "noeviction"
     assert any(v["target"] == "/data" for v in compose_resolved["services"]["redis"]["volumes"])
@@ -172,12 +288,12 @@ def test_worker_is_cpu_by_default_and_gpu_profile_reserves_nvidia(compose_resolv
     services = compose_resolved["services"]
     cpu = services["worker"]
     assert cpu["build"]["dockerfile"] == "Dockerfile.worker"
-    assert not cpu.get("build", {}).get("args"), "CPU is the Dockerfile default"
+    assert not cpu["build"].get("args") and not cpu["build"].get("target"), \
+        "CPU is the Dockerfile's default (last) stage"
     assert "profiles" not in cpu and "deploy" not in cpu
     gpu = services["worker-gpu"]
     assert gpu["profiles"] == ["gpu"]
-    assert gpu["build"]["args"]["VARIANT"] == "gpu"
-    assert "ml" in gpu["build"]["args"]["EXTRAS"].split(",")
+    assert gpu["build"]["target"] == "gpu"
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert any(d["driver"] == "nvidia" and "gpu" in d["capabilities"] for d in devices)
     for name in ("worker", "worker-gpu"):
@@ -189,7 +305,8 @@ def test_flower_only_in_monitoring_profile(compose_resolved):
     assert flower["profiles"] == ["monitoring"]
     assert flower["environment"]["CELERY_BROKER_URL"].startswith("redis://redis:")
     non_default = {n for n, s in compose_resolved["services"].items() if s.get("profiles")}
-    assert non_default == {"flower", "worker-gpu"}
+    assert non_default == {"flower", "prometheus", "worker-gpu"}
+    assert compose_resolved["services"]["prometheus"]["profiles"] == ["monitoring"]
 
 
 def test_images_are_pinned(compose_raw):

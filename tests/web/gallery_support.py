@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta, timezone
 
+from PIL import Image
+
 from humanseg.core.db import session_scope
 from humanseg.core.models import Base, Batch, Job, JobStatus, new_id
 from humanseg.core.results import ResultKind, stored_kinds
 from humanseg.core.settings import Settings
-from PIL import Image
 
 
 def jpeg_bytes(size=(64, 48), colour=(200, 120, 90)) -> bytes:
@@ -100,8 +101,9 @@ def csrf_from(html: str) -> str:
 
 def add_photo_job(app, size=(120, 90), box=(40, 15, 80, 85), name="person.jpg") -> str:
     """A succeeded job with a real photo and a soft alpha round `box` (the mask where it passes half)."""
-    from humanseg.core.results import result_kind
     from PIL import ImageDraw, ImageFilter
+
+    from humanseg.core.results import result_kind
 
     svc = app.extensions["humanseg"]
     photo = Image.new("RGB", size, (220, 230, 240))

@@ -4,10 +4,11 @@ import io
 
 import pytest
 import support_images as si
+from sqlalchemy import func, select
+
 from humanseg.core.models import Job
 from humanseg.core.settings import Settings
 from humanseg.web import create_app
-from sqlalchemy import func, select
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def job_count(app) -> int:
 
 def test_health_and_ready(client, app):
     import redis
+
     from humanseg.core.heartbeat import beat
 
     assert client.get("/healthz").json == {"status": "ok"}

@@ -11,11 +11,12 @@ import zipfile
 
 import pytest
 from gallery_support import add_batch, make_app
+from werkzeug.serving import make_server
+
 from humanseg.core.db import session_scope
 from humanseg.core.models import Job, JobStatus
 from humanseg.core.results import on_request_kinds, stored_kinds
 from humanseg.web.pages import safe_stem, unique_name
-from werkzeug.serving import make_server
 
 
 def _zip(resp) -> zipfile.ZipFile:
@@ -124,7 +125,6 @@ def test_archive_and_delete_on_s3(tmp_path, monkeypatch, moto_endpoint):
     import uuid
 
     from humanseg.core.storage import S3Storage
-
     from tests.conftest import S3_ENV
 
     for key, value in S3_ENV.items():  # moto's credentials, scoped to this test

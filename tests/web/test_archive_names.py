@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 from gallery_support import add_batch
+
 from humanseg.web.archive import WINDOWS_RESERVED, zip_stem
 
 RESERVED_UPLOADS = ["CON.png", "nul.jpg", "com1.webp", "LPT9.txt.jpg", "aux .jpg", "Prn",
@@ -22,7 +23,7 @@ def _device(stem: str) -> bool:
 
 
 def test_archive_never_holds_a_windows_device_name(app, client):
-    batch_id, _ = add_batch(app, RESERVED_UPLOADS + ["console.jpg", "a.jpg"], name="CON")
+    batch_id, _ = add_batch(app, [*RESERVED_UPLOADS, "console.jpg", "a.jpg"], name="CON")
     resp = client.get(f"/api/v1/batches/{batch_id}/archive")
     assert resp.status_code == 200
     assert 'filename="_CON.zip"' in resp.headers["Content-Disposition"]

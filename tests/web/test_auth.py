@@ -8,13 +8,14 @@ import sys
 
 import pytest
 import support_images as si
+from sqlalchemy import select
+
 from humanseg.core.db import session_scope
 from humanseg.core.keys import create_key, hash_key, revoke_key
 from humanseg.core.models import ApiKey
 from humanseg.core.settings import Settings
 from humanseg.web import create_app
 from humanseg.web.auth import keys_required
-from sqlalchemy import select
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -6,11 +6,12 @@ import io
 
 import pytest
 import support_images as si
+from sqlalchemy import func, select
+from support_live import queued_job_ids
+
 from humanseg.core.models import Job, new_id
 from humanseg.core.settings import Settings
 from humanseg.web import create_app
-from sqlalchemy import func, select
-from support_live import queued_job_ids
 
 
 @pytest.fixture

@@ -7,14 +7,6 @@ from pathlib import Path
 
 import pytest
 import support_images as si
-from humanseg.core import migrate
-from humanseg.core.db import make_engine, make_sessionmaker, session_scope
-from humanseg.core.models import Batch, Job, JobStatus, new_id
-from humanseg.core.queue import make_sender, send_segment
-from humanseg.core.results import stored_kinds
-from humanseg.core.settings import Settings
-from humanseg.core.storage import make_storage, results_prefix
-from humanseg.web import create_app
 from support_live import (
     drop_queue,
     insert_job,
@@ -25,6 +17,15 @@ from support_live import (
     stop_process,
     worker_env,
 )
+
+from humanseg.core import migrate
+from humanseg.core.db import make_engine, make_sessionmaker, session_scope
+from humanseg.core.models import Batch, Job, JobStatus, new_id
+from humanseg.core.queue import make_sender, send_segment
+from humanseg.core.results import stored_kinds
+from humanseg.core.settings import Settings
+from humanseg.core.storage import make_storage, results_prefix
+from humanseg.web import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 

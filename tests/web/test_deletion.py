@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 
 from gallery_support import add_batch, jpeg_bytes
+from sqlalchemy import select
+
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job
 from humanseg.core.results import stored_kinds
-from sqlalchemy import select
 
 
 def test_delete_job_api_removes_record_and_files(app, client):

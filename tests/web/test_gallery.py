@@ -6,9 +6,10 @@ import io
 from datetime import datetime, timedelta, timezone
 
 from gallery_support import add_batch, csrf_from, jpeg_bytes
+from PIL import Image
+
 from humanseg.core.db import session_scope
 from humanseg.core.models import Job, JobStatus
-from PIL import Image
 
 XSS = "<script>alert(1)</script>.jpg"
 

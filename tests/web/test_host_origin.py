@@ -9,12 +9,13 @@ import re
 import pytest
 import support_images as si
 from gallery_support import add_batch
+from sqlalchemy import func, select
+from support_live import queued_job_ids
+
 from humanseg.core import migrate
 from humanseg.core.models import Job
 from humanseg.core.settings import Settings
 from humanseg.web import create_app
-from sqlalchemy import func, select
-from support_live import queued_job_ids
 
 
 @pytest.fixture

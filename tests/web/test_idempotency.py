@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 import support_images as si
 from gallery_support import make_app
+from sqlalchemy import func, select
+
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, IdempotencyKey, utcnow
 from humanseg.web.idempotency import fingerprint
-from sqlalchemy import func, select
 
 
 @pytest.fixture

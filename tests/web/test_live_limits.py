@@ -18,12 +18,13 @@ import pytest
 import redis
 import requests
 import support_images as si
+from sqlalchemy import func, select, update
+from support_live import poll
+
 from humanseg.core import migrate
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.settings import Settings
-from sqlalchemy import func, select, update
-from support_live import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOTS = 2

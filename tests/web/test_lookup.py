@@ -7,10 +7,11 @@ from urllib.parse import quote
 
 import pytest
 from gallery_support import add_batch, csrf_from, make_app
+from sqlalchemy import update
+
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job, JobStatus, new_id
 from humanseg.web.lookup import status_counts
-from sqlalchemy import update
 
 BAD_IDS = [
     "nope",
@@ -82,7 +83,7 @@ def test_html_404_pages_say_what_is_missing(client):
 
 def _set_statuses(app, ids, statuses):
     with session_scope(app.extensions["humanseg"].sessions) as session:
-        for job_id, status in zip(ids, statuses):
+        for job_id, status in zip(ids, statuses, strict=False):
             session.execute(update(Job).where(Job.id == job_id).values(status=status))
 
 

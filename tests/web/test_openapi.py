@@ -10,9 +10,10 @@ import jsonschema
 import pytest
 import support_images as si
 from gallery_support import add_batch, make_app
-from humanseg.core.models import JobStatus, new_id
 from openapi_spec_validator import validate
 from referencing import Registry, Resource
+
+from humanseg.core.models import JobStatus, new_id
 
 # Page routes that are documented too (the composite PNG is linked from outside the pages).
 DOCUMENTED_PAGES = {"/healthz", "/readyz", "/openapi.json", "/docs", "/jobs/<job_id>/composite.png"}

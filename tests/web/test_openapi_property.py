@@ -4,8 +4,8 @@ import pytest
 from gallery_support import make_app
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, given, settings  # installed with schemathesis
-from schemathesis import checks
+from hypothesis import HealthCheck, given, settings  # noqa: E402 - installed with schemathesis
+from schemathesis import checks  # noqa: E402
 
 # What the document promises about answers. Not positive_data_acceptance: any bytes are a
 # schema-valid "binary" image part, and the API rightly refuses the ones that are not images.

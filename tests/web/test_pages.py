@@ -9,9 +9,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import support_images as si
 from gallery_support import add_batch, add_photo_job, csrf_from, jpeg_bytes
+from PIL import Image
+
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job, JobStatus
-from PIL import Image
 
 
 def _img_sources(html: str) -> list[str]:

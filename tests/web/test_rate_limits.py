@@ -6,6 +6,7 @@ import uuid
 import pytest
 import redis
 import support_images as si
+
 from humanseg.core.db import session_scope
 from humanseg.core.keys import create_key
 from humanseg.core.settings import Settings

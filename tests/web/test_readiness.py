@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import redis
+
 from humanseg.core import migrate
 from humanseg.core.heartbeat import beat
 from humanseg.core.settings import Settings

@@ -6,6 +6,7 @@ import io
 import zipfile
 
 from gallery_support import add_batch
+
 from humanseg.core.models import JobStatus
 from humanseg.core.results import RESULTS
 

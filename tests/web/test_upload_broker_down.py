@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import support_images as si
+from support_live import load_job, queued_job_ids
+
 from humanseg.core.models import JobStatus
 from humanseg.core.settings import Settings
 from humanseg.web import create_app
-from support_live import load_job, queued_job_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,12 +7,13 @@ import tracemalloc
 
 import pytest
 import support_images as si
-from humanseg.core.models import Job
-from humanseg.core.settings import Settings
-from humanseg.web import create_app
 from PIL import Image
 from sqlalchemy import func, select
 from werkzeug.test import EnvironBuilder
+
+from humanseg.core.models import Job
+from humanseg.core.settings import Settings
+from humanseg.web import create_app
 
 MiB = 1024 * 1024
 

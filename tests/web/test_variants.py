@@ -9,8 +9,9 @@ import pytest
 import requests
 import support_images as si
 from gallery_support import add_batch, add_photo_job, make_app
-from humanseg.core.models import JobStatus
 from PIL import Image
+
+from humanseg.core.models import JobStatus
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -106,8 +107,11 @@ def test_uploaded_background_image(app):
 
 def test_background_uploads_are_validated_like_photos(app):
     client = app.test_client()
-    post = lambda data, name: client.post(
-        "/api/v1/backgrounds", data={"image": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+
+    def post(data, name):
+        return client.post("/api/v1/backgrounds", data={"image": (io.BytesIO(data), name)},
+                           content_type="multipart/form-data")
+
     assert post(si.text(), "notes.png").json["error"]["code"] == "unsupported_format"
     assert post(si.text(), "notes.png").status_code == 415
     assert post(si.truncated_jpeg(), "half.jpg").json["error"]["code"] == "corrupt_image"

@@ -1,8 +1,9 @@
 """/metrics of one web process: Prometheus text that prometheus-client's parser reads, by route."""
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from humanseg.core.settings import Settings
 from humanseg.web import create_app
-from prometheus_client.parser import text_string_to_metric_families
 
 
 def samples(client) -> dict:

@@ -5,11 +5,12 @@ import io
 import pytest
 import support_images as si
 from gallery_support import make_app
+from sqlalchemy import func, select
+
 from humanseg.core import webhook_targets
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch
 from humanseg.core.webhooks import record_finished, secret_bytes, sign
-from sqlalchemy import func, select
 
 
 def _upload(client, **fields):

@@ -4,6 +4,7 @@ import time
 import uuid
 
 import redis
+
 from humanseg.core.heartbeat import live_workers, require_worker
 from humanseg.core.settings import Settings
 from humanseg.worker.heartbeat import HeartbeatThread

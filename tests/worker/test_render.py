@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import support_images as si
+from PIL import Image
+
 from humanseg.core.render import (
     Sources,
     load_photo,
@@ -17,7 +19,6 @@ from humanseg.core.render import (
 from humanseg.core.results import RESULTS, stored_kinds
 from humanseg.core.variants import Margin, defaults, parse
 from humanseg.worker.render import kinds_for, render_job
-from PIL import Image
 
 
 @dataclass

@@ -4,13 +4,14 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import select
+
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Batch, Job, JobStatus, new_id
 from humanseg.core.results import stored_kinds
 from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
 from humanseg.worker.retention import purge_expired
-from sqlalchemy import select
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

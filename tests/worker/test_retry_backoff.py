@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 import support_images as si
+from support_live import insert_job, load_job
+
 from humanseg.core import migrate
 from humanseg.core.db import make_engine, make_sessionmaker
 from humanseg.core.models import JobStatus
 from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
 from humanseg.worker.pipeline import run_job
-from support_live import insert_job, load_job
 
 
 @pytest.fixture

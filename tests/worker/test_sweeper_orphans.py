@@ -6,14 +6,14 @@ import uuid
 
 import pytest
 import support_images as si
+from support_live import insert_job
+
+from humanseg.cli import main
 from humanseg.core.db import make_engine, make_sessionmaker
 from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
 from humanseg.worker import sweeper
 from humanseg.worker.sweeper import sweep_orphans
-from support_live import insert_job
-
-from humanseg.cli import main
 
 
 @pytest.fixture(params=["local", "s3"])

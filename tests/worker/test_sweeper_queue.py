@@ -6,6 +6,9 @@ from datetime import timedelta
 import pytest
 import redis
 import support_images as si
+from sqlalchemy import update
+from support_live import insert_job, load_job, queued_job_ids
+
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.queue import make_sender, send_segment
@@ -13,8 +16,6 @@ from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
 from humanseg.worker import sweeper
 from humanseg.worker.sweeper import SweepResult, sweep
-from sqlalchemy import update
-from support_live import insert_job, load_job, queued_job_ids
 
 
 @pytest.fixture

@@ -4,13 +4,6 @@ from pathlib import Path
 
 import pytest
 import support_images as si
-from humanseg.core import migrate
-from humanseg.core.db import make_engine, make_sessionmaker
-from humanseg.core.models import JobStatus
-from humanseg.core.queue import make_sender, send_segment
-from humanseg.core.results import stored_kinds
-from humanseg.core.settings import Settings
-from humanseg.core.storage import make_storage
 from support_live import (
     drop_queue,
     insert_job,
@@ -21,6 +14,14 @@ from support_live import (
     stop_process,
     worker_env,
 )
+
+from humanseg.core import migrate
+from humanseg.core.db import make_engine, make_sessionmaker
+from humanseg.core.models import JobStatus
+from humanseg.core.queue import make_sender, send_segment
+from humanseg.core.results import stored_kinds
+from humanseg.core.settings import Settings
+from humanseg.core.storage import make_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,12 +1,13 @@
 """worker/webhooks.py's delivery pass on a real database and a real local HTTP receiver."""
 
 import pytest
+from sqlalchemy import update
+from support_webhooks import SECRET, Receiver, verify
+
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Batch, WebhookDelivery, utcnow
 from humanseg.core.settings import Settings
 from humanseg.worker.webhooks import deliver_due, retry_delay
-from sqlalchemy import update
-from support_webhooks import SECRET, Receiver, verify
 
 
 @pytest.fixture

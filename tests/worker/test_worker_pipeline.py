@@ -5,6 +5,10 @@ from datetime import timedelta
 import numpy as np
 import pytest
 import support_images as si
+from PIL import Image
+from sqlalchemy import update
+from support_live import queued_job_ids
+
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Batch, Job, JobStatus, utcnow
 from humanseg.core.queue import make_sender
@@ -18,9 +22,6 @@ from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
 from humanseg.worker.pipeline import retry_delay, run_job
 from humanseg.worker.sweeper import sweep
-from PIL import Image
-from sqlalchemy import update
-from support_live import queued_job_ids
 
 
 @pytest.fixture(scope="module")

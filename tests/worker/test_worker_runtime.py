@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 from celery import Celery, signals
+from support_live import poll
+
 from humanseg.core import migrate
 from humanseg.core.queue import SEGMENT_TASK, make_sender
 from humanseg.core.settings import Settings
 from humanseg.worker.celery_app import make_celery
 from humanseg.worker.runtime import Runtime, runtime_of
-from support_live import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS = (signals.worker_process_init, signals.worker_ready, signals.worker_shutdown)

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 import support_images as si
+from support_live import insert_job, poll, queued_job_ids
+
+from humanseg.cli import main
 from humanseg.core.db import make_engine, make_sessionmaker
 from humanseg.core.models import utcnow
 from humanseg.core.queue import make_sender
 from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
 from humanseg.worker.sweeper import SweeperThread, interval, run_loop
-from support_live import insert_job, poll, queued_job_ids
-
-from humanseg.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
