@@ -81,6 +81,7 @@ class Settings:
     s3_endpoint_url: str = setting("")
     s3_region: str = setting("us-east-1")
     s3_prefix: str = setting("")
+    s3_public_url: str = setting("")  # links: "" = the endpoint's, a URL = that address, none = web streams
     model_path: str = setting("")  # empty: the shipped ml/weights
     model_backend: str = setting("auto")
     threads: int = setting(0, int)  # 0: cores // worker_concurrency

@@ -170,20 +170,30 @@ class S3Storage:
     """Objects in an S3 bucket (AWS, MinIO, moto) via boto3."""
 
     def __init__(self, bucket: str, *, endpoint_url: str | None = None,
-                 region: str = "us-east-1", prefix: str = "", client=None):
+                 region: str = "us-east-1", prefix: str = "", client=None,
+                 public_url: str = "", public_client=None):
+        """public_url: "" signs links for endpoint_url; a URL signs them for that address (what
+        browsers can reach); "none" gives no links, so the web tier streams objects itself (a
+        bundled MinIO that only the stack's containers can resolve)."""
         import boto3
         from botocore.config import Config
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.region = region
-        self.client = client or boto3.client(
-            "s3",
-            endpoint_url=endpoint_url or None,
-            region_name=region,
-            config=Config(signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"},
-                          s3={"addressing_style": "path"} if endpoint_url else None),
-        )
+
+        def make(endpoint: str | None):
+            return boto3.client(
+                "s3", endpoint_url=endpoint or None, region_name=region,
+                config=Config(signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"},
+                              s3={"addressing_style": "path"} if endpoint else None))
+
+        self.client = client or make(endpoint_url)
+        self.presign = public_url.strip().lower() != "none"
+        if public_url and self.presign:
+            self.sign_client = public_client or make(public_url)
+        else:
+            self.sign_client = self.client
 
     def _k(self, key: str) -> str:
         return self.prefix + check_key(key)
@@ -288,8 +298,11 @@ class S3Storage:
                 for o in page.get("Contents", [])]
 
     def url(self, key: str, expires: int = 3600) -> str | None:
-        """A presigned GET URL valid for `expires` seconds."""
-        return self.client.generate_presigned_url(
+        """A presigned GET URL valid for `expires` seconds (None when links are off: see public_url)."""
+        check_key(key)
+        if not self.presign:
+            return None
+        return self.sign_client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._k(key)}, ExpiresIn=expires)
 
 
@@ -297,5 +310,6 @@ def make_storage(settings: Settings) -> Storage:
     """Build the storage the settings ask for."""
     if settings.storage == "s3":
         return S3Storage(settings.s3_bucket, endpoint_url=settings.s3_endpoint_url or None,
-                         region=settings.s3_region, prefix=settings.s3_prefix)
+                         region=settings.s3_region, prefix=settings.s3_prefix,
+                         public_url=settings.s3_public_url)
     return LocalStorage(settings.storage_dir)

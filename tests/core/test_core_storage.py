@@ -64,3 +64,25 @@ def test_local_write_is_atomic_no_temp_left(tmp_path):
     store = LocalStorage(tmp_path)
     store.put("k/v.bin", b"1" * 10000, "application/octet-stream")
     assert sorted(p.name for p in (tmp_path / "k").iterdir()) == ["v.bin"]
+
+
+def test_s3_links_can_name_a_public_address_or_be_off(moto_endpoint):
+    import boto3
+
+    from humanseg.core.storage import S3Storage
+
+    creds = {"region_name": "us-east-1", "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    inside = boto3.client("s3", endpoint_url=moto_endpoint, **creds)
+    # Browsers know the server by another name than the stack does (here: localhost vs 127.0.0.1).
+    public = moto_endpoint.replace("127.0.0.1", "localhost")
+    bucket = f"bucket-{uuid.uuid4().hex[:8]}"
+    linked = S3Storage(bucket, endpoint_url=moto_endpoint, client=inside, public_url=public,
+                       public_client=boto3.client("s3", endpoint_url=public, **creds))
+    linked.ensure_bucket()
+    linked.put("results/j/mask.png", b"png", "image/png")
+    url = linked.url("results/j/mask.png")
+    assert url.startswith(public + "/")
+    assert requests.get(url, timeout=10).content == b"png"  # signed for the host the browser uses
+    off = S3Storage(bucket, endpoint_url=moto_endpoint, client=inside, public_url="none")
+    assert off.url("results/j/mask.png") is None  # the web tier streams it instead
+    assert off.get("results/j/mask.png") == b"png"
