@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import requests
+from benchlib import load, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,13 +120,9 @@ def main() -> int:
               f"failed_or_over_5s={failures}")
         print(f"tricklers closed by the server: {len(cut)}/{args.clients}; "
               f"after p50={pct(cut, .5):.1f}s max={max(cut, default=float('nan')):.1f}s")
-        print("load:", subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip())
+        print("load:", load())
     finally:
-        web.terminate()
-        try:
-            web.wait(20)
-        except subprocess.TimeoutExpired:
-            web.kill()
+        stop(web)
         log.close()
         subprocess.run(["rm", "-rf", str(tmp)], check=False)
     return 0

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 import requests
+from benchlib import load, stop
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,13 +108,9 @@ def main() -> int:
         print(f"web worker RSS: before={rss0 / 1024:.0f} MiB after={rss1 / 1024:.0f} MiB "
               f"growth={(rss1 - rss0) / 1024:.0f} MiB; peak (VmHWM) {hwm0 / 1024:.0f} -> "
               f"{hwm1 / 1024:.0f} MiB, growth={(hwm1 - hwm0) / 1024:.0f} MiB")
-        print("load:", subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip())
+        print("load:", load())
     finally:
-        web.terminate()
-        try:
-            web.wait(20)
-        except subprocess.TimeoutExpired:
-            web.kill()
+        stop(web)
         log.close()
         import redis
 

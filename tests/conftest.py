@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from support_live import free_port
+from support_live import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -220,13 +220,7 @@ def _spawn(argv, env, log_path):
 
 
 def _stop(proc, log):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc)
     log.close()
 
 

@@ -134,6 +134,18 @@ def start_worker(env: dict[str, str], log_path, cwd):
     return proc
 
 
+def start_test_worker(env: dict[str, str], tmp, cwd):
+    """Migrate the env's database, start `humanseg worker` on it; returns (settings, process, engine)."""
+    from humanseg.core import migrate
+    from humanseg.core.db import make_engine
+    from humanseg.core.settings import Settings
+
+    settings = Settings.from_env(env)
+    migrate.upgrade(settings.database_url)
+    proc = start_worker(env, tmp / "worker.log", cwd)
+    return settings, proc, make_engine(settings.database_url)
+
+
 def stop_process(proc, timeout: float = 20) -> None:
     """SIGTERM, then SIGKILL if it does not end in time."""
     import subprocess

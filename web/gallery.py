@@ -148,21 +148,25 @@ def batch(batch_id: str):
         api_batch_url=url_for("api.get_batch", batch_id=batch_id, limit=500))
 
 
+def _after_cursor(query, time_col, id_col):
+    """Keyset paging, newest first: rows after ?cursor= (time, id); (query, cursor, cursor_was_bad)."""
+    cursor = request.args.get("cursor", "")
+    if not cursor:
+        return query, cursor, False
+    try:
+        when, last_id = decode_cursor(cursor)
+    except ValueError:
+        return query, "", True
+    return query.where(or_(time_col < when, and_(time_col == when, id_col < last_id))), cursor, False
+
+
 @bp.get("/gallery")
 def gallery():
     """Finished results, newest first, keyset-paged on (finished_at, id)."""
-    cursor = request.args.get("cursor", "")
-    bad_cursor = False
     query = (select(Job).where(Job.status == JobStatus.succeeded, Job.finished_at.is_not(None),
                                *auth.job_scope())
              .order_by(Job.finished_at.desc(), Job.id.desc()).limit(PAGE_SIZE + 1))
-    if cursor:
-        try:
-            when, last_id = decode_cursor(cursor)
-            query = query.where(or_(Job.finished_at < when,
-                                    and_(Job.finished_at == when, Job.id < last_id)))
-        except ValueError:
-            bad_cursor, cursor = True, ""
+    query, cursor, bad_cursor = _after_cursor(query, Job.finished_at, Job.id)
     with session_scope(services().sessions) as session:
         jobs = session.scalars(query).all()
     next_cursor = None
@@ -176,17 +180,9 @@ def gallery():
 @bp.get("/batches")
 def batches():
     """Every batch, newest first, with its counts by status; keyset-paged on (created_at, id)."""
-    cursor = request.args.get("cursor", "")
     query = (select(Batch).where(*auth.batch_scope())
              .order_by(Batch.created_at.desc(), Batch.id.desc()).limit(BATCHES_PAGE + 1))
-    bad_cursor = False
-    if cursor:
-        try:
-            when, last_id = decode_cursor(cursor)
-            query = query.where(or_(Batch.created_at < when,
-                                    and_(Batch.created_at == when, Batch.id < last_id)))
-        except ValueError:
-            bad_cursor, cursor = True, ""
+    query, cursor, bad_cursor = _after_cursor(query, Batch.created_at, Batch.id)
     with session_scope(services().sessions) as session:
         found = session.scalars(query).all()
         counts = _counts(session, [b.id for b in found[:BATCHES_PAGE]])

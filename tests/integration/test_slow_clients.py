@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from support_live import free_port, poll
+from support_live import free_port, poll, stop_process
 
 from humanseg.core import migrate
 
@@ -79,12 +79,7 @@ def web(tmp_path, redis_url, private_queue):
         assert proc.poll() is None, (tmp_path / "web.log").read_text()[-3000:]
         yield port, base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _get(url: str, timeout: float) -> int:

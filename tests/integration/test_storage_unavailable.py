@@ -24,7 +24,7 @@ from support_live import (
     load_job,
     poll,
     queued_job_ids,
-    start_worker,
+    start_test_worker,
     stop_process,
     worker_env,
 )
@@ -137,10 +137,7 @@ def live(tmp_path_factory, redis_url, faulty_s3, make_s3_storage, tiny_model_dir
     env = worker_env(redis_url, tmp, tiny_model_dir, storage="s3", s3_endpoint_url=faulty_s3.url,
                      s3_bucket=bucket, max_attempts=2)
     env.update(S3_ENV)
-    settings = Settings.from_env(env)
-    migrate.upgrade(settings.database_url)
-    proc = start_worker(env, tmp / "worker.log", ROOT)
-    engine = make_engine(settings.database_url)
+    settings, proc, engine = start_test_worker(env, tmp, ROOT)
     try:
         yield Live(settings, make_sessionmaker(engine), direct, tmp)
     finally:

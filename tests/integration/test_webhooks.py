@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 import support_images as si
-from support_live import drop_queue, poll, start_worker, stop_process, worker_env
+from support_live import drop_queue, poll, start_test_worker, stop_process, worker_env
 from support_webhooks import SECRET, Receiver, verify
 
-from humanseg.core import migrate
-from humanseg.core.db import make_engine, make_sessionmaker, session_scope
+from humanseg.core.db import make_sessionmaker, session_scope
 from humanseg.core.models import Batch, Job, new_id
-from humanseg.core.settings import Settings
 from humanseg.core.storage import make_storage
 from humanseg.web import create_app
 
@@ -26,10 +24,7 @@ def live(tmp_path_factory, redis_url, tiny_model_dir):
     env = worker_env(redis_url, tmp, tiny_model_dir, storage="local", lease_seconds=30,
                      secret_key="test-secret", webhooks=1, webhook_allow_hosts="127.0.0.1",
                      webhook_retry_seconds=0.5)
-    settings = Settings.from_env(env)
-    migrate.upgrade(settings.database_url)
-    proc = start_worker(env, tmp / "worker.log", ROOT)
-    engine = make_engine(settings.database_url)
+    settings, proc, engine = start_test_worker(env, tmp, ROOT)
     app = create_app(settings)
     app.config["TESTING"] = True
     receiver = Receiver()

@@ -13,17 +13,15 @@ from support_live import (
     load_job,
     pending_deliveries,
     poll,
-    start_worker,
+    start_test_worker,
     stop_process,
     worker_env,
 )
 
-from humanseg.core import migrate
-from humanseg.core.db import make_engine, make_sessionmaker, session_scope
+from humanseg.core.db import make_sessionmaker, session_scope
 from humanseg.core.models import Batch, Job, JobStatus, new_id
 from humanseg.core.queue import make_sender, send_segment
 from humanseg.core.results import stored_kinds
-from humanseg.core.settings import Settings
 from humanseg.core.storage import make_storage, results_prefix
 from humanseg.web import create_app
 
@@ -36,10 +34,7 @@ def live(tmp_path_factory, redis_url, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("cancel-retry")
     env = worker_env(redis_url, tmp, tiny_model_dir, storage="local", lease_seconds=30,
                      secret_key="test-secret")
-    settings = Settings.from_env(env)
-    migrate.upgrade(settings.database_url)
-    proc = start_worker(env, tmp / "worker.log", ROOT)
-    engine = make_engine(settings.database_url)
+    settings, proc, engine = start_test_worker(env, tmp, ROOT)
     app = create_app(settings)
     app.config["TESTING"] = True
     sender = make_sender(settings)

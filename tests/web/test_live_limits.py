@@ -19,7 +19,7 @@ import redis
 import requests
 import support_images as si
 from sqlalchemy import func, select, update
-from support_live import poll
+from support_live import poll, stop_process
 
 from humanseg.core import migrate
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
@@ -93,12 +93,7 @@ def server(tmp_path_factory, redis_url):
         yield Server(base, make_sessionmaker(engine))
     finally:
         engine.dispose()
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         client = redis.Redis.from_url(redis_url)
         client.delete(queue)
         client.close()

@@ -10,17 +10,15 @@ from support_live import (
     load_job,
     pending_deliveries,
     poll,
-    start_worker,
+    start_test_worker,
     stop_process,
     worker_env,
 )
 
-from humanseg.core import migrate
-from humanseg.core.db import make_engine, make_sessionmaker
+from humanseg.core.db import make_sessionmaker
 from humanseg.core.models import JobStatus
 from humanseg.core.queue import make_sender, send_segment
 from humanseg.core.results import stored_kinds
-from humanseg.core.settings import Settings
 from humanseg.core.storage import make_storage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,10 +29,7 @@ def worker(tmp_path_factory, redis_url, tiny_model_dir):
     """A worker on SQLite + local storage with the sweeper off: only the task itself can retry."""
     tmp = tmp_path_factory.mktemp("task-retry")
     env = worker_env(redis_url, tmp, tiny_model_dir, storage="local")
-    settings = Settings.from_env(env)
-    migrate.upgrade(settings.database_url)
-    proc = start_worker(env, tmp / "worker.log", ROOT)
-    engine = make_engine(settings.database_url)
+    settings, proc, engine = start_test_worker(env, tmp, ROOT)
     try:
         yield settings, make_sessionmaker(engine), make_storage(settings)
     finally:
