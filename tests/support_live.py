@@ -70,8 +70,11 @@ def pending_deliveries(redis_url: str, queue: str, job_id: str) -> int:
 
 
 def insert_job(storage, sessions, original: bytes, *, name: str = "x", width: int = 96,
-               height: int = 64, created_at: datetime | None = None) -> str:
-    """Store an original and commit Batch + Job rows (status queued) without sending any task."""
+               height: int = 64, created_at: datetime | None = None, outputs: str | None = None) -> str:
+    """Store an original and commit Batch + Job rows (status queued) without sending any task.
+
+    The one builder of queued jobs for tests that bypass the upload path (worker, sweeper, e2e).
+    """
     from humanseg.core.db import session_scope
     from humanseg.core.models import Batch, Job, new_id
 
@@ -84,7 +87,7 @@ def insert_job(storage, sessions, original: bytes, *, name: str = "x", width: in
         s.add(batch)
         s.flush()
         s.add(Job(id=job_id, batch_id=batch.id, filename=f"{name}.jpg", content_type="image/jpeg",
-                  width=width, height=height, bytes=len(original), original_key=key, **extra))
+                  width=width, height=height, bytes=len(original), original_key=key, outputs=outputs, **extra))
     return job_id
 
 

@@ -7,7 +7,7 @@ import pytest
 import requests
 import support_images as si
 from PIL import Image
-from support_live import pending_deliveries, poll
+from support_live import insert_job, pending_deliveries, poll
 
 from humanseg.core.queue import make_sender, send_segment
 
@@ -116,39 +116,23 @@ def test_duplicate_delivery_leaves_one_consistent_result(stack):
         sender.close()
 
 
-def _insert_job_without_task(stack, name: str, original: bytes, width: int, height: int):
-    """Store an original and commit its Batch + Job rows without sending any task."""
-    from humanseg.core.db import session_scope
-    from humanseg.core.models import Batch, Job
-
-    key = f"originals/{name}.jpg"
-    stack.storage.put(key, original, "image/jpeg")
-    with session_scope(stack.sessions) as s:
-        b = Batch(name=name, job_count=1)
-        s.add(b)
-        s.flush()
-        job = Job(batch_id=b.id, filename=f"{name}.jpg", content_type="image/jpeg", width=width,
-                  height=height, bytes=1, original_key=key)
-        s.add(job)
-    return job
-
-
 def test_lost_doorbell_is_recovered_by_sweeper(stack):
     """A job committed without a task (broker flushed) is re-sent by the worker's sweeper."""
-    job = _insert_job_without_task(stack, "lost", si.jpeg(), width=96, height=64)
-    assert stack.wait_job(job.id, timeout=90)["status"] == "succeeded"
+    job_id = insert_job(stack.storage, stack.sessions, si.jpeg(), name="lost", width=96, height=64)
+    assert stack.wait_job(job_id, timeout=90)["status"] == "succeeded"
 
 
 def test_bad_image_in_storage_fails_job_with_reason(stack):
     """A corrupt original (replaced after upload) fails the job; the worker keeps going."""
     body = upload(stack, [("a.jpg", si.jpeg())]).json()
     # not racing the worker: this checks the failure path on a fresh job of our own
-    job = _insert_job_without_task(stack, "broken", si.truncated_jpeg(), width=1, height=1)
+    job_id = insert_job(stack.storage, stack.sessions, si.truncated_jpeg(), name="broken",
+                        width=1, height=1)
     sender = make_sender(stack.settings)
-    send_segment(sender, job.id, stack.settings.queue)
+    send_segment(sender, job_id, stack.settings.queue)
     sender.close()
-    failed = stack.wait_job(job.id)
+    failed = stack.wait_job(job_id)
     assert failed["status"] == "failed" and "decode" in failed["error"]
-    r = requests.get(stack.url(f"/api/v1/jobs/{job.id}/mask"), timeout=10)
+    r = requests.get(stack.url(f"/api/v1/jobs/{job_id}/mask"), timeout=10)
     assert r.status_code == 409 and r.json()["error"]["code"] == "job_failed"
     assert stack.wait_job(body["jobs"][0]["id"])["status"] == "succeeded"

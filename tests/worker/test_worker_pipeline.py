@@ -7,10 +7,10 @@ import pytest
 import support_images as si
 from PIL import Image
 from sqlalchemy import update
-from support_live import queued_job_ids
+from support_live import insert_job, queued_job_ids
 
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
-from humanseg.core.models import Batch, Job, JobStatus, utcnow
+from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.queue import make_sender
 from humanseg.core.results import (
     on_request_kinds,
@@ -42,18 +42,8 @@ def env(tmp_path, db_url, redis_url, private_queue):
 
 
 def add_job(sessions, storage, data: bytes, created_ago: float = 0, outputs: str | None = None) -> str:
-    with session_scope(sessions) as s:
-        b = Batch(job_count=1)
-        s.add(b)
-        s.flush()
-        job = Job(batch_id=b.id, filename="x.jpg", content_type="image/jpeg", width=1, height=1,
-                  bytes=len(data), original_key="originals/tmp.jpg", outputs=outputs,
-                  created_at=utcnow() - timedelta(seconds=created_ago))
-        s.add(job)
-        s.flush()
-        job.original_key = f"originals/{job.id}.jpg"
-    storage.put(job.original_key, data, "image/jpeg")
-    return job.id
+    return insert_job(storage, sessions, data, created_at=utcnow() - timedelta(seconds=created_ago),
+                      outputs=outputs)
 
 
 def load(sessions, job_id) -> Job:
