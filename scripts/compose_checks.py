@@ -152,8 +152,10 @@ def check_results(client: Client, body: dict, items: list[Photo]) -> dict:
         alpha = np.asarray(cut)[..., 3] > 127
         agree = (m == alpha).mean()
         assert agree > 0.98, f"{job['filename']}: cut-out alpha agrees with mask on {agree:.3f}"
-        assert 0.01 < m.mean() < 0.99, f"{job['filename']}: mask is all one value ({m.mean():.3f})"
         if photo.truth is not None and photo.truth.shape == m.shape:
+            # A real photo of a person: an empty or full mask is a broken model or pipeline. (Drawn
+            # stand-ins, used without the dataset, are not people; an empty mask is a fair answer.)
+            assert 0.01 < m.mean() < 0.99, f"{job['filename']}: mask is all one value ({m.mean():.3f})"
             inter = np.logical_and(m, photo.truth).sum()
             union = np.logical_or(m, photo.truth).sum()
             ious.append(inter / union if union else 1.0)
