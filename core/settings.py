@@ -35,10 +35,29 @@ def _bool(raw: str) -> bool:
 
 def _at_least_one(raw: str) -> int:
     try:
-        # A worker with 0 processes or a job with 0 attempts would never run anything.
+        # A job with 0 attempts (or 0 webhook attempts) would never run.
         return max(1, int(raw))
     except ValueError:
         raise ValueError("an integer") from None
+
+
+def _processes(raw: str) -> int:
+    try:
+        return max(0, int(raw))  # 0 (or less): one process per core, see effective_concurrency
+    except ValueError:
+        raise ValueError("an integer") from None
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, e.g. a cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+# Automatic worker processes stop here: each holds a model and, for a 40 MP photo, a few
+# hundred MB of maps; set HUMANSEG_WORKER_CONCURRENCY for more.
+AUTO_CONCURRENCY_MAX = 4
 
 
 def _storage(raw: str) -> str:
@@ -84,8 +103,11 @@ class Settings:
     s3_public_url: str = setting("")  # links: "" = the endpoint's, a URL = that address, none = web streams
     model_path: str = setting("")  # empty: the shipped ml/weights
     model_backend: str = setting("auto")
-    threads: int = setting(0, int)  # 0: cores // worker_concurrency
-    worker_concurrency: int = setting(1, _at_least_one)
+    threads: int = setting(0, int)  # 0: cores // worker processes
+    # Worker processes; 0: one per core (at most AUTO_CONCURRENCY_MAX), each with one model
+    # thread: a process's decode, render, storage and database work is single-threaded, so
+    # one process with several model threads leaves cores idle between model calls.
+    worker_concurrency: int = setting(0, _processes)
     max_files: int = setting(500, int)
     max_file_bytes: int = setting(25 * MiB, int)
     max_pixels: int = setting(40_000_000, int)
@@ -166,9 +188,15 @@ class Settings:
         """Return a copy with some fields changed (handy in tests)."""
         return replace(self, **changes)
 
+    def effective_concurrency(self, cores: int | None = None) -> int:
+        """Worker processes: the setting, or one per core (at most AUTO_CONCURRENCY_MAX) when 0."""
+        if self.worker_concurrency > 0:
+            return self.worker_concurrency
+        return max(1, min(cores or usable_cores(), AUTO_CONCURRENCY_MAX))
+
     def effective_threads(self, cores: int | None = None) -> int:
         """Threads per model process so that processes x threads <= cores."""
         if self.threads > 0:
             return self.threads
-        cores = cores or os.cpu_count() or 1
-        return max(1, cores // max(1, self.worker_concurrency))
+        cores = cores or usable_cores()
+        return max(1, cores // self.effective_concurrency(cores))

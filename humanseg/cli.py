@@ -107,7 +107,7 @@ def _worker(settings, args, extra) -> int:
 
     app = make_celery(settings)
     argv = ["worker", "-Q", settings.queue, "--loglevel", settings.log_level,
-            "--concurrency", str(settings.worker_concurrency), "--without-gossip",
+            "--concurrency", str(settings.effective_concurrency()), "--without-gossip",
             "--without-mingle"]
     app.worker_main(argv + list(extra))
     return 0

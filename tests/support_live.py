@@ -111,7 +111,7 @@ def worker_env(redis_url: str, tmp, tiny_model_dir, **values) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
     base = {"DATA_DIR": tmp, "DATABASE_URL": f"sqlite:///{tmp / 'humanseg.db'}",
             "BROKER_URL": redis_url, "QUEUE": f"humanseg-test-{uuid.uuid4().hex[:8]}",
-            "MODEL_PATH": tiny_model_dir, "MODEL_BACKEND": "onnx", "THREADS": 1,
+            "MODEL_PATH": tiny_model_dir, "MODEL_BACKEND": "onnx", "THREADS": 1, "WORKER_CONCURRENCY": 1,
             "LEASE_SECONDS": 3, "SWEEPER": 0, "LOG_LEVEL": "INFO"}
     env.update({f"HUMANSEG_{k.upper()}": str(v) for k, v in {**base, **values}.items()})
     return env

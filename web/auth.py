@@ -94,6 +94,12 @@ def owner_id() -> str | None:
     return who.key_id if who else None
 
 
+def sees_everything() -> bool:
+    """True when the current request may see every batch (no keys in use, or an admin key)."""
+    who = principal()
+    return who is None or who.admin
+
+
 def may_see(owner_key_id: str | None) -> bool:
     """True when the current request may see a batch with this owner."""
     who = principal()

@@ -35,24 +35,30 @@ def media_type(job: Job, kind: str) -> str:
     return result.content_type if result else job.content_type
 
 
-def object_url(job: Job, kind: str, storage: Storage) -> str | None:
+def object_url(job: Job, kind: str, storage: Storage, self_url: str | None = None) -> str | None:
     """URL of one object of a job: presigned on S3, served by the API locally; None if absent.
 
     Results made on request (cutout, overlay) always get our URL: the object may not exist
     yet, and the API makes it before answering (a 302 to the presigned URL on S3).
+    self_url: the job's own URL when the caller has it already (see job_urls).
     """
     key = object_key(job, kind)
     if not key:
         return None
     found = result_kind(kind)
     direct = None if found is not None and found.on_request else storage.url(key)
-    return direct or url_for("api.job_result", job_id=job.id, kind=kind)
+    if direct:
+        return direct
+    # api.job_result is api.get_job's path plus /<kind>: one url_for per job, not one per kind
+    # (a batch poll lists up to 500 jobs with 7 links each).
+    return f"{self_url}/{kind}" if self_url else url_for("api.job_result", job_id=job.id, kind=kind)
 
 
 def job_urls(job: Job, storage: Storage) -> dict[str, str | None]:
     """Self URL plus result URLs (presigned for S3, ours for local); null until succeeded."""
-    urls: dict[str, str | None] = {"self": url_for("api.get_job", job_id=job.id)}
-    urls.update((kind, object_url(job, kind, storage)) for kind in KINDS)
+    own = url_for("api.get_job", job_id=job.id)
+    urls: dict[str, str | None] = {"self": own}
+    urls.update((kind, object_url(job, kind, storage, own)) for kind in KINDS)
     return urls
 
 

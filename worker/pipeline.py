@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -24,6 +23,7 @@ from humanseg.core.storage import Storage, results_prefix
 from humanseg.core.variants import outputs_of
 from humanseg.core.webhooks import record_finished
 from humanseg.worker.render import Segmented, render_job
+from humanseg.worker.stages import Stages
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,18 @@ class Outcome:
     reason: str = ""
 
 
-def claim(sessions: sessionmaker[Session], job_id: str, lease_seconds: int) -> int | None:
-    """queued -> running (or re-claim an expired lease); returns the attempt number or None."""
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery that now holds the job's lease, with what the run needs from the row."""
+
+    attempt: int
+    original_key: str
+    outputs: str | None
+    queue_wait_ms: float  # from the upload to this claim (a retry counts its earlier tries too)
+
+
+def claim(sessions: sessionmaker[Session], job_id: str, lease_seconds: int) -> Claimed | None:
+    """queued -> running (or re-claim an expired lease); None when another delivery holds it."""
     now = utcnow()
     with session_scope(sessions) as session:
         claimed = session.execute(
@@ -56,7 +66,11 @@ def claim(sessions: sessionmaker[Session], job_id: str, lease_seconds: int) -> i
         ).rowcount
         if not claimed:
             return None
-        return session.scalar(select(Job.attempts).where(Job.id == job_id))
+        # Same transaction: one commit per claim, not a second round trip for the row.
+        row = session.execute(select(Job.attempts, Job.original_key, Job.outputs, Job.created_at)
+                              .where(Job.id == job_id)).one()
+    waited = (now - row.created_at).total_seconds() * 1000
+    return Claimed(row.attempts, row.original_key, row.outputs, max(0.0, waited))
 
 
 def _finish(sessions, job_id: str, attempt: int, **values) -> bool:
@@ -78,48 +92,56 @@ def _finish(sessions, job_id: str, attempt: int, **values) -> bool:
 def run_job(job_id: str, settings: Settings, storage: Storage,
             sessions: sessionmaker[Session], predictor: Predictor) -> Outcome:
     """Process one delivery of a job; never raises for a bad image."""
-    attempt = claim(sessions, job_id, settings.lease_seconds)
-    if attempt is None:
+    stages = Stages()
+    with stages.timed("db"):
+        claimed = claim(sessions, job_id, settings.lease_seconds)
+    if claimed is None:
         log.info("event=skip job_id=%s reason=not_claimable", job_id)
         return Outcome("skipped")
-    t0 = time.monotonic()
-    with session_scope(sessions) as session:
-        original_key, chosen = session.execute(
-            select(Job.original_key, Job.outputs).where(Job.id == job_id)).one()
+    attempt = claimed.attempt
     try:
-        data = storage.get(original_key)
+        with stages.timed("read"):
+            data = storage.get(claimed.original_key)
     except ObjectNotFound:
         return fail(sessions, job_id, attempt, "the original image is missing from storage")
     except StorageError as exc:
         return transient(sessions, settings, job_id, attempt, f"reading original: {exc}")
     try:
-        image = load_oriented(data)
+        with stages.timed("decode"):
+            image = load_oriented(data)
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad data; the job records it
         return fail(sessions, job_id, attempt, f"cannot decode image: {type(exc).__name__}: {exc}")
     try:
-        seg = predictor.segment(image)  # one probability map gives both mask and alpha
+        with stages.timed("model"):
+            seg = predictor.segment(image)  # one probability map gives both mask and alpha
         for name, made in (("mask", seg.mask), ("alpha", seg.alpha)):
             if made.size != image.size or made.mode != "L":
                 raise ValueError(f"predictor returned a {made.mode} {made.size} {name} for {image.size}")
-        # mask, alpha and thumbnail always; cut-outs and overlays only when the upload chose them
-        outputs = render_job(image, seg, outputs_of(chosen))
+        with stages.timed("render"):
+            # mask, alpha and thumbnail always; cut-outs and overlays only when the upload chose them
+            outputs = render_job(image, seg, outputs_of(claimed.outputs))
     except Exception as exc:  # a failing image must not take the worker down
         log.exception("event=predict_failed job_id=%s", job_id)
         return fail(sessions, job_id, attempt, f"segmentation failed: {type(exc).__name__}: {exc}")
-    if not _still_owned(sessions, job_id, attempt):
+    with stages.timed("db"):
+        owned = _still_owned(sessions, job_id, attempt)
+    if not owned:
         # Cancelled (or deleted) while the model ran: its results are discarded, never written.
         log.info(logkv(event="results_discarded", job_id=job_id, attempt=attempt))
         return Outcome("skipped", attempt)
     try:
-        for name, data in outputs.items():  # deterministic keys: a rerun overwrites the same objects
-            kind = result_kind(name)
-            storage.put(kind.key(job_id), data, kind.content_type)
+        with stages.timed("store"):
+            for name, data in outputs.items():  # deterministic keys: a rerun overwrites the same objects
+                kind = result_kind(name)
+                storage.put(kind.key(job_id), data, kind.content_type)
     except StorageError as exc:
         return transient(sessions, settings, job_id, attempt, f"writing results: {exc}")
-    ok = _finish(sessions, job_id, attempt, status=JobStatus.succeeded, finished_at=utcnow(),
-                 error=None)
-    log.info("event=job_done job_id=%s attempt=%d ms=%d recorded=%s", job_id, attempt,
-             (time.monotonic() - t0) * 1000, ok)
+    with stages.timed("db"):
+        ok = _finish(sessions, job_id, attempt, status=JobStatus.succeeded, finished_at=utcnow(),
+                     error=None)
+    # One line per job with where its time went (bench/e2e_ratio.py sums these).
+    log.info(logkv(event="job_done", job_id=job_id, attempt=attempt, recorded=ok,
+                   queue_wait_ms=round(claimed.queue_wait_ms, 1), **stages.fields()))
     if not ok:
         _drop_orphan_results(sessions, storage, job_id, attempt)
     return Outcome("succeeded" if ok else "skipped", attempt)

@@ -7,7 +7,7 @@ import pytest
 
 from humanseg.core.errors import ConfigError
 from humanseg.core.secret_key import ensure_secret_key
-from humanseg.core.settings import Settings, env_name
+from humanseg.core.settings import AUTO_CONCURRENCY_MAX, Settings, env_name
 
 
 def test_defaults_need_nothing_installed():
@@ -66,9 +66,21 @@ def test_empty_value_means_default():
 
 
 def test_clamps_and_case():
-    s = Settings.from_env({"HUMANSEG_WORKER_CONCURRENCY": "0", "HUMANSEG_MAX_ATTEMPTS": "-2",
+    s = Settings.from_env({"HUMANSEG_WORKER_CONCURRENCY": "-3", "HUMANSEG_MAX_ATTEMPTS": "-2",
                            "HUMANSEG_LOG_LEVEL": "debug"})
-    assert (s.worker_concurrency, s.max_attempts, s.log_level) == (1, 1, "DEBUG")
+    assert (s.worker_concurrency, s.max_attempts, s.log_level) == (0, 1, "DEBUG")
+
+
+def test_worker_processes_default_to_one_per_core_with_one_model_thread_each():
+    auto = Settings.from_env({})
+    assert auto.worker_concurrency == 0
+    assert (auto.effective_concurrency(cores=2), auto.effective_threads(cores=2)) == (2, 1)
+    assert (auto.effective_concurrency(cores=1), auto.effective_threads(cores=1)) == (1, 1)
+    # many cores: processes stop at AUTO_CONCURRENCY_MAX (memory), threads take the rest
+    many = (auto.effective_concurrency(cores=16), auto.effective_threads(cores=16))
+    assert many == (AUTO_CONCURRENCY_MAX, 16 // AUTO_CONCURRENCY_MAX)
+    assert 1 <= auto.effective_concurrency() <= AUTO_CONCURRENCY_MAX
+    assert Settings.from_env({"HUMANSEG_WORKER_CONCURRENCY": "6"}).effective_concurrency(cores=2) == 6
 
 
 @pytest.mark.parametrize("raw,expected", [("1", True), ("on", True), ("Yes", True), ("true", True),

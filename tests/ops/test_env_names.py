@@ -57,4 +57,4 @@ def test_env_example_values_build_settings(compose_resolved):
     raw = _assignments((REPO / ".env.example").read_text())
     assert {k for k in raw if k.startswith("HUMANSEG_")} <= set(env)
     settings = Settings.from_env(env)
-    assert settings.worker_concurrency >= 1 and settings.max_files > 0
+    assert settings.effective_concurrency() >= 1 and settings.max_files > 0

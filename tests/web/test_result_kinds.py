@@ -25,6 +25,14 @@ def test_every_kind_is_in_the_job_answer_and_served_with_its_type(client, app):
             assert f'filename={name}' in resp.headers["Content-Disposition"], kind.name
 
 
+def test_result_urls_keep_the_prefix_the_app_is_mounted_under(client, app):
+    _, (job_id,) = add_batch(app, ["a.jpg"])
+    urls = client.get(f"/api/v1/jobs/{job_id}", base_url="http://localhost/seg/").json["urls"]
+    assert urls["self"] == f"/seg/api/v1/jobs/{job_id}"
+    for kind in (*(kind.name for kind in RESULTS), "original"):
+        assert urls[kind] == f"/seg/api/v1/jobs/{job_id}/{kind}"
+
+
 def test_result_urls_are_null_until_the_job_succeeded(client, app):
     _, (job_id,) = add_batch(app, ["q.jpg"], status=JobStatus.running)
     urls = client.get(f"/api/v1/jobs/{job_id}").json["urls"]

@@ -1,5 +1,7 @@
 """pipeline.run_job and the sweeper on a real database, real storage and the tiny predictor."""
 
+import logging
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -21,6 +23,7 @@ from humanseg.core.results import (
 from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
 from humanseg.worker.pipeline import retry_delay, run_job
+from humanseg.worker.stages import STAGES
 from humanseg.worker.sweeper import sweep
 
 
@@ -154,6 +157,23 @@ class Midway:
     def segment(self, image):
         self.meanwhile()
         return self.predictor.segment(image)
+
+
+def test_job_done_logs_where_the_time_went(env, predictor, caplog):
+    settings, sessions, storage = env
+    job_id = add_job(sessions, storage, si.jpeg((90, 60)), created_ago=5)
+    caplog.set_level(logging.INFO, logger="humanseg.worker.pipeline")
+    slow_model = Midway(predictor, lambda: time.sleep(0.05))
+    assert run_job(job_id, settings, storage, sessions, slow_model).status == "succeeded"
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("event=job_done")]
+    fields = dict(pair.split("=", 1) for pair in line.split())
+    assert fields["job_id"] == job_id and fields["recorded"] == "True"
+    ms = {k: float(v) for k, v in fields.items() if k.endswith("_ms")}
+    assert set(ms) == {f"{s}_ms" for s in STAGES} | {"queue_wait_ms", "total_ms"}
+    assert ms["queue_wait_ms"] >= 5000  # uploaded 5 s before the claim
+    assert ms["model_ms"] >= 50  # the sleep sits inside the timed model call
+    assert all(ms[f"{s}_ms"] >= 0 for s in STAGES)  # a local read can round to 0.0
+    assert sum(ms[f"{s}_ms"] for s in STAGES) <= ms["total_ms"] + 0.5  # each rounded to 0.1
 
 
 def test_job_deleted_while_running_leaves_no_result_files(env, predictor):

@@ -1,0 +1,291 @@
+"""How much the platform costs on top of the model: the bare loop against the API, same photos.
+
+Runs, in one process and one sitting:
+1. the bare loop in this process: decode -> model -> render every stored result, per photo;
+2. its own `humanseg up` (temp data dir, free port, embedded Valkey, SQLite, local storage),
+   one upload of all photos per polling interval, the client polling the batch every
+   --polls seconds until done; finish = the last job's `finished_at`;
+3. the per-stage breakdown from the worker's own `event=job_done` lines;
+4. the bare loop again (the machine's state may drift), and the ratio bare / API last.
+
+    python bench/e2e_ratio.py                      # 60 synthetic 640x480 photos
+    python bench/e2e_ratio.py --images photos/ --n 60 --polls 1,0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from statistics import mean
+
+import requests
+from benchlib import load, stop
+from pipeline_throughput import load_files
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE_FIELDS = ("queue_wait_ms", "db_ms", "read_ms", "decode_ms", "model_ms", "render_ms",
+                "store_ms", "total_ms")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bare_loop(files: list[tuple[str, bytes]]) -> dict[str, float]:
+    """ms per photo of decode, model and render, in this process, as the worker does them."""
+    from humanseg.core.images import load_oriented
+    from humanseg.core.settings import usable_cores
+    from humanseg.ml.predictor import load_predictor
+    from humanseg.worker.render import render_job
+
+    predictor = load_predictor(None, threads=usable_cores())  # one process: every core
+    for _, data in files[:2]:  # warm up: first runs allocate
+        render_job(img := load_oriented(data), predictor.segment(img))
+    ms = {"decode": 0.0, "model": 0.0, "render": 0.0}
+    t0 = time.perf_counter()
+    for _, data in files:
+        t = time.perf_counter()
+        image = load_oriented(data)
+        t1 = time.perf_counter()
+        seg = predictor.segment(image)
+        t2 = time.perf_counter()
+        render_job(image, seg)
+        t3 = time.perf_counter()
+        ms["decode"] += (t1 - t) * 1000
+        ms["model"] += (t2 - t1) * 1000
+        ms["render"] += (t3 - t2) * 1000
+    out = {k: v / len(files) for k, v in ms.items()}
+    out["per_photo"] = (time.perf_counter() - t0) * 1000 / len(files)
+    return out
+
+
+@dataclass
+class ApiRun:
+    poll: float
+    upload_s: float = 0.0
+    per_photo_ms: float = 0.0
+    polls: int = 0
+    poll_ms: list[float] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=dict)
+    jobs: int = 0
+    failed: int = 0
+    status_ms: list[float] = field(default_factory=list)  # the other client's job polls
+    status_rate: float = 0.0  # achieved, per second
+    status_client_cores: float = 0.0  # CPU the polling client itself used, in cores
+
+
+class StatusLoad:
+    """Another client polling one job at `rate` per second from a few threads, until stopped."""
+
+    def __init__(self, url: str, rate: float, threads: int = 8):
+        self.url, self.every = url, threads / rate
+        self.latencies: list[float] = []
+        self.stopped = threading.Event()
+        self.threads = [threading.Thread(target=self._poll, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> StatusLoad:
+        self.t0, self.cpu0 = time.perf_counter(), time.process_time()
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        for t in self.threads:
+            t.join()
+        self.seconds = time.perf_counter() - self.t0
+        # This client shares the machine: its own CPU is taken from the server's.
+        self.client_cores = (time.process_time() - self.cpu0) / self.seconds
+
+    def _poll(self) -> None:
+        session = requests.Session()
+        due = time.perf_counter()
+        while not self.stopped.is_set():
+            t = time.perf_counter()
+            session.get(self.url, timeout=30).raise_for_status()
+            self.latencies.append((time.perf_counter() - t) * 1000)
+            due += self.every  # paced: a slow answer does not lower the rate asked for
+            time.sleep(max(0.0, due - time.perf_counter()))
+
+
+def _when(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def all_jobs(base: str, batch_url: str) -> list[dict]:
+    """Every job of a batch, page by page."""
+    jobs, cursor = [], ""
+    while True:
+        page = requests.get(f"{base}{batch_url}?limit=500&cursor={cursor}", timeout=30).json()
+        jobs += page["jobs"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return jobs
+
+
+def stage_means(log_path: Path, job_ids: set[str]) -> dict[str, float]:
+    """Mean of each *_ms field over this batch's job_done lines."""
+    sums: dict[str, list[float]] = {k: [] for k in STAGE_FIELDS}
+    for line in log_path.read_text(errors="replace").splitlines():
+        if "event=job_done" not in line:
+            continue
+        fields = dict(re.findall(r"(\w+)=(\S+)", line))
+        if fields.get("job_id") in job_ids:
+            for k in STAGE_FIELDS:
+                if k in fields:
+                    sums[k].append(float(fields[k]))
+    return {k: mean(v) for k, v in sums.items() if v}
+
+
+def api_run(base: str, files, poll: float, log_path: Path, timeout: float = 900,
+            status: tuple[str, float] | None = None) -> ApiRun:
+    """One upload of every photo; poll the batch every `poll` s until done (status: job URL, rate)."""
+    run = ApiRun(poll)
+    if status:
+        with StatusLoad(base + status[0], status[1]) as other:
+            run = api_run(base, files, poll, log_path, timeout)
+        run.status_ms, run.status_rate = other.latencies, len(other.latencies) / other.seconds
+        run.status_client_cores = other.client_cores
+        return run
+    t0 = time.time()
+    resp = requests.post(base + "/api/v1/jobs", files=[("images", f) for f in files],
+                         data={"batch_name": f"e2e-poll-{poll:g}"}, timeout=timeout)
+    resp.raise_for_status()
+    run.upload_s = time.time() - t0
+    batch_url = resp.json()["batch_url"]
+    while time.time() - t0 < timeout:
+        t = time.perf_counter()
+        batch = requests.get(base + batch_url, timeout=30).json()
+        run.poll_ms.append((time.perf_counter() - t) * 1000)
+        run.polls += 1
+        if batch["done"]:
+            break
+        time.sleep(poll)
+    jobs = all_jobs(base, batch_url)
+    finished = [_when(j["finished_at"]) for j in jobs if j["finished_at"]]
+    run.jobs, run.failed = len(jobs), sum(j["status"] != "succeeded" for j in jobs)
+    run.per_photo_ms = (max(finished) - t0) * 1000 / len(files)
+    time.sleep(1.0)  # the last job_done line is written right after its row is
+    run.stages = stage_means(log_path, {j["id"] for j in jobs})
+    return run
+
+
+def api_run_batch(base: str, files, timeout: float = 300) -> str:
+    """Upload files and wait until the batch is done; returns its URL."""
+    resp = requests.post(base + "/api/v1/jobs", files=[("images", f) for f in files], timeout=timeout)
+    resp.raise_for_status()
+    batch_url = resp.json()["batch_url"]
+    deadline = time.monotonic() + timeout
+    while not requests.get(base + batch_url, timeout=30).json()["done"]:
+        if time.monotonic() > deadline:
+            sys.exit("the warm-up batch did not finish")
+        time.sleep(0.2)
+    return batch_url
+
+
+def start_up(tmp: Path, log_path: Path, extra: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """`humanseg up` on a free port in tmp; returns it and its base URL once healthy."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
+    env.update(HUMANSEG_DATA_DIR=str(tmp / "var"), HUMANSEG_PORT=str(port),
+               HUMANSEG_SECRET_KEY="bench-secret-not-for-production", HUMANSEG_LOG_LEVEL="INFO",
+               HUMANSEG_MAX_FILES="1000", HUMANSEG_RATE_LIMIT_PER_MINUTE="0",
+               HUMANSEG_IMAGES_PER_DAY="0")
+    env.update(extra)
+    log = open(log_path, "wb")  # noqa: SIM115 - the child holds it; closed with the process
+    proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "up"], env=env, cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if requests.get(base + "/readyz", timeout=2).status_code == 200:
+                return proc, base
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    stop(proc)
+    sys.exit(f"humanseg up did not become ready; see {log_path}")
+
+
+def print_run(run: ApiRun, bare_ms: float) -> None:
+    polls = sorted(run.poll_ms)
+    p99 = polls[min(len(polls) - 1, int(len(polls) * 0.99))] if polls else 0.0
+    stages = " ".join(f"{k[:-3]}={v:.1f}" for k, v in run.stages.items())
+    print(f"api poll={run.poll:g}s: {run.per_photo_ms:.1f} ms/photo (upload {run.upload_s:.2f}s, "
+          f"jobs={run.jobs} failed={run.failed}, polls={run.polls} poll_p50="
+          f"{polls[len(polls) // 2] if polls else 0:.1f}ms poll_p99={p99:.1f}ms)")
+    print(f"  worker stages, mean ms per job: {stages}")
+    if run.status_ms:
+        lat = sorted(run.status_ms)
+        print(f"  meanwhile job polls: {run.status_rate:.0f}/s achieved, p50={lat[len(lat) // 2]:.1f}ms "
+              f"p99={lat[min(len(lat) - 1, int(len(lat) * 0.99))]:.1f}ms; the polling client itself used "
+              f"{run.status_client_cores:.2f} cores of this machine")
+    print(f"  ratio bare/api = {bare_ms / run.per_photo_ms:.2f}   load: {load()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=60)
+    parser.add_argument("--images", type=Path, default=None)
+    parser.add_argument("--polls", default="1,0.1", help="client polling intervals, seconds")
+    parser.add_argument("--status-rate", type=float, default=0.0, metavar="PER_S",
+                        help="also a run (batch polled every 1 s) while another client polls one job "
+                             "this often, e.g. 500")
+    parser.add_argument("--env", action="append", default=[], metavar="HUMANSEG_X=VALUE",
+                        help="a setting for `humanseg up` (repeatable), e.g. HUMANSEG_WORKER_CONCURRENCY=2")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
+    args = parser.parse_args(argv)
+    files = load_files(args.images, args.n)
+    polls = [float(p) for p in args.polls.split(",") if p]
+    print(f"photos={len(files)}  load: {load()}", flush=True)
+    before = bare_loop(files)
+    print("bare loop (before): " + " ".join(f"{k}={v:.1f}" for k, v in before.items())
+          + f" ms   load: {load()}", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="e2e-ratio-"))
+    log_path = tmp / "up.log"
+    extra = dict(item.split("=", 1) for item in args.env)
+    if extra:
+        print("settings: " + " ".join(f"{k}={v}" for k, v in extra.items()))
+    proc, base = start_up(tmp, log_path, extra)
+    runs = []
+    try:
+        warm = all_jobs(base, api_run_batch(base, files[:4]))  # warm up: the worker's first jobs
+        for poll in polls:
+            runs.append(api_run(base, files, poll, log_path))
+            print(f"  done poll={poll:g}s  load: {load()}", flush=True)
+        if args.status_rate:
+            runs.append(api_run(base, files, 1.0, log_path, status=(warm[0]["urls"]["self"], args.status_rate)))
+            print(f"  done poll=1s with job polls at {args.status_rate:g}/s  load: {load()}", flush=True)
+    finally:
+        stop(proc, timeout=40)
+    after = bare_loop(files)
+    print("bare loop (after):  " + " ".join(f"{k}={v:.1f}" for k, v in after.items())
+          + f" ms   load: {load()}")
+    bare_ms = (before["per_photo"] + after["per_photo"]) / 2
+    print(f"bare loop mean: {bare_ms:.1f} ms/photo")
+    for run in runs:
+        print_run(run, bare_ms)
+        if run is not runs[0]:
+            print(f"  batch slower than the first run by {run.per_photo_ms / runs[0].per_photo_ms - 1:+.1%}")
+    if args.keep:
+        print(f"logs: {tmp}")
+    else:
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+    return 0 if all(r.failed == 0 for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
