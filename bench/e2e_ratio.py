@@ -17,30 +17,22 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from statistics import mean
 
 import requests
-from benchlib import load, stop
+from benchlib import all_jobs, free_port, load, stop, when
 from pipeline_throughput import load_files
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE_FIELDS = ("queue_wait_ms", "db_ms", "read_ms", "decode_ms", "model_ms", "render_ms",
                 "store_ms", "total_ms")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bare_loop(files: list[tuple[str, bytes]]) -> dict[str, float]:
@@ -120,21 +112,6 @@ class StatusLoad:
             time.sleep(max(0.0, due - time.perf_counter()))
 
 
-def _when(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def all_jobs(base: str, batch_url: str) -> list[dict]:
-    """Every job of a batch, page by page."""
-    jobs, cursor = [], ""
-    while True:
-        page = requests.get(f"{base}{batch_url}?limit=500&cursor={cursor}", timeout=30).json()
-        jobs += page["jobs"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return jobs
-
-
 def stage_means(log_path: Path, job_ids: set[str]) -> dict[str, float]:
     """Mean of each *_ms field over this batch's job_done lines."""
     sums: dict[str, list[float]] = {k: [] for k in STAGE_FIELDS}
@@ -173,8 +150,8 @@ def api_run(base: str, files, poll: float, log_path: Path, timeout: float = 900,
         if batch["done"]:
             break
         time.sleep(poll)
-    jobs = all_jobs(base, batch_url)
-    finished = [_when(j["finished_at"]) for j in jobs if j["finished_at"]]
+    jobs = all_jobs(base + batch_url)
+    finished = [when(j["finished_at"]) for j in jobs if j["finished_at"]]
     run.jobs, run.failed = len(jobs), sum(j["status"] != "succeeded" for j in jobs)
     run.per_photo_ms = (max(finished) - t0) * 1000 / len(files)
     time.sleep(1.0)  # the last job_done line is written right after its row is
@@ -262,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     proc, base = start_up(tmp, log_path, extra)
     runs = []
     try:
-        warm = all_jobs(base, api_run_batch(base, files[:4]))  # warm up: the worker's first jobs
+        warm = all_jobs(base + api_run_batch(base, files[:4]))  # warm up: the worker's first jobs
         for poll in polls:
             runs.append(api_run(base, files, poll, log_path))
             print(f"  done poll={poll:g}s  load: {load()}", flush=True)

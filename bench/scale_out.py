@@ -24,28 +24,20 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 import requests
-from benchlib import load, stop
+from benchlib import free_port, last_finished, load, stop, wait_done
 from pipeline_throughput import load_files, synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 HUMANSEG = [sys.executable, "-m", "humanseg.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stop_group(proc: subprocess.Popen) -> None:
@@ -59,10 +51,6 @@ def stop_group(proc: subprocess.Popen) -> None:
 def libpq(url: str) -> str:
     """The SQLAlchemy URL as libpq takes it (no +driver)."""
     return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
-
-
-def _when(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def wait_for(what: str, ok, timeout: float = 120) -> None:
@@ -163,20 +151,8 @@ class Bench:
                              data={"batch_name": name}, timeout=timeout)
         resp.raise_for_status()
         upload_s = time.time() - t0
-        batch_url = self.base + resp.json()["batch_url"]
-        while not requests.get(batch_url, timeout=30).json()["done"]:
-            if time.time() - t0 > timeout:
-                raise RuntimeError(f"batch {name} not done in {timeout}s")
-            time.sleep(0.2)
-        jobs, cursor = [], ""
-        while True:
-            page = requests.get(f"{batch_url}?limit=500&cursor={cursor}", timeout=30).json()
-            jobs += page["jobs"]
-            cursor = page["next_cursor"]
-            if not cursor:
-                break
-        last = max(_when(j["finished_at"]) for j in jobs if j["finished_at"])
-        return upload_s, last - t0, jobs
+        jobs = wait_done(self.base + resp.json()["batch_url"], t0, timeout, every=0.2)
+        return upload_s, last_finished(jobs) - t0, jobs
 
     def job_done_lines(self) -> dict[str, list[tuple[int, str]]]:
         """job id -> [(worker number, recorded)] from every worker's event=job_done lines."""

@@ -23,15 +23,9 @@ import time
 from pathlib import Path
 
 import requests
-from benchlib import load, stop
+from benchlib import free_port, load, stop
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def trickle(port: int, seconds: float, closed_after: list[float]) -> None:

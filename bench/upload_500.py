@@ -22,29 +22,17 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import requests
-from benchlib import load, stop
+from benchlib import free_port, last_finished, load, stop, wait_done
 from pipeline_throughput import load_files, synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _when(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def photo_like(i: int) -> bytes:
@@ -105,20 +93,6 @@ def snapshot(procs: dict[str, int]) -> dict[str, dict[str, int]]:
     return out
 
 
-def wait_done(base: str, batch_url: str, t0: float, timeout: float) -> list[dict]:
-    while not requests.get(base + batch_url, timeout=30).json()["done"]:
-        if time.time() - t0 > timeout:
-            raise RuntimeError(f"batch not done in {timeout:.0f}s")
-        time.sleep(0.5)
-    jobs, cursor = [], ""
-    while True:
-        page = requests.get(f"{base}{batch_url}?limit=500&cursor={cursor}", timeout=30).json()
-        jobs += page["jobs"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return jobs
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=500)
@@ -159,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.time()
         warm = requests.post(base + "/api/v1/jobs", files=[("images", f) for f in files[:6]], timeout=120)
         warm.raise_for_status()
-        wait_done(base, warm.json()["batch_url"], t, 120)
+        wait_done(base + warm.json()["batch_url"], t, 120)
         procs = processes(up.pid)
         before = snapshot(procs)
 
@@ -171,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({size / 1e6 / upload_s:.1f} MB/s, {len(files) / upload_s:.0f} photos/s)", flush=True)
         resp.raise_for_status()
         after_upload = snapshot(procs)
-        jobs = wait_done(base, resp.json()["batch_url"], t0, args.timeout)
-        last = max(_when(j["finished_at"]) for j in jobs if j["finished_at"])
+        jobs = wait_done(base + resp.json()["batch_url"], t0, args.timeout)
+        last = last_finished(jobs)
         after = snapshot(procs)
         failed = sum(j["status"] != "succeeded" for j in jobs)
         print(f"all {len(jobs)} finished {last - t0:.1f}s after the upload began "

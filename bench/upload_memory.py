@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,17 +21,11 @@ import uuid
 from pathlib import Path
 
 import requests
-from benchlib import load, stop
+from benchlib import free_port, load, stop
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def status_kib(pid: int, field: str) -> int:

@@ -137,6 +137,16 @@ def start_worker(env: dict[str, str], log_path, cwd):
     return proc
 
 
+def make_settings(data_dir, database_url: str, broker_url: str, queue: str, /, **overrides):
+    """Settings for a test: its own data dir, database, broker and queue; typed field overrides."""
+    from humanseg.core.settings import Settings
+
+    return Settings.from_env({
+        "HUMANSEG_DATA_DIR": str(data_dir), "HUMANSEG_DATABASE_URL": database_url,
+        "HUMANSEG_BROKER_URL": broker_url, "HUMANSEG_QUEUE": queue,
+        "HUMANSEG_SECRET_KEY": "t"}).with_(**overrides)
+
+
 def start_test_worker(env: dict[str, str], tmp, cwd):
     """Migrate the env's database, start `humanseg worker` on it; returns (settings, process, engine)."""
     from humanseg.core import migrate

@@ -1,6 +1,10 @@
-"""Shared fixtures for the page and archive tests: an app on SQLite + local storage, no broker."""
+"""Shared fixtures of the web tests: apps on SQLite + local storage, with or without a real broker."""
 import pytest
 from gallery_support import make_app
+from support_live import make_settings
+
+from humanseg.core import migrate
+from humanseg.web import create_app
 
 
 @pytest.fixture
@@ -11,3 +15,22 @@ def app(tmp_path, monkeypatch):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def make_live_app(tmp_path, redis_url, private_queue):
+    """make_live_app(database_url=None, **settings) -> an app on a migrated database (a SQLite file
+    by default), local storage, and a real broker with a queue of its own (no worker consumes it)."""
+    made = []
+
+    def build(database_url: str | None = None, **overrides):
+        if database_url is None:
+            database_url = f"sqlite:///{tmp_path / 'web.db'}"
+            migrate.upgrade(database_url)
+        app = create_app(make_settings(tmp_path, database_url, redis_url, private_queue, **overrides))
+        made.append(app)
+        return app
+
+    yield build
+    for app in made:
+        app.extensions["humanseg"].engine.dispose()

@@ -7,21 +7,13 @@ import support_images as si
 from sqlalchemy import func, select
 
 from humanseg.core.models import Job
-from humanseg.core.settings import Settings
 from humanseg.web import create_app
 
 
 @pytest.fixture
-def app(tmp_path, db_url, redis_url, private_queue):
-    settings = Settings.from_env({
-        "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-        "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue,
-        "HUMANSEG_MAX_FILES": "5", "HUMANSEG_MAX_FILE_BYTES": "200000",
-        "HUMANSEG_MAX_REQUEST_BYTES": "2000000", "HUMANSEG_SEGMENT_WAIT_SECONDS": "0.3",
-        "HUMANSEG_SECRET_KEY": "t"})
-    app = create_app(settings)
-    yield app
-    app.extensions["humanseg"].engine.dispose()
+def app(make_live_app, db_url):
+    return make_live_app(database_url=db_url, max_files=5, max_file_bytes=200_000,
+                         max_request_bytes=2_000_000, segment_wait_seconds=0.3)
 
 
 @pytest.fixture

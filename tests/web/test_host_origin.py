@@ -12,31 +12,13 @@ from gallery_support import add_batch
 from sqlalchemy import func, select
 from support_live import queued_job_ids
 
-from humanseg.core import migrate
 from humanseg.core.models import Job
-from humanseg.core.settings import Settings
-from humanseg.web import create_app
 
 
 @pytest.fixture
-def make(tmp_path, redis_url, private_queue):
+def make(make_live_app):
     """make(**settings) -> an app on a migrated SQLite file, local storage and a real broker queue."""
-    db_url = f"sqlite:///{tmp_path / 'web.db'}"
-    migrate.upgrade(db_url)
-    made = []
-
-    def build(**overrides):
-        settings = Settings.from_env({
-            "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-            "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue,
-            "HUMANSEG_SECRET_KEY": "t"}).with_(**overrides)
-        app = create_app(settings)
-        made.append(app)
-        return app
-
-    yield build
-    for app in made:
-        app.extensions["humanseg"].engine.dispose()
+    return make_live_app
 
 
 def _upload(client, **headers):

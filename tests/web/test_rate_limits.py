@@ -9,21 +9,13 @@ import support_images as si
 
 from humanseg.core.db import session_scope
 from humanseg.core.keys import create_key
-from humanseg.core.settings import Settings
-from humanseg.web import create_app
 from humanseg.web.ratelimit import PREFIX
 
 
 @pytest.fixture
-def app(tmp_path, db_url, redis_url, private_queue):
-    settings = Settings.from_env({
-        "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-        "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue,
-        "HUMANSEG_SECRET_KEY": "t", "HUMANSEG_REQUIRE_API_KEYS": "1",
-        "HUMANSEG_RATE_LIMIT_PER_MINUTE": "1000", "HUMANSEG_IMAGES_PER_DAY": "3"})
-    app = create_app(settings)
-    yield app
-    app.extensions["humanseg"].engine.dispose()
+def app(make_live_app, db_url):
+    return make_live_app(database_url=db_url, require_api_keys=True, rate_limit_per_minute=1000,
+                         images_per_day=3)
 
 
 def new_key(app, **kwargs) -> tuple[str, str]:

@@ -5,36 +5,17 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-import uuid
 
 import pytest
 import redis
 
-from humanseg.core import migrate
 from humanseg.core.heartbeat import beat
-from humanseg.core.settings import Settings
-from humanseg.web import create_app
 
 
 @pytest.fixture
-def make(tmp_path, redis_url):
-    db_url = f"sqlite:///{tmp_path / 'web.db'}"
-    migrate.upgrade(db_url)
-    made = []
-
-    def build(**overrides):
-        settings = Settings.from_env({
-            "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-            "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_SECRET_KEY": "t",
-            # A queue of its own: no other test's worker beats for it.
-            "HUMANSEG_QUEUE": f"ready-{uuid.uuid4().hex[:8]}"}).with_(**overrides)
-        app = create_app(settings)
-        made.append(app)
-        return app
-
-    yield build
-    for app in made:
-        app.extensions["humanseg"].engine.dispose()
+def make(make_live_app):
+    """Apps on a queue of their own: no other test's worker beats for it."""
+    return make_live_app
 
 
 def _beat(app, age: float = 0.0) -> None:

@@ -12,28 +12,14 @@ from sqlalchemy import func, select
 from werkzeug.test import EnvironBuilder
 
 from humanseg.core.models import Job
-from humanseg.core.settings import Settings
-from humanseg.web import create_app
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture
-def make(tmp_path, db_url, redis_url, private_queue):
-    apps = []
-
-    def build(**env):
-        settings = Settings.from_env({
-            "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-            "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue,
-            "HUMANSEG_SECRET_KEY": "t", **{f"HUMANSEG_{k.upper()}": str(v) for k, v in env.items()}})
-        app = create_app(settings)
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:
-        app.extensions["humanseg"].engine.dispose()
+def make(make_live_app, db_url):
+    """Apps on SQLite and (when configured) PostgreSQL."""
+    return lambda **settings: make_live_app(database_url=db_url, **settings)
 
 
 def job_count(app) -> int:

@@ -9,7 +9,7 @@ import pytest
 import support_images as si
 from PIL import Image
 from sqlalchemy import update
-from support_live import insert_job, queued_job_ids
+from support_live import insert_job, make_settings, queued_job_ids
 
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Job, JobStatus, utcnow
@@ -20,7 +20,6 @@ from humanseg.core.results import (
     result_keys,
     stored_kinds,
 )
-from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
 from humanseg.worker.pipeline import retry_delay, run_job
 from humanseg.worker.stages import STAGES
@@ -36,9 +35,8 @@ def predictor(tiny_model_dir):
 
 @pytest.fixture
 def env(tmp_path, db_url, redis_url, private_queue):
-    settings = Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-                                  "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue,
-                                  "HUMANSEG_MAX_ATTEMPTS": "2", "HUMANSEG_STALE_QUEUED_SECONDS": "60"})
+    settings = make_settings(tmp_path, db_url, redis_url, private_queue, max_attempts=2,
+                             stale_queued_seconds=60)
     engine = make_engine(db_url)
     yield settings, make_sessionmaker(engine), LocalStorage(tmp_path / "storage")
     engine.dispose()
