@@ -15,12 +15,13 @@ Runs, in one process and one sitting:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,43 +74,56 @@ class ApiRun:
     stages: dict[str, float] = field(default_factory=dict)
     jobs: int = 0
     failed: int = 0
-    status_ms: list[float] = field(default_factory=list)  # the other client's job polls
-    status_rate: float = 0.0  # achieved, per second
-    status_client_cores: float = 0.0  # CPU the polling client itself used, in cores
+    status: dict = field(default_factory=dict)  # the other client's job polls (pollload's JSON)
+    web_cores: float = 0.0  # CPU of the web tier meanwhile, in cores
 
 
 class StatusLoad:
-    """Another client polling one job at `rate` per second from a few threads, until stopped."""
+    """Another client polling one job at `rate` per second (bench/pollload.py, its own process).
 
-    def __init__(self, url: str, rate: float, threads: int = 8):
-        self.url, self.every = url, threads / rate
-        self.latencies: list[float] = []
-        self.stopped = threading.Event()
-        self.threads = [threading.Thread(target=self._poll, daemon=True) for _ in range(threads)]
+    That client costs about 0.05 ms of CPU per poll, so what slows the batch is the server's
+    answering, not the load generator. The web tier's own CPU over the same time is read from
+    /proc for its gunicorn processes.
+    """
+
+    def __init__(self, url: str, rate: float, web_pids: list[int]):
+        self.url, self.rate, self.web_pids = url, rate, web_pids
+        self.result: dict = {}
 
     def __enter__(self) -> StatusLoad:
-        self.t0, self.cpu0 = time.perf_counter(), time.process_time()
-        for t in self.threads:
-            t.start()
+        self.t0, self.web0 = time.perf_counter(), cpu_seconds(self.web_pids)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("pollload.py")), self.url,
+             "--rate", str(self.rate), "--seconds", "0"], stdout=subprocess.PIPE, text=True)
         return self
 
     def __exit__(self, *exc) -> None:
-        self.stopped.set()
-        for t in self.threads:
-            t.join()
-        self.seconds = time.perf_counter() - self.t0
-        # This client shares the machine: its own CPU is taken from the server's.
-        self.client_cores = (time.process_time() - self.cpu0) / self.seconds
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=30)
+        self.result = json.loads(out.strip().splitlines()[-1])
+        self.web_cores = (cpu_seconds(self.web_pids) - self.web0) / (time.perf_counter() - self.t0)
 
-    def _poll(self) -> None:
-        session = requests.Session()
-        due = time.perf_counter()
-        while not self.stopped.is_set():
-            t = time.perf_counter()
-            session.get(self.url, timeout=30).raise_for_status()
-            self.latencies.append((time.perf_counter() - t) * 1000)
-            due += self.every  # paced: a slow answer does not lower the rate asked for
-            time.sleep(max(0.0, due - time.perf_counter()))
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (those still alive)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def web_processes(root: int) -> list[int]:
+    """The gunicorn processes (master and workers) under `humanseg up` (pid root)."""
+    rows = [line.split(None, 2) for line in subprocess.run(
+        ["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True).stdout.splitlines()]
+    tree = {root}
+    for _ in range(4):
+        tree |= {int(pid) for pid, ppid, _ in rows if int(ppid) in tree}
+    return [int(pid) for pid, _, args in rows if int(pid) in tree and "gunicorn" in args]
 
 
 def stage_means(log_path: Path, job_ids: set[str]) -> dict[str, float]:
@@ -127,29 +141,32 @@ def stage_means(log_path: Path, job_ids: set[str]) -> dict[str, float]:
 
 
 def api_run(base: str, files, poll: float, log_path: Path, timeout: float = 900,
-            status: tuple[str, float] | None = None) -> ApiRun:
-    """One upload of every photo; poll the batch every `poll` s until done (status: job URL, rate)."""
+            status_rate: float = 0.0, web_pids: list[int] | None = None) -> ApiRun:
+    """One upload of every photo; poll the batch every `poll` s until done.
+
+    status_rate: meanwhile another client polls the batch's last job (queued until the end,
+    then running, then done) this many times a second.
+    """
     run = ApiRun(poll)
-    if status:
-        with StatusLoad(base + status[0], status[1]) as other:
-            run = api_run(base, files, poll, log_path, timeout)
-        run.status_ms, run.status_rate = other.latencies, len(other.latencies) / other.seconds
-        run.status_client_cores = other.client_cores
-        return run
     t0 = time.time()
     resp = requests.post(base + "/api/v1/jobs", files=[("images", f) for f in files],
                          data={"batch_name": f"e2e-poll-{poll:g}"}, timeout=timeout)
     resp.raise_for_status()
     run.upload_s = time.time() - t0
     batch_url = resp.json()["batch_url"]
-    while time.time() - t0 < timeout:
-        t = time.perf_counter()
-        batch = requests.get(base + batch_url, timeout=30).json()
-        run.poll_ms.append((time.perf_counter() - t) * 1000)
-        run.polls += 1
-        if batch["done"]:
-            break
-        time.sleep(poll)
+    other = StatusLoad(base + resp.json()["jobs"][-1]["url"], status_rate, web_pids or []) \
+        if status_rate else contextlib.nullcontext()
+    with other:
+        while time.time() - t0 < timeout:
+            t = time.perf_counter()
+            batch = requests.get(base + batch_url, timeout=30).json()
+            run.poll_ms.append((time.perf_counter() - t) * 1000)
+            run.polls += 1
+            if batch["done"]:
+                break
+            time.sleep(poll)
+    if status_rate:
+        run.status, run.web_cores = other.result, other.web_cores
     jobs = all_jobs(base + batch_url)
     finished = [when(j["finished_at"]) for j in jobs if j["finished_at"]]
     run.jobs, run.failed = len(jobs), sum(j["status"] != "succeeded" for j in jobs)
@@ -205,11 +222,13 @@ def print_run(run: ApiRun, bare_ms: float) -> None:
           f"jobs={run.jobs} failed={run.failed}, polls={run.polls} poll_p50="
           f"{polls[len(polls) // 2] if polls else 0:.1f}ms poll_p99={p99:.1f}ms)")
     print(f"  worker stages, mean ms per job: {stages}")
-    if run.status_ms:
-        lat = sorted(run.status_ms)
-        print(f"  meanwhile job polls: {run.status_rate:.0f}/s achieved, p50={lat[len(lat) // 2]:.1f}ms "
-              f"p99={lat[min(len(lat) - 1, int(len(lat) * 0.99))]:.1f}ms; the polling client itself used "
-              f"{run.status_client_cores:.2f} cores of this machine")
+    if run.status:
+        st = run.status
+        print(f"  meanwhile job polls: {st['rate']:.0f}/s achieved of {st['rate_asked']:g} asked, "
+              f"p50={st['p50_ms']:.1f}ms p90={st['p90_ms']:.1f}ms p99={st['p99_ms']:.1f}ms "
+              f"max={st['max_ms']:.1f}ms statuses={st['statuses']}; web tier {run.web_cores:.2f} cores "
+              f"({run.web_cores * 1000 / max(st['rate'], 1):.2f} ms CPU per request), the polling "
+              f"client {st['client_cores']:.2f} cores")
     print(f"  ratio bare/api = {bare_ms / run.per_photo_ms:.2f}   load: {load()}")
 
 
@@ -219,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, default=None)
     parser.add_argument("--polls", default="1,0.1", help="client polling intervals, seconds")
     parser.add_argument("--status-rate", type=float, default=0.0, metavar="PER_S",
-                        help="also a run (batch polled every 1 s) while another client polls one job "
-                             "this often, e.g. 500")
+                        help="also a run (batch polled every 1 s) while another client polls one of "
+                             "its jobs this often, e.g. 500 (bench/pollload.py)")
     parser.add_argument("--env", action="append", default=[], metavar="HUMANSEG_X=VALUE",
                         help="a setting for `humanseg up` (repeatable), e.g. HUMANSEG_WORKER_CONCURRENCY=2")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
@@ -239,12 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     proc, base = start_up(tmp, log_path, extra)
     runs = []
     try:
-        warm = all_jobs(base + api_run_batch(base, files[:4]))  # warm up: the worker's first jobs
+        all_jobs(base + api_run_batch(base, files[:4]))  # warm up: the worker's first jobs
         for poll in polls:
             runs.append(api_run(base, files, poll, log_path))
             print(f"  done poll={poll:g}s  load: {load()}", flush=True)
         if args.status_rate:
-            runs.append(api_run(base, files, 1.0, log_path, status=(warm[0]["urls"]["self"], args.status_rate)))
+            runs.append(api_run(base, files, 1.0, log_path, status_rate=args.status_rate,
+                                web_pids=web_processes(proc.pid)))
             print(f"  done poll=1s with job polls at {args.status_rate:g}/s  load: {load()}", flush=True)
     finally:
         stop(proc, timeout=40)

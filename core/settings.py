@@ -108,6 +108,10 @@ class Settings:
     # thread: a process's decode, render, storage and database work is single-threaded, so
     # one process with several model threads leaves cores idle between model calls.
     worker_concurrency: int = setting(0, _processes)
+    # CPU priority of worker processes (nice, 0-19; 0 leaves it): where the web tier shares the
+    # cores, its short answers (job polls, health checks) win the CPU from the long model
+    # calls. It costs the batch nothing on a machine of its own (nice only orders who waits).
+    worker_nice: int = setting(5, int)
     max_files: int = setting(500, int)
     max_file_bytes: int = setting(25 * MiB, int)
     max_pixels: int = setting(40_000_000, int)

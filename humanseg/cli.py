@@ -99,6 +99,16 @@ def _db(settings, args, extra) -> int:
     return 0
 
 
+def lower_priority(nice: int) -> int:
+    """Set this process's nice value to `nice` (0-19) unless it is already that low a priority;
+    returns the value now in force. Raising the value needs no privilege."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    wanted = max(0, min(19, nice))
+    if wanted > current:
+        os.setpriority(os.PRIO_PROCESS, 0, wanted)
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def _worker(settings, args, extra) -> int:
     from humanseg.core.metrics_dir import prepare_multiproc_dir
 
@@ -106,6 +116,7 @@ def _worker(settings, args, extra) -> int:
     from humanseg.worker.celery_app import make_celery
 
     app = make_celery(settings)
+    lower_priority(settings.worker_nice)  # the pool's processes inherit it
     argv = ["worker", "-Q", settings.queue, "--loglevel", settings.log_level,
             "--concurrency", str(settings.effective_concurrency()), "--without-gossip",
             "--without-mingle"]

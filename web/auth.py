@@ -129,11 +129,11 @@ def _sent_key() -> str | None:
 
 
 def _lookup(sent: str | None) -> ApiKey | None:
-    with session_scope(services().sessions) as db:
-        if sent is not None:
-            return find_key(db, sent)
-        key_id = session.get(SESSION_KEY)
-        return active_key(db, key_id) if isinstance(key_id, str) else None
+    key_id = session.get(SESSION_KEY) if sent is None else None
+    if sent is None and not isinstance(key_id, str):
+        return None  # nothing to look up: no database round trip for an anonymous request
+    with services().sessions() as db:  # a read: closed (rolled back), no COMMIT round trip
+        return find_key(db, sent) if sent is not None else active_key(db, key_id)
 
 
 def unauthorized(code: str, message: str) -> ApiError:

@@ -137,3 +137,46 @@ def test_real_worker_warms_its_pool_and_sweeps_only_when_switched_on(settings, t
     # the pool child found its app's Runtime and loaded the model before any task
     assert "event=predictor_loading" in out, out
     assert "Traceback" not in out, out
+
+
+def _nice(pid: int) -> int:
+    """The nice value of a process, from /proc (field 19 of stat)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.parametrize("nice", [7, 0])
+def test_real_worker_and_its_pool_run_at_the_configured_cpu_priority(settings, tmp_path, nice):
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    proc, log = _worker(settings, tmp_path, HUMANSEG_WORKER_NICE=str(nice), HUMANSEG_SWEEPER="0")
+    try:
+        poll(lambda: " ready." in (tmp_path / "worker.log").read_text(errors="replace")
+             or proc.poll() is not None, 120, "worker ready", every=0.2)
+        assert proc.poll() is None, (tmp_path / "worker.log").read_text(errors="replace")
+        pool = _children(proc.pid)
+        assert pool, "the prefork pool has no process"
+        expected = max(own, nice)  # never raised above where it started
+        assert _nice(proc.pid) == expected
+        assert [_nice(pid) for pid in pool] == [expected] * len(pool)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+
+
+def test_lower_priority_only_ever_lowers_and_clamps():
+    code = ("import os; from humanseg.cli import lower_priority as lp; "
+            "print(lp(3), lp(1), lp(40), os.getpriority(os.PRIO_PROCESS, 0))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert out.stdout.split() == [str(max(own, 3)), str(max(own, 3)), "19", "19"]
