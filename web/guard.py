@@ -89,6 +89,13 @@ class _SessionCookies(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(super().get_cookie_secure(app) or request.is_secure)
 
+    def open_session(self, app: Flask, request):
+        # Without a cookie there is nothing to verify: an empty session, and no signing
+        # serializer built for every API call (job polls carry no cookie). Saving still signs.
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
 
 def install(app: Flask, settings: Settings) -> None:
     """Register the request checks, the answer headers and the session cookie flags on `app`."""
