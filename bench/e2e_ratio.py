@@ -10,6 +10,7 @@ Runs, in one process and one sitting:
 
     python bench/e2e_ratio.py                      # 60 synthetic 640x480 photos
     python bench/e2e_ratio.py --images photos/ --n 60 --polls 1,0.1
+    python bench/e2e_ratio.py --images photos/ --n 200 --polls 1,0.1 --status-rate 500
 """
 
 from __future__ import annotations
@@ -141,11 +142,12 @@ def stage_means(log_path: Path, job_ids: set[str]) -> dict[str, float]:
 
 
 def api_run(base: str, files, poll: float, log_path: Path, timeout: float = 900,
-            status_rate: float = 0.0, web_pids: list[int] | None = None) -> ApiRun:
+            status_rate: float = 0.0, web_pids: list[int] | None = None, batch_limit: int = 0) -> ApiRun:
     """One upload of every photo; poll the batch every `poll` s until done.
 
     status_rate: meanwhile another client polls the batch's last job (queued until the end,
     then running, then done) this many times a second.
+    batch_limit: jobs per batch poll (0: counts only, as humanseg.client's wait_batch asks).
     """
     run = ApiRun(poll)
     t0 = time.time()
@@ -159,7 +161,7 @@ def api_run(base: str, files, poll: float, log_path: Path, timeout: float = 900,
     with other:
         while time.time() - t0 < timeout:
             t = time.perf_counter()
-            batch = requests.get(base + batch_url, timeout=30).json()
+            batch = requests.get(base + batch_url, params={"limit": batch_limit}, timeout=30).json()
             run.poll_ms.append((time.perf_counter() - t) * 1000)
             run.polls += 1
             if batch["done"]:
@@ -240,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status-rate", type=float, default=0.0, metavar="PER_S",
                         help="also a run (batch polled every 1 s) while another client polls one of "
                              "its jobs this often, e.g. 500 (bench/pollload.py)")
+    parser.add_argument("--batch-limit", type=int, default=0, metavar="N",
+                        help="jobs per batch poll: 0 = counts only (what humanseg.client does while "
+                             "it waits), 100 = the default page")
     parser.add_argument("--env", action="append", default=[], metavar="HUMANSEG_X=VALUE",
                         help="a setting for `humanseg up` (repeatable), e.g. HUMANSEG_WORKER_CONCURRENCY=2")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
@@ -260,11 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         all_jobs(base + api_run_batch(base, files[:4]))  # warm up: the worker's first jobs
         for poll in polls:
-            runs.append(api_run(base, files, poll, log_path))
+            runs.append(api_run(base, files, poll, log_path, batch_limit=args.batch_limit))
             print(f"  done poll={poll:g}s  load: {load()}", flush=True)
         if args.status_rate:
             runs.append(api_run(base, files, 1.0, log_path, status_rate=args.status_rate,
-                                web_pids=web_processes(proc.pid)))
+                                web_pids=web_processes(proc.pid), batch_limit=args.batch_limit))
             print(f"  done poll=1s with job polls at {args.status_rate:g}/s  load: {load()}", flush=True)
     finally:
         stop(proc, timeout=40)

@@ -158,16 +158,26 @@ class Client:
                 return Batch(body["id"], body["name"], body["counts"], body["job_count"],
                              body["done"], body["progress"], jobs)
 
+    def progress(self, batch_id: str) -> Batch:
+        """GET /api/v1/batches/<id>?limit=0: counts and progress, no jobs (the cheap poll)."""
+        body = self._call("GET", f"/api/v1/batches/{batch_id}", params={"limit": 0}).json()
+        return Batch(body["id"], body["name"], body["counts"], body["job_count"], body["done"],
+                     body["progress"], [])
+
     def wait_batch(self, batch_id: str, *, timeout: float = 3600.0, every: float = 1.0,
                    on_progress: Callable[[Batch], None] | None = None) -> Batch:
-        """Poll the batch until every job is finished; TimeoutError after `timeout` seconds."""
+        """Poll the batch until every job is finished; TimeoutError after `timeout` seconds.
+
+        Each poll asks for counts only (`?limit=0`): on_progress gets the batch with its counts,
+        progress and an empty job list. Once done, the batch is read whole, every job included.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            batch = self.batch(batch_id)
+            batch = self.progress(batch_id)
             if on_progress:
                 on_progress(batch)
             if batch.done:
-                return batch
+                return self.batch(batch_id)
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"batch {batch_id} not finished after {timeout:g} s")
             time.sleep(every)

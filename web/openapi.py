@@ -167,7 +167,8 @@ def _paths() -> Obj:
                       {200: ok("the batch", ref("schemas", "BatchPage"))},
                       [(400, ["bad_parameter"], "a bad limit or cursor"), BATCH_404],
                       params=[BATCH, {"name": "limit", "in": "query", "schema": {
-                          "type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+                          "type": "integer", "minimum": 0, "maximum": 500, "default": 100},
+                          "description": "jobs per page; 0: counts and progress only (cheap polls)"},
                           {"name": "cursor", "in": "query", "schema": {"type": "integer",
                            "minimum": -1}, "description": "next_cursor of the page before"}]),
             "delete": op("deleteBatch", "Delete a batch with all its jobs and objects",

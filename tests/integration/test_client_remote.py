@@ -38,6 +38,8 @@ def test_client_uploads_waits_downloads_and_controls_jobs(stack, client, tmp_pat
                               on_progress=lambda b: seen.append(b.progress))
     assert batch.done and batch.counts["succeeded"] == 2 and seen[-1] == 1.0
     assert {j.status for j in batch.jobs} == {"succeeded"} and batch.job_count == 2
+    counts_only = client.progress(created.batch_id)  # what each poll of the wait asked for
+    assert counts_only.jobs == [] and counts_only.counts == batch.counts and counts_only.done
     job = client.job(created.jobs[1].id)
     assert (job.width, job.height, job.done) == (50, 70, True)
     path = client.download(job.id, "cutout", tmp_path / "b-cut.webp", format="webp", bg="#ffffff")

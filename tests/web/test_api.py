@@ -147,7 +147,11 @@ def test_batch_paging_and_append(client):
     assert [j["filename"] for j in page["jobs"]] == ["0.jpg", "1.jpg"]
     rest = client.get(f"/api/v1/batches/{bid}?limit=2&cursor={page['next_cursor']}").json
     assert [j["filename"] for j in rest["jobs"]] == ["2.jpg", "x.png"] and rest["next_cursor"] is None
-    assert client.get(f"/api/v1/batches/{bid}?limit=0").status_code == 400
+    counts_only = client.get(f"/api/v1/batches/{bid}?limit=0").json
+    assert counts_only["jobs"] == [] and counts_only["next_cursor"] is None
+    assert counts_only["job_count"] == 4 and counts_only["counts"]["queued"] == 4
+    assert client.get(f"/api/v1/batches/{bid}?limit=-1").status_code == 400
+    assert client.get(f"/api/v1/batches/{bid}?limit=501").status_code == 400
     unknown = client.post("/api/v1/jobs", data={**files(("x.png", si.png())), "batch_id": "zz"},
                           content_type="multipart/form-data")
     assert unknown.status_code == 404

@@ -169,7 +169,8 @@ def test_answers_of_the_app_match_the_document(app, doc):
 
     batch = "/api/v1/batches/{batch_id}"
     check(client.get(f"/api/v1/batches/{batch_id}?limit=1"), "get", batch, 200)
-    check(client.get(f"/api/v1/batches/{batch_id}?limit=0"), "get", batch, 400)
+    check(client.get(f"/api/v1/batches/{batch_id}?limit=0"), "get", batch, 200)
+    check(client.get(f"/api/v1/batches/{batch_id}?limit=-1"), "get", batch, 400)
     check(client.get(f"/api/v1/batches/{new_id()}"), "get", batch, 404)
     check(client.get(f"/api/v1/batches/{batch_id}/archive"), "get", batch + "/archive", 200)
     check(client.get(f"/api/v1/batches/{made.json['batch_id']}/archive"), "get", batch + "/archive", 409)
