@@ -8,6 +8,7 @@ only the batches it made; an admin key sees all.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class Principal:
         return cls(row.id, row.name, row.admin, row.requests_per_minute, row.images_per_day)
 
 
+@functools.lru_cache(maxsize=64)  # asked on every request, of the same few addresses
 def is_loopback_bind(host: str) -> bool:
     """True for localhost and loopback addresses; False for wildcards, other addresses and names."""
     host = host.strip().strip("[]").lower()
