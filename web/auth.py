@@ -26,11 +26,11 @@ from flask import (
     url_for,
 )
 from flask.wrappers import Response
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.sql import ColumnElement
 
 from humanseg.core.db import session_scope
-from humanseg.core.keys import active_key, find_key
+from humanseg.core.keys import active_key_row, find_key
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import ApiKey, Batch, Job
 from humanseg.core.settings import Settings
@@ -61,8 +61,8 @@ class Principal:
     images_per_day: int | None
 
     @classmethod
-    def of(cls, row: ApiKey) -> Principal:
-        """The principal of a key row."""
+    def of(cls, row: ApiKey | Row) -> Principal:
+        """The principal of a key: its ORM row or its columns from a Core SELECT."""
         return cls(row.id, row.name, row.admin, row.requests_per_minute, row.images_per_day)
 
 
@@ -130,12 +130,12 @@ def _sent_key() -> str | None:
     return request.headers.get("X-Api-Key", "").strip() or None
 
 
-def _lookup(sent: str | None) -> ApiKey | None:
+def _lookup(sent: str | None) -> Row | None:
     key_id = session.get(SESSION_KEY) if sent is None else None
     if sent is None and not isinstance(key_id, str):
         return None  # nothing to look up: no database round trip for an anonymous request
-    with services().sessions() as db:  # a read: closed (rolled back), no COMMIT round trip
-        return find_key(db, sent) if sent is not None else active_key(db, key_id)
+    with services().engine.connect() as conn:
+        return active_key_row(conn, key=sent, key_id=key_id)
 
 
 def unauthorized(code: str, message: str) -> ApiError:

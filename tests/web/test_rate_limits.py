@@ -49,15 +49,16 @@ def test_requests_per_minute_answer_429_with_headers(app, redis_url):
     assert over.headers["RateLimit-Reset"] == over.headers["Retry-After"]
     assert client.get(url, headers={"X-Api-Key": other}).status_code == 404  # counted per key
     client_redis = redis.Redis.from_url(redis_url)
-    try:  # the count lives in Redis, where every web process sees it
-        assert any(client_redis.scan_iter(f"{PREFIX}rpm:{key_id}:*"))
+    try:  # the count lives in Redis, where every web process sees it, and expires
+        counters = list(client_redis.scan_iter(f"{PREFIX}rpm:{key_id}:*"))
+        assert counters and all(0 < client_redis.ttl(c) <= 120 for c in counters)
     finally:
         client_redis.close()
 
 
-def test_images_per_day_quota(app):
+def test_images_per_day_quota(app, redis_url):
     client = app.test_client()
-    _, key = new_key(app)
+    key_id, key = new_key(app)
     assert upload(client, key, 2).status_code == 202
     over = upload(client, key, 2)
     assert over.status_code == 429 and over.json["error"]["code"] == "quota_exceeded"
@@ -66,6 +67,12 @@ def test_images_per_day_quota(app):
     assert upload(client, key, 1).status_code == 429
     _, own_limit = new_key(app, images_per_day=10)
     assert upload(client, own_limit, 4).status_code == 202  # a key's own quota wins
+    client_redis = redis.Redis.from_url(redis_url)
+    try:  # the day's counter holds what was charged (refunds taken back) and expires
+        (counter,) = client_redis.scan_iter(f"{PREFIX}images:{key_id}:*")
+        assert int(client_redis.get(counter)) == 3 and 0 < client_redis.ttl(counter) <= 2 * 86400
+    finally:
+        client_redis.close()
 
 
 def test_rejected_upload_is_refunded(app):
