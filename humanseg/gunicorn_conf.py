@@ -10,6 +10,7 @@ fork (they inherit it). Command-line flags override these values; `humanseg web`
 image pass only --bind.
 """
 
+import gc
 import os
 
 from humanseg.core.settings import Settings
@@ -72,3 +73,9 @@ def post_worker_init(worker) -> None:
 
     settings = Settings.from_env()
     worker.wsgi = BodyDeadline(worker.wsgi, settings.body_timeout_seconds, settings.body_min_rate)
+    # What loading the app made (Flask, SQLAlchemy, PIL, routes...) lives as long as the process.
+    # Frozen, the collector never scans it again: a full collection of it took about 40 ms, a
+    # stall of every request this process was serving.
+    gc.collect()
+    gc.freeze()
+    worker.log.info("event=gc_frozen pid=%d objects=%d", os.getpid(), gc.get_freeze_count())

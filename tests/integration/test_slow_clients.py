@@ -5,6 +5,7 @@ health checks and job polls keep answering while they trickle, and the server cu
 from __future__ import annotations
 
 import os
+import re
 import select
 import socket
 import subprocess
@@ -87,6 +88,12 @@ def _get(url: str, timeout: float) -> int:
         return requests.get(url, timeout=timeout).status_code
     except requests.RequestException:
         return 0
+
+
+def test_web_worker_freezes_what_loading_the_app_made(web, tmp_path):
+    # A full collection over the loaded app took ~40 ms: a stall of every request in the process.
+    frozen = re.search(r"event=gc_frozen pid=\d+ objects=(\d+)", (tmp_path / "web.log").read_text())
+    assert frozen and int(frozen.group(1)) > 10_000
 
 
 def test_tricklers_neither_stall_health_nor_stay_connected(web):

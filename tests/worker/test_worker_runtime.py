@@ -1,6 +1,7 @@
 """The worker's Runtime: owned by its Celery app, built per process, hooks connected once."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -136,6 +137,9 @@ def test_real_worker_warms_its_pool_and_sweeps_only_when_switched_on(settings, t
     assert ("event=sweeper_stopped" in out) is started
     # the pool child found its app's Runtime and loaded the model before any task
     assert "event=predictor_loading" in out, out
+    # ...and froze what loading made, out of the garbage collector's scans
+    frozen = re.search(r"event=gc_frozen pid=\d+ objects=(\d+)", out)
+    assert frozen and int(frozen.group(1)) > 10_000, out
     assert "Traceback" not in out, out
 
 
