@@ -8,21 +8,12 @@ from datetime import datetime
 
 import requests
 
+from humanseg.up import stop_process as stop  # noqa: F401 - the bench scripts import it from here
+
 
 def load() -> str:
     """This machine's `uptime` line: figures are only comparable at a similar load."""
     return subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
-
-
-def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
-    """SIGTERM, then SIGKILL if the process does not end in time."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def free_port() -> int:

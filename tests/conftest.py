@@ -150,8 +150,7 @@ def moto_endpoint():
         _wait_http(url + "/moto-api/", proc, 30)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc, timeout=10)
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:

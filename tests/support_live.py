@@ -6,11 +6,16 @@ import base64
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TypeVar
 
+from humanseg.up import stop_process  # one copy, in the package; the tests import it from here
+
 T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -147,29 +152,25 @@ def make_settings(data_dir, database_url: str, broker_url: str, queue: str, /, *
         "HUMANSEG_SECRET_KEY": "t"}).with_(**overrides)
 
 
-def start_test_worker(env: dict[str, str], tmp, cwd):
-    """Migrate the env's database, start `humanseg worker` on it; returns (settings, process, engine)."""
+@contextmanager
+def running_test_worker(env: dict[str, str], tmp, cwd=None) -> Iterator[tuple]:
+    """Migrate the env's database and run `humanseg worker` on it (in cwd, the repository root by
+    default) while the block runs; yields (settings, engine). Afterwards: the engine disposed, the
+    worker stopped, its queue dropped."""
     from humanseg.core import migrate
     from humanseg.core.db import make_engine
     from humanseg.core.settings import Settings
 
     settings = Settings.from_env(env)
     migrate.upgrade(settings.database_url)
-    proc = start_worker(env, tmp / "worker.log", cwd)
-    return settings, proc, make_engine(settings.database_url)
-
-
-def stop_process(proc, timeout: float = 20) -> None:
-    """SIGTERM, then SIGKILL if it does not end in time."""
-    import subprocess
-
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    proc = start_worker(env, tmp / "worker.log", cwd or REPO_ROOT)
+    engine = make_engine(settings.database_url)
+    try:
+        yield settings, engine
+    finally:
+        engine.dispose()
+        stop_process(proc)
+        drop_queue(settings.broker_url, settings.queue)
 
 
 def drop_queue(redis_url: str, queue: str) -> None:

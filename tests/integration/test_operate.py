@@ -5,6 +5,7 @@ import time
 import pytest
 import requests
 import support_images as si
+from support_live import free_port, stop_process
 
 
 @pytest.mark.parametrize("stack", ["sqlite-local"], indirect=True)
@@ -30,14 +31,11 @@ def test_ready_with_a_worker_and_web_logs_under_gunicorn(stack):
 
 def test_gunicorn_on_a_reachable_address_requires_keys(tmp_path):
     import os
-    import socket
     import subprocess
     import sys
     from pathlib import Path
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
     # As the web image runs it; HUMANSEG_HOST stays loopback: the address gunicorn binds is what counts.
     env.update(HUMANSEG_DATA_DIR=str(tmp_path), HUMANSEG_SECRET_KEY="test-secret",
@@ -58,8 +56,7 @@ def test_gunicorn_on_a_reachable_address_requires_keys(tmp_path):
                 time.sleep(0.2)
         assert resp.status_code == 401 and resp.json()["error"]["code"] == "api_key_required"
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_process(proc)
         proc.stdout.close()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from support_live import free_port, poll
+from support_live import free_port, poll, stop_process
 
 from humanseg.core import migrate
 from humanseg.core.settings import Settings
@@ -83,5 +83,4 @@ def test_web_on_loopback_serves_and_warns(tmp_path, redis_url, private_queue):
         assert proc.poll() is None, log_path.read_text()
         assert "WARNING: HUMANSEG_SECRET_KEY is the placeholder" in log_path.read_text()
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_process(proc)

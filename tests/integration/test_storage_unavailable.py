@@ -19,13 +19,11 @@ import pytest
 import support_images as si
 from sqlalchemy import func, select
 from support_live import (
-    drop_queue,
     insert_job,
     load_job,
     poll,
     queued_job_ids,
-    start_test_worker,
-    stop_process,
+    running_test_worker,
     worker_env,
 )
 
@@ -137,13 +135,8 @@ def live(tmp_path_factory, redis_url, faulty_s3, make_s3_storage, tiny_model_dir
     env = worker_env(redis_url, tmp, tiny_model_dir, storage="s3", s3_endpoint_url=faulty_s3.url,
                      s3_bucket=bucket, max_attempts=2)
     env.update(S3_ENV)
-    settings, proc, engine = start_test_worker(env, tmp, ROOT)
-    try:
+    with running_test_worker(env, tmp) as (settings, engine):
         yield Live(settings, make_sessionmaker(engine), direct, tmp)
-    finally:
-        engine.dispose()
-        stop_process(proc)
-        drop_queue(redis_url, settings.queue)
 
 
 def test_storage_503_gives_the_job_back_to_the_queue_then_it_succeeds(live, faulty_s3):

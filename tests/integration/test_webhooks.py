@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 import support_images as si
-from support_live import drop_queue, poll, start_test_worker, stop_process, worker_env
+from support_live import poll, running_test_worker, worker_env
 from support_webhooks import SECRET, Receiver, verify
 
 from humanseg.core.db import make_sessionmaker, session_scope
 from humanseg.core.models import Batch, Job, new_id
 from humanseg.core.storage import make_storage
 from humanseg.web import create_app
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +21,14 @@ def live(tmp_path_factory, redis_url, tiny_model_dir):
     env = worker_env(redis_url, tmp, tiny_model_dir, storage="local", lease_seconds=30,
                      secret_key="test-secret", webhooks=1, webhook_allow_hosts="127.0.0.1",
                      webhook_retry_seconds=0.5)
-    settings, proc, engine = start_test_worker(env, tmp, ROOT)
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    receiver = Receiver()
-    try:
-        yield app, make_sessionmaker(engine), make_storage(settings), receiver
-    finally:
-        receiver.close()
-        engine.dispose()
-        stop_process(proc)
-        drop_queue(redis_url, settings.queue)
+    with running_test_worker(env, tmp) as (settings, engine):
+        app = create_app(settings)
+        app.config["TESTING"] = True
+        receiver = Receiver()
+        try:
+            yield app, make_sessionmaker(engine), make_storage(settings), receiver
+        finally:
+            receiver.close()
 
 
 def test_signed_events_are_delivered_and_a_failed_delivery_is_retried(live):

@@ -3,18 +3,15 @@
 import io
 import os
 import zipfile
-from pathlib import Path
 
 import pytest
 import support_images as si
 from support_live import (
-    drop_queue,
     insert_job,
     load_job,
     pending_deliveries,
     poll,
-    start_test_worker,
-    stop_process,
+    running_test_worker,
     worker_env,
 )
 
@@ -25,8 +22,6 @@ from humanseg.core.results import stored_kinds
 from humanseg.core.storage import make_storage, results_prefix
 from humanseg.web import create_app
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, redis_url, tiny_model_dir):
@@ -34,17 +29,14 @@ def live(tmp_path_factory, redis_url, tiny_model_dir):
     tmp = tmp_path_factory.mktemp("cancel-retry")
     env = worker_env(redis_url, tmp, tiny_model_dir, storage="local", lease_seconds=30,
                      secret_key="test-secret")
-    settings, proc, engine = start_test_worker(env, tmp, ROOT)
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    sender = make_sender(settings)
-    try:
-        yield app, settings, make_sessionmaker(engine), make_storage(settings), sender
-    finally:
-        sender.close()
-        engine.dispose()
-        stop_process(proc)
-        drop_queue(redis_url, settings.queue)
+    with running_test_worker(env, tmp) as (settings, engine):
+        app = create_app(settings)
+        app.config["TESTING"] = True
+        sender = make_sender(settings)
+        try:
+            yield app, settings, make_sessionmaker(engine), make_storage(settings), sender
+        finally:
+            sender.close()
 
 
 def _ring(live, job_id: str) -> None:

@@ -1,17 +1,14 @@
 """The segment task's retry path (`raise self.retry(...)`) through a real Celery worker process."""
 
-from pathlib import Path
 
 import pytest
 import support_images as si
 from support_live import (
-    drop_queue,
     insert_job,
     load_job,
     pending_deliveries,
     poll,
-    start_test_worker,
-    stop_process,
+    running_test_worker,
     worker_env,
 )
 
@@ -21,21 +18,14 @@ from humanseg.core.queue import make_sender, send_segment
 from humanseg.core.results import stored_kinds
 from humanseg.core.storage import make_storage
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory, redis_url, tiny_model_dir):
     """A worker on SQLite + local storage with the sweeper off: only the task itself can retry."""
     tmp = tmp_path_factory.mktemp("task-retry")
     env = worker_env(redis_url, tmp, tiny_model_dir, storage="local")
-    settings, proc, engine = start_test_worker(env, tmp, ROOT)
-    try:
+    with running_test_worker(env, tmp) as (settings, engine):
         yield settings, make_sessionmaker(engine), make_storage(settings)
-    finally:
-        engine.dispose()
-        stop_process(proc)
-        drop_queue(redis_url, settings.queue)
 
 
 def test_transient_storage_error_is_retried_by_celery_and_then_succeeds(worker, redis_url):
