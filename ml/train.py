@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from humanseg.ml.config import ModelConfig
@@ -25,12 +26,14 @@ from humanseg.ml.data import (
     split_rows,
     weighted_order,
 )
+from humanseg.ml.imageio import load_image
 from humanseg.ml.model import (
     build_model,
     load_encoder_weights,
     load_model_dir,
     save_model_dir,
 )
+from humanseg.ml.teach import labelled_rows
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,10 @@ class TrainConfig:
     channels_last: bool = True  # ~30% faster training steps on CPU (oneDNN), same numbers
     bystander_p: float = 0.0  # probability of a blurred person pasted behind the subject as background
     extra: tuple[DatasetSpec, ...] = ()  # more datasets (either layout) with their sampling weights
+    distill: tuple[DatasetSpec, ...] = ()  # `humanseg teach` label folders (soft targets) with their weights
+    min_agreement: float = 0.85  # a teacher-labelled photo is trained on only where the teachers agree this much
+    min_area: float = 0.01  # ... and where they find at least this share of the photo to be person
+    scene_p: float = 0.0  # probability of a labelled person pasted over a teacher folder's photo (label: that person)
     holdout_sequences: tuple[str, ...] = field(default=DEFAULT_HELDOUT_SEQUENCES)  # extras' OOD check
 
 
@@ -97,7 +104,33 @@ def bce_lovasz_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return nn.functional.binary_cross_entropy_with_logits(logits, target) + lovasz_hinge(logits, target)
 
 
-LOSSES = {"dice_bce": dice_bce_loss, "bce_lovasz": bce_lovasz_loss}
+def soft_jaccard(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image soft IoU loss, 1 - sum(p*t) / sum(p + t - p*t): defined for soft targets too, one value per image."""
+    prob = torch.sigmoid(logits).flatten(1)
+    target = target.flatten(1)
+    inter = (prob * target).sum(1)
+    return 1 - (inter + 1.0) / ((prob + target - prob * target).sum(1) + 1.0)
+
+
+def is_soft(target: torch.Tensor) -> torch.Tensor:
+    """Per image: does the target hold values strictly between 0 and 1 (a teacher's soft map)?"""
+    return ((target > 0) & (target < 1)).flatten(1).any(1)
+
+
+def mixed_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Ground truth and teacher labels in one batch: BCE on every target (soft ones included), plus the
+    Lovasz hinge on binary masks and the soft IoU on soft maps (the hinge needs hard labels)."""
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, target)
+    soft = is_soft(target)
+    parts = []
+    if (~soft).any():
+        parts.append(lovasz_hinge(logits[~soft], target[~soft]) * (~soft).sum())
+    if soft.any():
+        parts.append(soft_jaccard(logits[soft], target[soft]).sum())
+    return bce + torch.stack(parts).sum() / len(target)
+
+
+LOSSES = {"dice_bce": dice_bce_loss, "bce_lovasz": bce_lovasz_loss, "mixed": mixed_loss}
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -146,6 +179,8 @@ class TrainData:
     weights: list[float]
     val_rows: list
     ood_rows: list
+    teach_rows: list = field(default_factory=list)  # held-out photos the teachers agree on (never trained on)
+    scenes: list = field(default_factory=list)  # teacher folders' photos: backgrounds for pasted subjects
 
 
 def prepare_data(tc: TrainConfig) -> TrainData:
@@ -163,8 +198,26 @@ def prepare_data(tc: TrainConfig) -> TrainData:
         pairs += [load_pair(r, long_side=long_side) for r in extra_train]
         sizes.append(len(extra_train))
         weights.append(spec.weight)
-    log.info("data train=%s weights=%s val=%d ood=%d size=%d", sizes, weights, len(val_rows), len(ood_rows), tc.size)
-    return TrainData(pairs, primary, sizes, weights, val_rows, ood_rows)
+    teach_rows, scenes = [], []
+    for spec in tc.distill:
+        rows = labelled_rows(spec.path, min_agreement=tc.min_agreement, min_area=tc.min_area)
+        pairs += [load_pair(r, long_side=long_side, soft=True) for r in rows]
+        sizes.append(len(rows))
+        weights.append(spec.weight)
+        teach_rows += labelled_rows(spec.path, min_agreement=tc.min_agreement, split="heldout", min_area=tc.min_area)
+        if tc.scene_p:
+            scenes += [load_image(r.image).resize(_fit(r.image, long_side), Image.BILINEAR)
+                       for r in labelled_rows(spec.path, min_agreement=0.0)]
+    log.info("data train=%s weights=%s val=%d ood=%d teach=%d scenes=%d size=%d", sizes, weights, len(val_rows),
+             len(ood_rows), len(teach_rows), len(scenes), tc.size)
+    return TrainData(pairs, primary, sizes, weights, val_rows, ood_rows, teach_rows, scenes)
+
+
+def _fit(path: Path, long_side: int) -> tuple[int, int]:
+    with Image.open(path) as im:
+        w, h = im.size
+    scale = min(1.0, long_side / max(w, h))
+    return max(1, round(w * scale)), max(1, round(h * scale))
 
 
 def build_for_training(tc: TrainConfig) -> tuple[nn.Module, ModelConfig]:
@@ -192,6 +245,8 @@ def validate(model: nn.Module, cfg: ModelConfig, data: TrainData) -> dict:
     record = {"val_miou": evaluate_pairs(model, cfg, data.val_rows)["mean_iou"]}
     if data.ood_rows:
         record["ood_miou"] = evaluate_pairs(model, cfg, data.ood_rows)["mean_iou"]
+    if data.teach_rows:  # reported, not selected on: the teachers are not ground truth
+        record["teach_miou"] = evaluate_pairs(model, cfg, data.teach_rows)["mean_iou"]
     record["score"] = float(np.mean([record["val_miou"], record.get("ood_miou", record["val_miou"])]))
     return record
 
@@ -253,7 +308,8 @@ def train(tc: TrainConfig) -> dict:
     steps_per_epoch = max(1, data.sizes[0] // tc.batch_size)  # an epoch: as many samples as the primary set
     run = Run(tc, model, steps_per_epoch)
     ds = SegDataset(data.train_pairs, Augmenter(tc.size, cfg.mean, train=True, rng=run.rng), cfg.mean, cfg.std,
-                    paste_p=tc.paste_p, bystander_p=tc.bystander_p, people=data.people)
+                    paste_p=tc.paste_p, bystander_p=tc.bystander_p, people=data.people, scenes=data.scenes,
+                    scene_p=tc.scene_p)
     if tc.resume and run.last.is_file():
         run.resume()
     gen = torch.Generator().manual_seed(tc.seed + run.state["epoch"])
@@ -302,7 +358,7 @@ def _with_meta(cfg: ModelConfig, tc: TrainConfig, state: dict) -> ModelConfig:
 def _plain(value):
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, tuple) and value and isinstance(value[0], DatasetSpec):
+    if isinstance(value, tuple) and value and isinstance(value[0], DatasetSpec):  # names only: no local paths
         return [f"{spec.path.name}:{spec.weight}" for spec in value]
     return value
 
