@@ -1,28 +1,50 @@
-# Set-up and test entry points. `make up` and `make test` each create .venv and install what they need.
+# Set-up and test entry points. `make up` and `make test` each create .venv and install what they need:
+# `make up` only what serving needs (web, worker on ONNX Runtime, client: no torch), `make test` and
+# `make train` add torch and the training and test tools.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha256sum | cut -c1-16)
+HASH := $(shell cat pyproject.toml setup.py | sha256sum | cut -c1-16)
+SERVE_STAMP := $(VENV)/.serve-$(HASH)
+STAMP := $(VENV)/.installed-$(HASH)
 # torch and torchvision are pinned together in one pip command (they must match).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+PIP := $(BIN)/python -m pip install --disable-pip-version-check
 
-.PHONY: install up test lint chromium clean compose-test
+.PHONY: install install-serve up train test lint chromium clean compose-test
 
+install-serve: $(SERVE_STAMP)
+
+$(SERVE_STAMP): pyproject.toml setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -q --upgrade pip setuptools wheel
+	$(PIP) -e '.[web,worker,client]'
+	rm -f $(VENV)/.serve-*
+	touch $(SERVE_STAMP)
+
+# Everything: serving plus torch (training, export) and the test tools.
 install: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -e '.[web,worker,ml,client,dev]' $(TORCH_PINS)
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	$(PIP) -q --upgrade pip setuptools wheel
+	$(PIP) -e '.[web,worker,ml,client,dev]' $(TORCH_PINS)
+	rm -f $(VENV)/.installed-* $(VENV)/.serve-*
+	touch $(STAMP) $(SERVE_STAMP)
 
-up: install
-	$(BIN)/humanseg up
+up: install-serve
+	$(BIN)/humanseg up $(UP_FLAGS)
+
+# The training tools (torch, smp); see ml/weights/MODEL_CARD.md for the recipe.
+train: install
+	@echo "installed: $(BIN)/humanseg train --help"
 
 chromium:
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-		apt-get update && apt-get install -y chromium chromium-driver; \
+		echo "make test: installing Debian's chromium and chromium-driver for the browser tests (apt-get)"; \
+		apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	elif [ ! -x /usr/bin/chromium ]; then \
+		echo "make test: no /usr/bin/chromium: the browser tests will be skipped (install chromium and chromium-driver)"; \
 	fi
 
 test: install chromium
