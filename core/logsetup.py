@@ -7,12 +7,16 @@ import sys
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _MARK = "_humanseg_handler"
+# Libraries that describe their own start-up at INFO: a line per plugin on every start is noise.
+QUIET = ("alembic.runtime.plugins",)
 
 
 def configure_logging(level: str) -> None:
     """Send every logger's records at `level` and above to stderr; a second call only sets the level."""
     root = logging.getLogger()
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    for name in QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     if any(getattr(h, _MARK, False) for h in root.handlers):
         return  # a forked child (gunicorn worker) inherits its parent's handler
     handler = logging.StreamHandler(sys.stderr)
