@@ -79,3 +79,21 @@ def post_worker_init(worker) -> None:
     gc.collect()
     gc.freeze()
     worker.log.info("event=gc_frozen pid=%d objects=%d", os.getpid(), gc.get_freeze_count())
+
+
+def worker_exit(server, worker) -> None:
+    """End a web worker here, with its exit code, instead of through interpreter teardown.
+
+    Under gevent, teardown runs logging's weakref callbacks after gevent's thread module is
+    half-dismantled: every worker printed a `TypeError: 'NoneType' object is not callable`
+    traceback on a clean stop. Nothing is left to clean up at this point (the master marks the
+    worker's metrics dead in child_exit), so the exit is immediate."""
+    import logging
+    import sys
+
+    exc = sys.exc_info()[1]  # gunicorn calls this from a `finally`: a failing worker's SystemExit
+    code = exc.code if isinstance(exc, SystemExit) else (1 if exc else 0)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)
