@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 
-def start_up(env):
-    proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "up"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def start_up(env, *args):
+    # Its own process group, like a terminal's foreground job: Ctrl-C reaches the whole group.
+    proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "up", *args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -33,7 +34,7 @@ def start_up(env):
 
 
 def stop_up(proc):
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     try:
         out, _ = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -70,3 +71,38 @@ def test_up_runs_everything_and_keeps_data(tmp_path, tiny_model_dir):
     finally:
         code, out = stop_up(proc)
     assert code == 0, out
+
+
+def _clean_env(tmp_path, tiny_model_dir):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
+    env.update(HUMANSEG_DATA_DIR=str(tmp_path / "var"), HUMANSEG_MODEL_PATH=str(tiny_model_dir),
+               HUMANSEG_THREADS="1")
+    return env
+
+
+def test_up_with_a_taken_port_fails_fast_in_one_line(tmp_path, tiny_model_dir):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "humanseg.cli", "up", "--port", str(port)],
+                              env=_clean_env(tmp_path, tiny_model_dir), cwd=ROOT, capture_output=True, text=True,
+                              timeout=60)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and f"port {port}" in errors[0] and "--port" in errors[0] and "HUMANSEG_PORT" in errors[0]
+    assert "ready" not in done.stdout and not (tmp_path / "var" / "valkey").exists()  # nothing was started
+
+
+def test_up_port_flag_and_a_quiet_ctrl_c(tmp_path, tiny_model_dir):
+    port = free_port()
+    proc, url = start_up(_clean_env(tmp_path, tiny_model_dir), "--port", str(port))
+    assert url == f"http://127.0.0.1:{port}"
+    assert requests.get(url + "/healthz", timeout=10).status_code == 200
+    code, out = stop_up(proc)
+    assert code == 0, out
+    after = out.split("humanseg: stopping...", 1)[1]
+    assert "Traceback" not in after and "Error" not in after, after  # no broker-lost errors, no teardown noise
+    assert after.rstrip().endswith("humanseg: stopped")
