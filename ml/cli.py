@@ -67,7 +67,7 @@ def _teach_arguments(sub) -> None:
 
 
 def _train_arguments(t: argparse.ArgumentParser) -> None:
-    from humanseg.ml.train import TrainConfig
+    from humanseg.ml.recipe import TrainConfig
 
     d = TrainConfig(data=Path("."), out=Path("runs/unet"))  # defaults live in one place: TrainConfig
     t.add_argument("--data", required=True, type=Path,

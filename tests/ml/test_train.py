@@ -140,3 +140,17 @@ def test_cli_segment_rejects_an_unknown_output(tiny_model_dir, tmp_path):
     Image.new("RGB", (8, 8)).save(img)
     with pytest.raises(ValueError, match="unknown output"):
         ml_main(["segment", str(img), "--out", str(tmp_path), "--checkpoint", str(tiny_model_dir), "--outputs", "gif"])
+
+
+def test_segment_runs_on_onnx_runtime_without_importing_torch(tiny_model_dir, tmp_path):
+    import subprocess
+    import sys
+
+    Image.new("RGB", (48, 40), (90, 120, 150)).save(tmp_path / "one.jpg")
+    code = ("import sys\nfrom humanseg.cli import main\n"
+            f"rc = main(['segment', {str(tmp_path / 'one.jpg')!r}, '--out', {str(tmp_path / 'out')!r}, "
+            f"'--checkpoint', {str(tiny_model_dir)!r}, '--backend', 'onnx', '--no-progress'])\n"
+            "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'segment imported torch'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "out" / "one.png").size == (48, 40)
