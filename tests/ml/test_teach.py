@@ -81,9 +81,9 @@ def test_teach_writes_one_soft_label_per_photo_reports_empty_ones_and_resumes(te
     report = teach(photos, out, teachers)
     assert report["photos"] == 14 and report["labelled"] == 13 and report["unreadable"] == 1
     assert report["dropped_photos"] == ["sub/empty.png"]
-    label = Image.open(out / "p03.png")
-    assert label.mode == "L" and label.size == (80, 60)
-    values = np.asarray(label)
+    with Image.open(out / "p03.png") as label:
+        assert label.mode == "L" and label.size == (80, 60)
+        values = np.asarray(label)
     assert values[30, 35] > 200 and values[30, 5] < 30  # inside the red box / the grey background
     manifest = read_manifest(out)
     assert manifest["p03.jpg"].agreement > 0.95 and manifest["p03.jpg"].keep

@@ -153,4 +153,5 @@ def test_segment_runs_on_onnx_runtime_without_importing_torch(tiny_model_dir, tm
             "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'segment imported torch'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert Image.open(tmp_path / "out" / "one.png").size == (48, 40)
+    with Image.open(tmp_path / "out" / "one.png") as mask:
+        assert mask.size == (48, 40)
