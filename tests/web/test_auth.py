@@ -174,3 +174,26 @@ def test_up_says_whether_it_is_open():
 
     assert access_note(Settings(host="127.0.0.1")).startswith("open: no API key needed")
     assert "humanseg keys create" in access_note(Settings(host="0.0.0.0"))
+
+
+def test_cli_keys_without_a_database_says_so_in_one_line_and_creates_nothing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
+    done = subprocess.run([sys.executable, "-m", "humanseg.cli", "keys", "list"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no humanseg database at sqlite:///var/humanseg.db" in lines[0]
+    assert "humanseg db upgrade" in lines[0] and not (tmp_path / "var").exists()
+    # A database without our tables (someone else's, or an empty file) gets the same kind of answer.
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "humanseg.db").write_bytes(b"")
+    done = subprocess.run([sys.executable, "-m", "humanseg.cli", "keys", "create", "x"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "has no humanseg tables" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_help_lists_every_command():
+    done = subprocess.run([sys.executable, "-m", "humanseg.cli", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=True)
+    for command in ("up", "keys", "segment", "remote", "evaluate", "train", "teach"):
+        assert f"\n    {command} " in done.stdout, command
