@@ -22,6 +22,7 @@ from humanseg.web.deletion import delete_batch, delete_job
 from humanseg.web.errors import ApiError
 from humanseg.web.idempotency import idempotent
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404, status_counts
+from humanseg.web.pages import safe_stem
 from humanseg.web.serialize import (
     KINDS,
     ORIGINAL,
@@ -127,7 +128,10 @@ def job_result(job_id: str, kind: str):
         raise ApiError(409, code, f"job {job.id} is {job.status.value}; no {kind} available",
                        extra={"status": job.status.value})
     key = variants.ensure(job, opts, services().storage)
-    return serve_object(key, variants.media_type(job, opts), f"{job.id}-{kind}")
+    # Saved files are named after the upload (alice.jpg -> alice_cutout.png), like the job page's links;
+    # werkzeug adds the RFC 6266 filename* form when the name is not ASCII.
+    stem = safe_stem(job.filename)
+    return serve_object(key, variants.media_type(job, opts), stem if kind == ORIGINAL else f"{stem}_{kind}")
 
 
 def serve_object(key: str, mimetype: str, name: str):

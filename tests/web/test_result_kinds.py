@@ -21,8 +21,19 @@ def test_every_kind_is_in_the_job_answer_and_served_with_its_type(client, app):
         assert urls[kind.name] == f"/api/v1/jobs/{job_id}/{kind.name}"
         with client.get(urls[kind.name]) as resp:
             assert resp.status_code == 200 and resp.mimetype == kind.content_type, kind.name
-            name = f"{job_id}-{kind.name}{kind.suffix}"
+            name = f"a_{kind.name}{kind.suffix}"  # after the upload's name, as the job page saves it
             assert f'filename={name}' in resp.headers["Content-Disposition"], kind.name
+
+
+def test_download_names_follow_the_upload_safely_encoded(client, app):
+    _, (job_id,) = add_batch(app, ['Zoë "best" shot.jpg'])
+    with client.get(f"/api/v1/jobs/{job_id}/cutout") as resp:
+        disposition = resp.headers["Content-Disposition"]
+    # An ASCII fallback and the exact UTF-8 name; the client's quotes never reach the header.
+    assert disposition == ("inline; filename=\"Zoe _best_ shot_cutout.png\"; "
+                           "filename*=UTF-8''Zo%C3%AB%20_best_%20shot_cutout.png"), disposition
+    with client.get(f"/api/v1/jobs/{job_id}/original") as resp:
+        assert resp.headers["Content-Disposition"].endswith("UTF-8''Zo%C3%AB%20_best_%20shot.jpg")
 
 
 def test_result_urls_keep_the_prefix_the_app_is_mounted_under(client, app):
