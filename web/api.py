@@ -14,15 +14,15 @@ from sqlalchemy import select
 from humanseg.core.db import session_scope
 from humanseg.core.errors import ObjectNotFound, StorageError
 from humanseg.core.logfmt import logkv
-from humanseg.core.models import Job, JobStatus
+from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import RESULTS
 from humanseg.core.variants import defaults
-from humanseg.web import Services, services, uploads, variants
+from humanseg.web import Services, auth, services, uploads, variants
 from humanseg.web.deletion import delete_batch, delete_job
 from humanseg.web.errors import ApiError
 from humanseg.web.idempotency import idempotent
-from humanseg.web.lookup import get_batch_or_404, get_job_or_404, status_counts
-from humanseg.web.pages import safe_stem
+from humanseg.web.lookup import counts_by_batch, get_batch_or_404, get_job_or_404, status_counts
+from humanseg.web.pages import after_cursor, encode_cursor, safe_stem
 from humanseg.web.serialize import (
     KINDS,
     ORIGINAL,
@@ -77,9 +77,12 @@ def create_jobs():
     wait = _prefer_wait()
     headers: dict[str, str] = {}
     status = 202
+    batch_id = request.form.get("batch_id")
+    if batch_id is not None and not batch_id.strip():  # a client's unset variable, not "make a new batch"
+        raise ApiError(400, "bad_parameter", "batch_id is empty; leave the field out to make a new batch")
     with wait_slot(svc, wanted=wait is not None) as may_wait:
         batch, jobs = uploads.create_jobs(parts, svc, batch_name=request.form.get("batch_name"),
-                                          batch_id=request.form.get("batch_id") or None,
+                                          batch_id=batch_id,
                                           outputs=outputs, webhook=webhook)
         if may_wait:
             headers["Preference-Applied"] = f"wait={wait:g}"
@@ -149,6 +152,54 @@ def serve_object(key: str, mimetype: str, name: str):
     ext = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}.get(mimetype, "")
     resp = send_file(stream, mimetype=mimetype, download_name=name + ext, max_age=3600)
     return resp
+
+
+@bp.get("/api/v1/batches")
+def list_batches() -> Response:
+    """The batches this request may see, newest first, with counts by status (?limit=&cursor=)."""
+    limit = _int_arg("limit", 50, 1, 500)
+    cursor = request.args.get("cursor", "")
+    query = (select(Batch).where(*auth.batch_scope())
+             .order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1))
+    query, bad = after_cursor(query, Batch.created_at, Batch.id, cursor)
+    if bad:
+        raise ApiError(400, "bad_parameter", "cursor is not a next_cursor this server gave")
+    with session_scope(services().sessions) as session:
+        found = list(session.scalars(query))
+        page = found[:limit]
+        counts = counts_by_batch(session, [b.id for b in page])
+    more = len(found) > limit
+    return jsonify({"batches": [batch_json(b, counts[b.id]) for b in page],
+                    "next_cursor": encode_cursor(page[-1].created_at, page[-1].id) if more else None})
+
+
+@bp.get("/api/v1/jobs")
+def list_jobs() -> Response:
+    """The jobs this request may see, newest first (?status=&batch_id=&limit=&cursor=)."""
+    limit = _int_arg("limit", 100, 1, 500)
+    cursor = request.args.get("cursor", "")
+    conditions = list(auth.job_scope())
+    status = request.args.get("status")
+    if status is not None:
+        try:
+            conditions.append(Job.status == JobStatus(status))
+        except ValueError as exc:
+            choices = ", ".join(s.value for s in JobStatus)
+            raise ApiError(400, "bad_parameter", f"status must be one of {choices}") from exc
+    batch_id = request.args.get("batch_id")
+    if batch_id is not None:
+        get_batch_or_404(batch_id)  # 404 for a batch it may not see, like GET /batches/<id>
+        conditions.append(Job.batch_id == batch_id)
+    query = select(Job).where(*conditions).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    query, bad = after_cursor(query, Job.created_at, Job.id, cursor)
+    if bad:
+        raise ApiError(400, "bad_parameter", "cursor is not a next_cursor this server gave")
+    svc = services()
+    with session_scope(svc.sessions) as session:
+        found = list(session.scalars(query))
+    page = found[:limit]
+    return jsonify({"jobs": [job_json(j, svc.storage) for j in page],
+                    "next_cursor": encode_cursor(page[-1].created_at, page[-1].id) if len(found) > limit else None})
 
 
 @bp.get("/api/v1/batches/<batch_id>")

@@ -16,7 +16,7 @@ from flask import (
     send_from_directory,
     url_for,
 )
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import select
 
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job, JobStatus
@@ -28,14 +28,14 @@ from humanseg.web.csrf import csrf_token, valid_form_token
 from humanseg.web.deletion import delete_batch, delete_job
 from humanseg.web.errors import ApiError, error_page
 from humanseg.web.lookup import (
-    StatusCounts,
+    counts_by_batch,
     get_batch_or_404,
     get_job_or_404,
     status_counts,
 )
 from humanseg.web.pages import (
+    after_cursor,
     attachment,
-    decode_cursor,
     encode_cursor,
     parse_colour,
     safe_stem,
@@ -148,25 +148,15 @@ def batch(batch_id: str):
         api_batch_url=url_for("api.get_batch", batch_id=batch_id, limit=500))
 
 
-def _after_cursor(query, time_col, id_col):
-    """Keyset paging, newest first: rows after ?cursor= (time, id); (query, cursor, cursor_was_bad)."""
-    cursor = request.args.get("cursor", "")
-    if not cursor:
-        return query, cursor, False
-    try:
-        when, last_id = decode_cursor(cursor)
-    except ValueError:
-        return query, "", True
-    return query.where(or_(time_col < when, and_(time_col == when, id_col < last_id))), cursor, False
-
-
 @bp.get("/gallery")
 def gallery():
     """Finished results, newest first, keyset-paged on (finished_at, id)."""
     query = (select(Job).where(Job.status == JobStatus.succeeded, Job.finished_at.is_not(None),
                                *auth.job_scope())
              .order_by(Job.finished_at.desc(), Job.id.desc()).limit(PAGE_SIZE + 1))
-    query, cursor, bad_cursor = _after_cursor(query, Job.finished_at, Job.id)
+    cursor = request.args.get("cursor", "")
+    query, bad_cursor = after_cursor(query, Job.finished_at, Job.id, cursor)
+    cursor = "" if bad_cursor else cursor
     with session_scope(services().sessions) as session:
         jobs = session.scalars(query).all()
     next_cursor = None
@@ -182,28 +172,18 @@ def batches():
     """Every batch, newest first, with its counts by status; keyset-paged on (created_at, id)."""
     query = (select(Batch).where(*auth.batch_scope())
              .order_by(Batch.created_at.desc(), Batch.id.desc()).limit(BATCHES_PAGE + 1))
-    query, cursor, bad_cursor = _after_cursor(query, Batch.created_at, Batch.id)
+    cursor = request.args.get("cursor", "")
+    query, bad_cursor = after_cursor(query, Batch.created_at, Batch.id, cursor)
+    cursor = "" if bad_cursor else cursor
     with session_scope(services().sessions) as session:
         found = session.scalars(query).all()
-        counts = _counts(session, [b.id for b in found[:BATCHES_PAGE]])
+        counts = counts_by_batch(session, [b.id for b in found[:BATCHES_PAGE]])
     next_cursor = None
     if len(found) > BATCHES_PAGE:
         found = found[:BATCHES_PAGE]
         next_cursor = encode_cursor(found[-1].created_at, found[-1].id)
     return render_template("gallery/batches.html", nav="batches", rows=[(b, counts[b.id]) for b in found],
                            cursor=cursor, next_cursor=next_cursor, bad_cursor=bad_cursor)
-
-
-def _counts(session, batch_ids: list[str]) -> dict[str, StatusCounts]:
-    """Counts by status of several batches, from one grouped query."""
-    found: dict[str, dict[str, int]] = {i: {s.value: 0 for s in JobStatus} for i in batch_ids}
-    if batch_ids:
-        rows = session.execute(select(Job.batch_id, Job.status, func.count())
-                               .where(Job.batch_id.in_(batch_ids))
-                               .group_by(Job.batch_id, Job.status)).all()
-        for batch_id, status, n in rows:
-            found[batch_id][status.value] = n
-    return {i: StatusCounts(by_status) for i, by_status in found.items()}
 
 
 @bp.get("/jobs/<job_id>")

@@ -96,7 +96,16 @@ class StatusCounts:
 
 def status_counts(session: Session, batch_id: str) -> StatusCounts:
     """Counts by status of one batch's jobs, from one grouped query."""
-    rows = session.execute(select(Job.status, func.count()).where(Job.batch_id == batch_id)
-                           .group_by(Job.status)).all()
-    found = {status.value: n for status, n in rows}
-    return StatusCounts({s.value: found.get(s.value, 0) for s in JobStatus})
+    return counts_by_batch(session, [batch_id])[batch_id]
+
+
+def counts_by_batch(session: Session, batch_ids: list[str]) -> dict[str, StatusCounts]:
+    """Counts by status of each of these batches (zeros included), from one grouped query."""
+    found: dict[str, dict[str, int]] = {i: {s.value: 0 for s in JobStatus} for i in batch_ids}
+    if batch_ids:
+        query = select(Job.batch_id, Job.status, func.count()).group_by(Job.batch_id, Job.status)
+        query = query.where(Job.batch_id == batch_ids[0]) if len(batch_ids) == 1 else \
+            query.where(Job.batch_id.in_(batch_ids))
+        for batch_id, status, n in session.execute(query).all():
+            found[batch_id][status.value] = n
+    return {i: StatusCounts(by_status) for i, by_status in found.items()}

@@ -23,6 +23,7 @@ from humanseg.web.openapi_parts import (
     OPTION_PARAMS,
     PARAMETERS,
     SCHEMAS,
+    STATUSES,
     STR,
     UNSAFE,
     Obj,
@@ -128,8 +129,19 @@ def _paths() -> Obj:
     def deleted(props: Obj) -> Obj:
         return ok("what was deleted", obj({"deleted": obj(props)}))
 
+    page_params = [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                   {"name": "cursor", "in": "query", "schema": STR, "description": "next_cursor of the page before"}]
+    listing = [(400, ["bad_parameter"], "a bad limit, cursor or status")]
     return {
-        "/api/v1/jobs": {"post": op(
+        "/api/v1/batches": {"get": op(
+            "listBatches", "Batches, newest first, with counts by status",
+            {200: ok("a page of batches", ref("schemas", "BatchList"))}, listing, params=page_params)},
+        "/api/v1/jobs": {"get": op(
+            "listJobs", "Jobs, newest first, optionally of one status or batch",
+            {200: ok("a page of jobs", ref("schemas", "JobList"))}, [*listing, BATCH_404],
+            params=[*page_params,
+                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": STATUSES}},
+                    {"name": "batch_id", "in": "query", "schema": STR}]), "post": op(
             "createJobs", "Upload images; one job per image", {200: created, 202: created},
             _image_errors((400, ["bad_parameter", "bad_idempotency_key", "webhook_url_refused"],
                            "a bad field or key, or a callback to a non-public address"),

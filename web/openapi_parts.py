@@ -116,6 +116,9 @@ SCHEMAS: Obj = {
     "BatchPage": {"allOf": [ref("schemas", "Batch"), obj({
         "jobs": {"type": "array", "items": ref("schemas", "Job")},
         "next_cursor": nullable(STR)})]},
+    "BatchList": obj({"batches": {"type": "array", "items": ref("schemas", "Batch")},
+                      "next_cursor": nullable(STR)}),
+    "JobList": obj({"jobs": {"type": "array", "items": ref("schemas", "Job")}, "next_cursor": nullable(STR)}),
     "BatchChange": obj({"batch": ref("schemas", "Batch"),
                         "job_ids": {"type": "array", "items": PUBLIC_ID}}),
     "Background": obj({"id": PUBLIC_ID, "bg": STR, "url": STR, "content_type": STR,

@@ -32,6 +32,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return when, job_id
 
 
+def after_cursor(query, time_col, id_col, cursor: str):
+    """Keyset paging, newest first: (query limited to rows after the cursor's (time, id), cursor_was_bad)."""
+    from sqlalchemy import and_, or_
+
+    if not cursor:
+        return query, False
+    try:
+        when, last_id = decode_cursor(cursor)
+    except ValueError:
+        return query, True
+    return query.where(or_(time_col < when, and_(time_col == when, id_col < last_id))), False
+
+
 def parse_colour(value: str | None, default: str = "#ffffff") -> str:
     """A #rrggbb colour, lower-case; the default when missing or malformed."""
     value = (value or "").strip()

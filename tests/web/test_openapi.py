@@ -167,6 +167,11 @@ def test_answers_of_the_app_match_the_document(app, doc):
     check(client.get(f"/jobs/{done}/composite.png?bg=%2300ff00"), "get", "/jobs/{job_id}/composite.png", 200)
     check(client.get(f"/jobs/{queued}/composite.png"), "get", "/jobs/{job_id}/composite.png", 404)
 
+    check(client.get("/api/v1/batches?limit=1"), "get", "/api/v1/batches", 200)
+    check(client.get("/api/v1/batches?cursor=x"), "get", "/api/v1/batches", 400)
+    check(client.get("/api/v1/jobs?status=succeeded&limit=1"), "get", jobs, 200)
+    check(client.get("/api/v1/jobs?status=nope"), "get", jobs, 400)
+    check(client.get(f"/api/v1/jobs?batch_id={new_id()}"), "get", jobs, 404)
     batch = "/api/v1/batches/{batch_id}"
     check(client.get(f"/api/v1/batches/{batch_id}?limit=1"), "get", batch, 200)
     check(client.get(f"/api/v1/batches/{batch_id}?limit=0"), "get", batch, 200)
