@@ -199,16 +199,24 @@ def parse(kind: str, pairs: Iterable[tuple[str, str]]) -> Options:
     return opts
 
 
+# Named colours a request may use for bg= (the CSS names of the common backdrops).
+NAMED_COLOURS = {"white": "ffffff", "black": "000000", "grey": "808080", "gray": "808080",
+                 "lightgrey": "d3d3d3", "lightgray": "d3d3d3", "red": "ff0000", "green": "008000",
+                 "blue": "0000ff", "yellow": "ffff00"}
+
+
 def parse_bg(value: str) -> Background:
-    """transparent | #RRGGBB (or RRGGBB) | image:<id>."""
+    """transparent | #RRGGBB (or RRGGBB) | a named colour (white, black, grey...) | image:<id>."""
     if value.lower() in ("transparent", "none"):
         return TRANSPARENT
+    if value.lower() in NAMED_COLOURS:
+        return Background("colour", NAMED_COLOURS[value.lower()])
     if match := _HEX.fullmatch(value):
         return Background("colour", match.group(1).lower())
     if match := _IMAGE.fullmatch(value):
         return Background("image", match.group(1))
-    raise OptionError("bg", "must be transparent, a colour #RRGGBB, or image:<id> "
-                            "(an id from POST /api/v1/backgrounds)")
+    raise OptionError("bg", f"must be transparent, a colour #RRGGBB or {', '.join(sorted(NAMED_COLOURS))}, "
+                            "or image:<id> (an id from POST /api/v1/backgrounds)")
 
 
 def _format(value: str, formats: tuple[str, ...]) -> str:

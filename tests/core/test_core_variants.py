@@ -57,7 +57,7 @@ def test_every_canonical_name_is_a_valid_storage_key():
     ("cutout", {"format": "jpeg"}, "format", "no transparency"),
     ("cutout", {"format": "gif"}, "format", "png, webp, jpeg"),
     ("mask", {"format": "jpeg"}, "format", "png, webp"),
-    ("cutout", {"bg": "red"}, "bg", "#RRGGBB"),
+    ("cutout", {"bg": "reddish"}, "bg", "#RRGGBB"),
     ("cutout", {"bg": "#12345"}, "bg", "#RRGGBB"),
     ("cutout", {"bg": "image:nope"}, "bg", "POST /api/v1/backgrounds"),
     ("overlay", {"bg": "#ffffff"}, "bg", "not an option of overlay"),
@@ -112,3 +112,10 @@ def test_outputs_at_upload():
         parse_outputs(["cutout,sparkles"])
     assert caught.value.parameter == "outputs" and "sparkles" in caught.value.reason
     assert outputs_of("cutout,overlay") == ("cutout", "overlay") and outputs_of(None) == ()
+
+
+def test_named_colours_are_the_same_variant_as_their_hex():
+    white = parse("cutout", [("bg", "White"), ("format", "jpeg")])
+    assert white == parse("cutout", [("bg", "#ffffff"), ("format", "jpeg")]) and white.bg.value == "ffffff"
+    with pytest.raises(OptionError, match="white"):  # the refusal lists the names it knows
+        parse("cutout", [("bg", "whitish")])
