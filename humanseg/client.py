@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +157,19 @@ class Client:
             if cursor is None:
                 return Batch(body["id"], body["name"], body["counts"], body["job_count"],
                              body["done"], body["progress"], jobs)
+
+    def jobs(self, *, batch_id: str | None = None, status: str | None = None,
+             page_size: int = 500) -> Iterator[Job]:
+        """GET /api/v1/jobs (newest first), optionally of one batch and status, every page."""
+        cursor: str | None = None
+        while True:
+            params = {"limit": page_size, **{k: v for k, v in (("batch_id", batch_id), ("status", status),
+                                                               ("cursor", cursor)) if v}}
+            body = self._call("GET", "/api/v1/jobs", params=params).json()
+            yield from (Job.from_json(j) for j in body["jobs"])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                return
 
     def progress(self, batch_id: str) -> Batch:
         """GET /api/v1/batches/<id>?limit=0: counts and progress, no jobs (the cheap poll)."""

@@ -1,8 +1,9 @@
 """`humanseg remote segment DIR --server URL --out DIR`: a whole folder through a humanseg server.
 
-Uploads the folder's images in chunks into one batch, shows progress while the jobs finish,
-downloads the chosen results as each job succeeds (OUT/<result>/<name>.<ext>), and ends with a
-summary; the exit status is 1 when some images failed. OUT/.humanseg-remote.json records the
+Uploads the folder's images (subfolders included) in chunks into one batch, shows progress while
+the jobs finish, downloads the chosen results as each job succeeds, named like `humanseg segment`
+names them (OUT/<subfolder>/<stem>.png for the mask, <stem>.cutout.png, <stem>.alpha.png, ...),
+and ends with a summary; the exit status is 1 when some images failed. OUT/.humanseg-remote.json records the
 run, so the same command resumes an interrupted one: uploaded files are not sent again (each
 chunk carries an Idempotency-Key, so a chunk whose answer was lost is answered again, not
 duplicated) and downloaded results are not fetched again.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -22,7 +24,11 @@ from humanseg.client import ApiError, Batch, Client
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 KINDS = ("mask", "alpha", "cutout", "overlay", "thumb")
-EXTENSIONS = {"mask": ".png", "alpha": ".png", "cutout": ".png", "overlay": ".jpg", "thumb": ".jpg"}
+# File names as `humanseg segment` writes them: the mask keeps <stem>.png, the rest say their kind.
+SUFFIXES = {"mask": ".png", "alpha": ".alpha.png", "cutout": ".cutout.png", "overlay": ".overlay.jpg",
+            "thumb": ".thumb.jpg"}
+FORMAT_EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "jpg": ".jpg", "webp": ".webp"}
+CUTOUT_OPTIONS = ("bg", "format", "quality", "size", "crop", "margin")  # as on a result URL
 MADE_BY_WORKER = {"cutout", "overlay"}  # asked for at upload, so the workers make them
 STATE = ".humanseg-remote.json"
 
@@ -36,7 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("--out", required=True, type=Path, help="folder for the results")
     seg.add_argument("--outputs", default="cutout",
                      help=f"comma-separated results to download ({', '.join(KINDS)}); default cutout")
-    seg.add_argument("--api-key", default=None, help="API key (when the server requires one)")
+    seg.add_argument("--api-key", default=os.environ.get("HUMANSEG_API_KEY"),
+                     help="API key when the server requires one (default: $HUMANSEG_API_KEY)")
+    helps = {"bg": "cut-out background: transparent, white, #RRGGBB, image:<id>", "format": "png, jpeg or webp",
+             "quality": "1-100 (jpeg, webp)", "size": "longest side in px, or WxH", "crop": "true: crop to the person",
+             "margin": "with --crop: px or %% around the person"}
+    for name in CUTOUT_OPTIONS:  # the cut-out's options, as on a result URL: --bg white --format jpeg --size 1000
+        seg.add_argument(f"--{name}", default=None, help=helps[name])
     seg.add_argument("--chunk", type=int, default=50, help="images per upload request (default 50)")
     seg.add_argument("--batch-name", default=None, help="batch name (default: the folder's name)")
     seg.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
@@ -62,17 +74,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ApiError as exc:
         print(f"humanseg remote: the server refused: {exc}", file=sys.stderr)
         return 2
-    except (OSError, TimeoutError) as exc:  # requests' connection errors are OSErrors too
-        print(f"humanseg remote: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"\nhumanseg remote: interrupted; the same command resumes (record in {args.out / STATE})",
+              file=sys.stderr)
+        return 130
+    except TimeoutError as exc:
+        print(f"humanseg remote: {exc}; the same command resumes", file=sys.stderr)
+        return 2
+    except OSError as exc:  # requests' connection errors are OSErrors too
+        print(f"humanseg remote: cannot reach {args.server}: {_reason(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError) as exc:  # an answer that is not humanseg's JSON
+        print(f"humanseg remote: {args.server} did not answer like a humanseg server ({type(exc).__name__})",
+              file=sys.stderr)
         return 2
     finally:
         client.close()
 
 
+def _reason(exc: OSError) -> str:
+    """The innermost reason of a connection error (requests nests urllib3's several levels deep)."""
+    while exc.args and isinstance(exc.args[0], Exception) and exc.args[0] is not exc:
+        exc = exc.args[0]
+    reason = getattr(exc, "reason", None)
+    return str(reason or exc).split(": ", 1)[-1]
+
+
 def output_names(files: list[str]) -> dict[str, str]:
-    """Each source file's output stem: its stem, or name_ext where two files share a stem."""
-    stems = [Path(f).stem for f in files]
-    return {f: (s if stems.count(s) == 1 else f.replace(".", "_")) for f, s in zip(files, stems, strict=False)}
+    """Each source file's output stem (relative path without its suffix), or name_ext where two files of
+    one folder share a stem (a.jpg and a.png)."""
+    stems = [str(Path(f).with_suffix("")) for f in files]
+    return {f: (s if stems.count(s) == 1 else s + "_" + Path(f).suffix.lstrip(".").lower())
+            for f, s in zip(files, stems, strict=False)}
 
 
 class Run:
@@ -81,9 +114,11 @@ class Run:
     def __init__(self, client: Client, args: argparse.Namespace, kinds: list[str], out: TextIO):
         self.client, self.args, self.kinds, self.out = client, args, kinds, out
         self.dest: Path = args.out
-        self.files = sorted(p.name for p in args.source.iterdir()
+        self.files = sorted(p.relative_to(args.source).as_posix() for p in args.source.rglob("*")
                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         self.names = output_names(self.files)
+        self.options = {k: v for k in CUTOUT_OPTIONS if (v := getattr(args, k, None)) is not None}
+        self._seen_succeeded = 0
         self.state = self._load()
         self._shown = ""
 
@@ -168,7 +203,10 @@ class Run:
         return {}
 
     def _progress(self, batch: Batch) -> None:
-        self._download(batch)
+        succeeded = batch.counts.get("succeeded", 0)
+        if succeeded > self._seen_succeeded:  # new results: fetch them now, not when the batch ends
+            self._seen_succeeded = succeeded
+            self._download_jobs(self.client.jobs(batch_id=batch.id, status="succeeded"))
         c = batch.counts
         finished = c.get("succeeded", 0) + c.get("failed", 0) + c.get("cancelled", 0)
         width = 30
@@ -181,8 +219,18 @@ class Run:
             print(line, end=end, file=self.out, flush=True)
 
     def _download(self, batch: Batch) -> None:
+        self._download_jobs(batch.jobs)
+
+    def target(self, name: str, kind: str) -> Path:
+        """Where one result of one source file goes."""
+        suffix = SUFFIXES[kind]
+        if kind == "cutout" and "format" in self.options:
+            suffix = ".cutout" + FORMAT_EXTENSIONS.get(self.options["format"].lower(), ".png")
+        return self.dest / (self.names[name] + suffix)
+
+    def _download_jobs(self, jobs) -> None:
         by_id = {job_id: f for f, job_id in self.state["jobs"].items()}
-        for job in batch.jobs:
+        for job in jobs:
             name = by_id.get(job.id)
             if name is None or job.status != "succeeded":
                 continue
@@ -190,9 +238,9 @@ class Run:
             for kind in self.kinds:
                 if kind in done:
                     continue
-                folder = self.dest / kind
-                folder.mkdir(parents=True, exist_ok=True)
-                self.client.download(job.id, kind, folder / (self.names[name] + EXTENSIONS[kind]))
+                path = self.target(name, kind)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.client.download(job.id, kind, path, **(self.options if kind == "cutout" else {}))
                 done.append(kind)
                 self._save()
 

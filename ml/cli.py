@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="a `humanseg teach` labels folder: score against the teachers on its held-out photos "
                         "where they agree (--min-agreement)")
     e.add_argument("--min-agreement", type=float, default=0.85)
+    e.add_argument("--min-area", type=float, default=0.01, help="... and whose person covers this share at least")
     e.add_argument("--score-teachers", type=Path, default=None, metavar="DIR",
                    help="score the teacher models in DIR (--teacher-names) instead of a checkpoint")
     e.add_argument("--teacher-names", default="modnet,u2netp", help="which teachers, comma-separated (ensemble)")
@@ -160,7 +161,7 @@ def _evaluate(args) -> int:
         held = select_heldout(args.ood, [s for s in args.holdout_sequences.split(",") if s])
         results["ood"] = evaluate_predictor(predictor, held, **opts)
     for labels in args.teacher_check:
-        rows = labelled_rows(labels, min_agreement=args.min_agreement, split="heldout")
+        rows = labelled_rows(labels, min_agreement=args.min_agreement, split="heldout", min_area=args.min_area)
         results[f"t:{labels.name}"[:14]] = evaluate_predictor(predictor, rows, **opts)
     print(format_table(results))
     write_json(results, args.json)
@@ -169,9 +170,18 @@ def _evaluate(args) -> int:
 
 
 def _segment(args) -> int:
-    from humanseg.ml.files import segment_files
+    from humanseg.ml.files import NameClash, check_unique, expand, segment_files
     from humanseg.ml.predictor import load_predictor
 
+    missing = [str(p) for p in args.images if not p.exists()]
+    if missing:
+        print(f"humanseg segment: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        check_unique(list(expand(args.images)))  # before the model loads: a clash is found in a moment
+    except NameClash as exc:
+        print(f"humanseg segment: {exc}", file=sys.stderr)
+        return 2
     predictor = load_predictor(args.checkpoint, backend=args.backend)
     outputs = [o for o in args.outputs.split(",") if o]
     failed = segment_files(predictor, args.images, args.out, outputs, progress=not args.no_progress)

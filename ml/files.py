@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from humanseg.ml.imageio import load_image
 from humanseg.ml.predictor import Predictor
@@ -17,13 +17,38 @@ OUTPUTS = {"mask": ".png", "alpha": ".alpha.png", "cutout": ".cutout.png"}
 
 
 def expand(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
-    """(file, name relative to the output folder): files as given, folders walked for images (sorted)."""
+    """(file, name relative to the output folder): files as given, folders walked for images (sorted).
+
+    With several folders, each one's results go under its own name (OUT/<folder>/...), so two folders
+    holding the same file names do not overwrite each other."""
+    paths = list(paths)
+    several = sum(1 for p in paths if p.is_dir()) > 1
     for path in paths:
         if path.is_dir():
             for found in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
-                yield found, found.relative_to(path)
+                rel = found.relative_to(path)
+                yield found, Path(path.resolve().name) / rel if several else rel
         else:
             yield path, Path(path.name)
+
+
+class NameClash(ValueError):
+    """Two inputs would write the same output file."""
+
+
+def check_unique(items: list[tuple[Path, Path]]) -> None:
+    """Refuse, before anything is written, inputs whose outputs would overwrite each other."""
+    seen: dict[Path, Path] = {}
+    clashes = []
+    for path, rel in items:
+        key = rel.with_suffix("")
+        if key in seen:
+            clashes.append(f"{seen[key]} and {path}")
+        seen.setdefault(key, path)
+    if clashes:
+        raise NameClash(f"these inputs would write the same results: {'; '.join(clashes[:5])}"
+                        + (f" (and {len(clashes) - 5} more)" if len(clashes) > 5 else "")
+                        + "; rename them or run them one at a time")
 
 
 def cutout(image: Image.Image, alpha: Image.Image) -> Image.Image:
@@ -41,11 +66,17 @@ def segment_files(predictor: Predictor, paths: Iterable[Path], out: Path, output
     if unknown:
         raise ValueError(f"unknown output(s) {', '.join(unknown)}; choose from {', '.join(OUTPUTS)}")
     items = list(expand(paths))
+    check_unique(items)
     failed = 0
     for path, rel in _maybe_progress(items, progress):
         try:
             image = load_image(path)
             seg = predictor.segment(image)
+        except UnidentifiedImageError:  # PIL's "cannot identify image file '...'" says less than this
+            print(f"{path}: error: not a JPEG, PNG, WebP, BMP, TIFF or GIF image, or a damaged one",
+                  file=sys.stderr)
+            failed += 1
+            continue
         except (OSError, ValueError) as exc:  # one unreadable file must not stop the rest
             print(f"{path}: error: {exc}", file=sys.stderr)
             failed += 1

@@ -58,9 +58,9 @@ def test_client_uploads_waits_downloads_and_controls_jobs(stack, client, tmp_pat
     assert client.deliveries(created.batch_id) == []
 
 
-def _remote(*args: str) -> subprocess.CompletedProcess:
+def _remote(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "humanseg.cli", "remote", "segment", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False, env=env)
 
 
 def test_remote_segment_does_a_folder_reports_failures_and_resumes(stack, client, tmp_path):
@@ -77,18 +77,19 @@ def test_remote_segment_does_a_folder_reports_failures_and_resumes(stack, client
     assert run.returncode == 1, run.stderr
     assert "6 succeeded, 1 failed" in run.stderr and "broken.jpg: rejected" in run.stderr
     assert "] 6/6 finished, 0 failed, 0 cancelled" in run.stderr  # the progress bar
-    names = sorted(p.name for p in (out / "cutout").iterdir())
-    assert names == ["p0_jpg.png", "p0_png.png", "p1.png", "p2.png", "p3.png", "p4.png"]
-    with Image.open(out / "cutout" / "p3.png") as img:
+    # Named as `humanseg segment` names them: <stem>.png for the mask, <stem>.cutout.png.
+    names = sorted(p.name for p in out.glob("*.cutout.png"))
+    assert names == [f"{s}.cutout.png" for s in ("p0_jpg", "p0_png", "p1", "p2", "p3", "p4")]
+    with Image.open(out / "p3.cutout.png") as img:
         assert img.mode == "RGBA" and img.size == (67, 48)
-    with Image.open(out / "mask" / "p0_png.png") as img:
+    with Image.open(out / "p0_png.png") as img:
         assert img.mode == "L" and img.size == (40, 30)
 
     state = json.loads((out / ".humanseg-remote.json").read_text())
     batch_id = state["batch_id"]
     assert len(state["jobs"]) == 6 and set(state["rejected"]) == {"broken.jpg"}
     # An interrupted run: one result never made it to disk.
-    (out / "cutout" / "p2.png").unlink()
+    (out / "p2.cutout.png").unlink()
     state["downloaded"]["p2.jpg"].remove("cutout")
     (out / ".humanseg-remote.json").write_text(json.dumps(state))
     (src / "broken.jpg").unlink()
@@ -97,16 +98,85 @@ def test_remote_segment_does_a_folder_reports_failures_and_resumes(stack, client
                     "--outputs", "cutout,mask", "--chunk", "2", "--every", "0.2")
     assert again.returncode == 0, again.stderr
     assert "uploaded" not in again.stderr  # nothing sent twice
-    assert (out / "cutout" / "p2.png").exists()
+    assert (out / "p2.cutout.png").exists()
     assert client.batch(batch_id).job_count == 6
 
     fresh = _remote(str(src), "--server", stack.base_url, "--out", str(tmp_path / "out2"))
     assert fresh.returncode == 0, fresh.stderr
     assert "6 succeeded, 0 failed" in fresh.stderr
-    assert len(list((tmp_path / "out2" / "cutout").iterdir())) == 6
+    assert len(list((tmp_path / "out2").glob("*.cutout.png"))) == 6
 
 
 def test_remote_segment_exits_2_when_the_server_is_unreachable(tmp_path):
     (tmp_path / "a.jpg").write_bytes(si.jpeg())
     run = _remote(str(tmp_path), "--server", "http://127.0.0.1:9", "--out", str(tmp_path / "o"))
-    assert run.returncode == 2 and "ConnectionError" in run.stderr and "Traceback" not in run.stderr
+    assert run.returncode == 2 and "cannot reach http://127.0.0.1:9" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_remote_segment_says_when_a_server_is_not_humanseg(tmp_path):
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "a.jpg").write_bytes(si.jpeg())
+        run = _remote(str(tmp_path), "--server", f"http://127.0.0.1:{server.server_port}", "--out",
+                      str(tmp_path / "o"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert "the server refused" in run.stderr or "did not answer like a humanseg server" in run.stderr
+
+
+def test_remote_segment_keeps_subfolders_takes_cutout_options_and_the_key_from_the_environment(
+        stack, tmp_path):
+    import os
+
+    src, out = tmp_path / "photos", tmp_path / "out"
+    (src / "day1").mkdir(parents=True)
+    (src / "day2").mkdir()
+    (src / "day1" / "a.jpg").write_bytes(si.jpeg((64, 48)))
+    (src / "day2" / "a.jpg").write_bytes(si.jpeg((48, 64)))  # the same name in another folder
+    args = (str(src), "--server", stack.base_url, "--out", str(out), "--bg", "white", "--format", "jpeg",
+            "--size", "32", "--every", "0.2")
+    # The key comes from the environment: an unknown one is refused by the server...
+    refused = _remote(*args, env={**os.environ, "HUMANSEG_API_KEY": "hsk_not_a_real_key"})
+    assert refused.returncode == 2 and "invalid_api_key" in refused.stderr, refused.stderr
+    made = subprocess.run([sys.executable, "-m", "humanseg.cli", "keys", "create", "remote-test"], env=stack.env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    # ... and a real one is used.
+    run = _remote(*args, env={**os.environ, "HUMANSEG_API_KEY": made.stdout.strip()})
+    assert run.returncode == 0, run.stderr
+    for day, size in (("day1", (32, 24)), ("day2", (24, 32))):
+        with Image.open(out / day / "a.cutout.jpg") as img:
+            assert img.format == "JPEG" and img.size == size and min(img.getpixel((0, 0))) > 225  # on white (JPEG)
+
+
+def test_remote_segment_downloads_results_while_the_batch_is_still_running(stack, client, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from humanseg.core.db import session_scope
+    from humanseg.core.models import Job, JobStatus, new_id
+
+    src, out = tmp_path / "photos", tmp_path / "out"
+    src.mkdir()
+    for i in range(2):
+        (src / f"p{i}.jpg").write_bytes(si.jpeg((64, 48)))
+    created = client.upload([src / "p0.jpg", src / "p1.jpg"])
+    client.wait_batch(created.batch_id, timeout=120, every=0.2)
+    # A third job of the batch that is still running (its lease holds for a minute): the batch is not done.
+    with session_scope(stack.sessions) as session:
+        session.add(Job(id=new_id(), batch_id=created.batch_id, seq=99, filename="slow.jpg",
+                        content_type="image/jpeg", width=64, height=48, bytes=1, original_key="originals/x.jpg",
+                        status=JobStatus.running,
+                        lease_expires_at=datetime.now(timezone.utc) + timedelta(seconds=60)))
+    out.mkdir()
+    (out / ".humanseg-remote.json").write_text(json.dumps({
+        "server": stack.base_url, "source": str(src.resolve()), "run": "r", "batch_id": created.batch_id,
+        "chunks": 1, "jobs": {"p0.jpg": created.jobs[0].id, "p1.jpg": created.jobs[1].id}, "downloaded": {}}))
+    run = _remote(str(src), "--server", stack.base_url, "--out", str(out), "--every", "0.2", "--timeout", "3")
+    assert run.returncode == 2 and "not finished" in run.stderr and "resumes" in run.stderr, run.stderr
+    assert (out / "p0.cutout.png").is_file() and (out / "p1.cutout.png").is_file()  # fetched before the end

@@ -111,8 +111,26 @@ def test_cli_segment_reports_unreadable_files_and_continues(tiny_model_dir, tmp_
     bad.write_text("not an image")
     rc = ml_main(["segment", str(bad), str(good), "--out", str(tmp_path / "o"), "--checkpoint", str(tiny_model_dir)])
     assert rc == 1
-    assert "bad.jpg" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "bad.jpg: error: not a JPEG, PNG, WebP" in err and "cannot identify" not in err
     assert (tmp_path / "o" / "good.png").is_file()
+
+
+def test_cli_segment_keeps_two_folders_apart_and_refuses_clashing_names(tiny_model_dir, tmp_path, capsys):
+    for folder in ("mon", "tue"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (20, 10)).save(tmp_path / folder / "a.jpg")
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--checkpoint", str(tiny_model_dir), "--no-progress"]
+    assert ml_main(["segment", str(tmp_path / "mon"), str(tmp_path / "tue"), *args]) == 0
+    assert (out / "mon" / "a.png").is_file() and (out / "tue" / "a.png").is_file()
+    capsys.readouterr()
+    # Two files of the same stem given directly would write one a.png: refused before anything runs.
+    Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
+    clash = tmp_path / "clash"
+    assert ml_main(["segment", str(tmp_path / "mon" / "a.jpg"), str(tmp_path / "a.png"), "--out", str(clash),
+                    "--checkpoint", str(tiny_model_dir)]) == 2
+    assert "would write the same results" in capsys.readouterr().err and not clash.exists()
 
 
 def test_cli_segment_walks_folders_and_writes_every_output(tiny_model_dir, tmp_path, capsys):
