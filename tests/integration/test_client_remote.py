@@ -150,6 +150,11 @@ def test_remote_segment_keeps_subfolders_takes_cutout_options_and_the_key_from_t
     # ... and a real one is used.
     run = _remote(*args, env={**os.environ, "HUMANSEG_API_KEY": made.stdout.strip()})
     assert run.returncode == 0, run.stderr
+    # The access log counts the bytes of file responses (gunicorn's sendfile path logged 0).
+    log_lines = (stack.settings.data_dir / "web.log").read_text().splitlines()
+    cutouts = [line for line in log_lines if "/cutout?bg=white" in line and '" 200 ' in line]
+    assert stack.kind.endswith("s3") or cutouts  # S3 answers 302 to a presigned URL instead
+    assert all(int(line.split('" 200 ', 1)[1].split()[0]) > 0 for line in cutouts), cutouts[:2]
     for day, size in (("day1", (32, 24)), ("day2", (24, 32))):
         with Image.open(out / day / "a.cutout.jpg") as img:
             assert img.format == "JPEG" and img.size == size and min(img.getpixel((0, 0))) > 225  # on white (JPEG)
