@@ -127,6 +127,15 @@ def _size_and_head(source: Source) -> tuple[int, bytes]:
     return size, head
 
 
+def readable_bytes(n: int) -> str:
+    """26214400 -> '25 MB' (binary units, as the upload page states the limit)."""
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value >= 10 or value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} bytes"
+
+
 def validate(source: Source, filename: str = "", limits: Limits | None = None) -> ImageInfo:
     """Check one upload fully (bytes, a path or a spooled file); raise ImageError(code, message)."""
     limits = limits or Limits()
@@ -135,7 +144,7 @@ def validate(source: Source, filename: str = "", limits: Limits | None = None) -
         raise ImageError("empty_file", "the file is empty")
     if size > limits.max_file_bytes:
         raise ImageError("file_too_large",
-                         f"the file has {size} bytes; the limit is {limits.max_file_bytes}")
+                         f"the file is {readable_bytes(size)}; the limit is {readable_bytes(limits.max_file_bytes)}")
     fmt = sniff(head)
     if fmt is None:
         other = _unsupported_name(head)
@@ -165,8 +174,8 @@ def _check_header(img: Image.Image, limits: Limits) -> tuple[int, int]:
     if width <= 0 or height <= 0:
         raise ImageError("corrupt_image", "the image has no pixels")
     if pixels > limits.max_pixels:
-        raise ImageError("too_many_pixels", f"the image has {width}x{height} = {pixels} pixels; "
-                                            f"the limit is {limits.max_pixels}")
+        raise ImageError("too_many_pixels", f"the image is {width}x{height} ({pixels / 1e6:.1f} megapixels); "
+                                            f"the limit is {limits.max_pixels / 1e6:.1f} megapixels")
     if max(width, height) > limits.max_side:
         raise ImageError("side_too_long", f"the image is {width}x{height}; no side may be longer "
                                           f"than {limits.max_side} pixels")

@@ -5,7 +5,7 @@ import support_images as si
 from PIL import Image
 
 from humanseg.core.errors import ImageError
-from humanseg.core.images import Limits, load_oriented, orientation, to_rgb, validate
+from humanseg.core.images import Limits, load_oriented, orientation, readable_bytes, to_rgb, validate
 
 
 @pytest.mark.parametrize("data,fmt,ctype", [
@@ -142,3 +142,14 @@ def test_load_oriented_reads_a_path_like_bytes(tmp_path):
     from_path = load_oriented(tmp_path / "r.jpg")
     assert from_path.size == (40, 80)
     assert from_path.tobytes() == load_oriented(data).tobytes()
+
+
+def test_limits_are_stated_in_the_units_the_page_uses():
+    assert [readable_bytes(n) for n in (512, 2048, 26214400, 27911918, 1 << 30)] == \
+        ["512 bytes", "2 KB", "25 MB", "27 MB", "1 GB"]
+    with pytest.raises(ImageError) as big:
+        validate(si.jpeg((96, 64)), "x", Limits(max_file_bytes=300))
+    assert "the limit is 300 bytes" in big.value.message and "the file is" in big.value.message
+    with pytest.raises(ImageError) as many:
+        validate(si.jpeg((3000, 2000)), "x", Limits(max_pixels=1_000_000))
+    assert many.value.message == "the image is 3000x2000 (6.0 megapixels); the limit is 1.0 megapixels"
