@@ -143,9 +143,19 @@ def batch(batch_id: str):
     # The bar as batch.js draws it: empty for an empty batch.
     pct = round(100 * counts.finished / counts.total) if counts.total else 0
     return render_template(
-        "gallery/batch.html", batch=found, jobs=jobs[:BATCH_PAGE_LIMIT],
+        "gallery/batch.html", batch=found, jobs=jobs[:BATCH_PAGE_LIMIT], done_label=done_label(counts),
         more=len(jobs) > BATCH_PAGE_LIMIT, counts=counts, done=counts.done, pct=pct,
         api_batch_url=url_for("api.get_batch", batch_id=batch_id, limit=500))
+
+
+def done_label(counts) -> str:
+    """What a finished batch's page says: 'All done' only when something was done."""
+    by, total = counts.by_status, counts.total
+    if total and by["cancelled"] == total:
+        return "Cancelled"
+    if total and by["succeeded"] == 0:
+        return "Finished: nothing succeeded"
+    return "All done"
 
 
 @bp.get("/gallery")
@@ -255,3 +265,55 @@ def delete_batch_form(batch_id: str):
     deleted = delete_batch(batch_id, services())
     flash(f"Batch deleted ({deleted.jobs} images).", "info")
     return redirect(url_for("gallery.index"), code=303)
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job_form(job_id: str):
+    """Cancel button on the job page (queued or running images)."""
+    from humanseg.web.jobs_control import cancel_where
+
+    if not valid_form_token():
+        return _form_expired()
+    found = get_job_or_404(job_id)
+    changed = cancel_where(Job.id == found.id)
+    flash("The image was cancelled." if changed else "The image had already finished.", "info")
+    return redirect(url_for("gallery.job", job_id=found.id), code=303)
+
+
+@bp.post("/jobs/<job_id>/retry")
+def retry_job_form(job_id: str):
+    """Retry button on the job page (failed or cancelled images)."""
+    from humanseg.web.jobs_control import RETRYABLE, retry_where
+
+    if not valid_form_token():
+        return _form_expired()
+    found = get_job_or_404(job_id)
+    changed = retry_where(RETRYABLE, Job.id == found.id)
+    flash("The image is queued again." if changed else "Only failed or cancelled images can be retried.", "info")
+    return redirect(url_for("gallery.job", job_id=found.id), code=303)
+
+
+@bp.post("/batches/<batch_id>/cancel")
+def cancel_batch_form(batch_id: str):
+    """Cancel button on the batch page: every queued or running image of the batch."""
+    from humanseg.web.jobs_control import cancel_where
+
+    if not valid_form_token():
+        return _form_expired()
+    get_batch_or_404(batch_id)
+    changed = cancel_where(Job.batch_id == batch_id)
+    flash(f"{len(changed)} image{'s' if len(changed) != 1 else ''} cancelled.", "info")
+    return redirect(url_for("gallery.batch", batch_id=batch_id), code=303)
+
+
+@bp.post("/batches/<batch_id>/retry")
+def retry_batch_form(batch_id: str):
+    """Retry button on the batch page: its failed and cancelled images."""
+    from humanseg.web.jobs_control import RETRYABLE, retry_where
+
+    if not valid_form_token():
+        return _form_expired()
+    get_batch_or_404(batch_id)
+    changed = retry_where(RETRYABLE, Job.batch_id == batch_id)
+    flash(f"{len(changed)} image{'s' if len(changed) != 1 else ''} queued again.", "info")
+    return redirect(url_for("gallery.batch", batch_id=batch_id), code=303)

@@ -126,7 +126,11 @@
       var open = c.queued + c.running;
       if (!open && acc.jobs.every(function (j) { return TERMINAL[j.status]; })) {
         root.setAttribute("data-done", "true");
-        setText("live-label", "All done");
+        // The same words as the server's (gallery.done_label): "All done" only when something was done.
+        setText("live-label", c.total && c.cancelled === c.total ? "Cancelled"
+          : c.total && !c.succeeded ? "Finished: nothing succeeded" : "All done");
+        // The buttons that fit now (retry, no more cancel) come with the server's page.
+        if (c.failed + c.cancelled > 0 || document.getElementById("batch-cancel")) window.location.reload();
         return;
       }
       delay = changed ? MIN : Math.min(MAX, Math.round(delay * 1.5));
