@@ -222,3 +222,27 @@ def test_folder_of_30_photos_becomes_30_thumbnails_without_reload(browser, stack
     names = sorted(e.text for e in browser.find_elements(By.CSS_SELECTOR, "#job-grid .fname"))
     assert names == [f"p{i:02d}.jpg" for i in range(30)]  # not notes.txt, not .DS_Store
     shot("10-folder-batch")
+
+
+def test_cancel_and_retry_buttons_then_the_download_keeps_the_upload_name(browser, stack, shot):
+    from datetime import datetime, timedelta, timezone
+
+    from selenium.webdriver.common.by import By
+    from support_live import insert_job
+
+    # A queued job no worker has been told about yet (and the sweeper leaves alone for a minute).
+    job_id = insert_job(stack.storage, stack.sessions, jpeg(), name="Holiday pic",
+                        created_at=datetime.now(timezone.utc) + timedelta(seconds=60))
+    browser.get(stack.url(f"/jobs/{job_id}"))
+    browser.find_element(By.ID, "job-cancel").click()
+    _wait(browser, lambda d: d.find_elements(By.ID, "job-retry"), 20, "the retry button")
+    assert "was cancelled" in browser.find_element(By.ID, "job-cancelled").text
+    shot("job-cancelled")
+    browser.find_element(By.ID, "job-retry").click()  # queues it and rings the doorbell
+    stack.wait_job(job_id)
+    browser.get(stack.url(f"/jobs/{job_id}"))
+    link = browser.find_element(By.CSS_SELECTOR, f"a[href$='/api/v1/jobs/{job_id}/cutout'][download]")
+    link.click()
+    target = browser.downloads / "Holiday pic_cutout.png"
+    _wait(browser, lambda d: target.is_file(), 20, f"{target.name} in the downloads")
+    assert not list(browser.downloads.glob(f"{job_id}*"))  # the id-named file the server used to force
