@@ -114,16 +114,19 @@ def _upload_page(errors: list[dict] | None = None, title: str = "", status: int 
 
 @bp.post("/upload")
 def upload():
-    """No-JavaScript upload: same validation and queueing as the API, then the batch page."""
+    """No-JavaScript upload: same validation and queueing as the API, then the batch page (the image's
+    own page for a single photo)."""
     if not valid_form_token():
         return _form_expired()
     parts = [p for p in request.files.getlist("images") if p.filename]
     try:
-        batch, _jobs = create_jobs(parts, services(), batch_name=request.form.get("batch_name"),
-                                   outputs=upload_outputs(request.form.getlist("outputs")))
+        batch, jobs = create_jobs(parts, services(), batch_name=request.form.get("batch_name"),
+                                  outputs=upload_outputs(request.form.getlist("outputs")))
     except ApiError as exc:
         errors = exc.files or [{"file": exc.file, "message": exc.message}]
         return _upload_page(errors, "Nothing was uploaded: " + exc.message, exc.status)
+    if len(jobs) == 1:
+        return redirect(url_for("gallery.job", job_id=jobs[0].id), code=303)
     return redirect(url_for("gallery.batch", batch_id=batch.id), code=303)
 
 

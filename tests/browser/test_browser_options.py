@@ -166,3 +166,38 @@ def test_batches_list_and_error_pages_at_phone_width(browser, stack, shot):
     assert _fits(browser)
     shot("16-404-phone")
     assert person_like  # the generated photos come from tests/support_images.py
+
+
+def test_one_photo_goes_straight_to_its_page_with_the_cutout_first_and_impossible_options_refused(
+        browser, stack, shot, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    photo = tmp_path / "alice.jpg"
+    photo.write_bytes(jpeg((320, 240)))
+    browser.set_window_size(*PHONE)
+    browser.get(stack.url("/"))
+    browser.find_element(By.ID, "file-input").send_keys(str(photo))
+    _wait(browser, lambda d: "/jobs/" in d.current_url, 60, "the photo's own page (no batch page between)")
+    job_id = browser.current_url.split("/jobs/", 1)[1].split("?")[0].split("#")[0]
+    stack.wait_job(job_id)
+    browser.refresh()
+    _wait(browser, lambda d: d.find_elements(By.ID, "download-cutout"), 30, "the finished page")
+    # The first button on a phone is the cut-out's download, not Delete; the first panel is the cut-out.
+    buttons = [b.text for b in browser.find_elements(By.CSS_SELECTOR, ".row.spread .btn")]
+    assert buttons[0] == "Download cut-out", buttons
+    first = browser.find_elements(By.CSS_SELECTOR, ".views img")[0]
+    assert first.get_attribute("id") == "view-cutout"
+    checker = browser.execute_script(
+        "return getComputedStyle(document.getElementById('view-cutout').parentNode).backgroundImage;")
+    assert "linear-gradient" in checker  # the checkerboard shows (a grey rule used to cancel it)
+    # JPEG with a transparent background cannot be: the form says so in words and asks for no preview.
+    Select(browser.find_element(By.ID, "opt-format")).select_by_value("jpeg")
+    error = browser.find_element(By.ID, "opt-error")
+    _wait(browser, lambda d: error.is_displayed() and "JPEG has no transparency" in error.text, 10, "the refusal")
+    assert not browser.find_elements(By.ID, "opt-preview")
+    assert _fits(browser)
+    shot("phone-job-jpeg-refused")
+    browser.find_element(By.ID, "opt-margin").send_keys("lots")
+    Select(browser.find_element(By.ID, "opt-format")).select_by_value("png")
+    _wait(browser, lambda d: "Margin must be a number" in error.text, 10, "the margin refusal")

@@ -89,14 +89,21 @@ def test_upload_page_has_batch_name_and_outputs(client):
 def test_nojs_upload_keeps_batch_name_and_outputs(app, client):
     token = csrf_from(client.get("/").get_data(as_text=True))
     data = {"csrf_token": token, "batch_name": "Team day", "outputs": ["cutout"],
-            "images": [(io.BytesIO(jpeg_bytes()), "a.jpg")]}
+            "images": [(io.BytesIO(jpeg_bytes()), "a.jpg"), (io.BytesIO(jpeg_bytes()), "b.jpg")]}
     resp = client.post("/upload", data=data, content_type="multipart/form-data")
-    assert resp.status_code == 303
+    assert resp.status_code == 303 and "/batches/" in resp.headers["Location"]
     batch_id = resp.headers["Location"].rsplit("/", 1)[1]
     with session_scope(app.extensions["humanseg"].sessions) as session:
         assert session.get(Batch, batch_id).name == "Team day"
-        job = session.query(Job).filter_by(batch_id=batch_id).one()
-        assert job.outputs == "cutout"
+        jobs = session.query(Job).filter_by(batch_id=batch_id).all()
+        assert [j.outputs for j in jobs] == ["cutout", "cutout"]
+
+
+def test_nojs_upload_of_one_photo_opens_its_own_page(app, client):
+    token = csrf_from(client.get("/").get_data(as_text=True))
+    resp = client.post("/upload", data={"csrf_token": token, "images": [(io.BytesIO(jpeg_bytes()), "one.jpg")]},
+                       content_type="multipart/form-data")
+    assert resp.status_code == 303 and "/jobs/" in resp.headers["Location"]
 
 
 def test_batch_page_has_a_place_for_rejected_files(app, client):

@@ -124,13 +124,17 @@
       var c = counts(acc.first);
       renderCounts(c);
       var open = c.queued + c.running;
+      // The buttons that fit the counts now: cancel while some are open, retry once some failed.
+      var cancelForm = document.getElementById("batch-cancel-form");
+      var retryForm = document.getElementById("batch-retry-form");
+      if (cancelForm) cancelForm.hidden = !open;
+      if (retryForm) retryForm.hidden = !(c.failed + c.cancelled);
+      setText("retry-count", String(c.failed + c.cancelled));
       if (!open && acc.jobs.every(function (j) { return TERMINAL[j.status]; })) {
         root.setAttribute("data-done", "true");
         // The same words as the server's (gallery.done_label): "All done" only when something was done.
         setText("live-label", c.total && c.cancelled === c.total ? "Cancelled"
           : c.total && !c.succeeded ? "Finished: nothing succeeded" : "All done");
-        // The buttons that fit now (retry, no more cancel) come with the server's page.
-        if (c.failed + c.cancelled > 0 || document.getElementById("batch-cancel")) window.location.reload();
         return;
       }
       delay = changed ? MIN : Math.min(MAX, Math.round(delay * 1.5));

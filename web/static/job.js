@@ -100,7 +100,36 @@
     return img;
   }
 
+  // Combinations the API would refuse, caught here and said in words (no broken preview).
+  function refusal() {
+    var fmt = value("format"), margin = value("margin");
+    if (fmt === "jpeg" && mode() === "transparent") {
+      return "JPEG has no transparency: pick a colour or image background, or choose PNG or WebP.";
+    }
+    if (margin && !/^\d+(\.\d+)?(px|%)?$/.test(margin)) {
+      return "Margin must be a number of pixels (40 or 40px) or a percentage (10%).";
+    }
+    if (margin && field("crop") && !field("crop").checked) {
+      return "A margin applies only when the cut-out is cropped to the person: tick ‘Crop to the person’.";
+    }
+    return "";
+  }
+
+  // The API's messages start with the parameter's name ("format: ..."): make that read as a sentence.
+  function inWords(message) {
+    var m = /^(\w+): (.*)$/.exec(message || "");
+    return m ? m[1].charAt(0).toUpperCase() + m[1].slice(1) + ": " + m[2] : message;
+  }
+
   function apply() {
+    var refused = refusal();
+    if (refused) {
+      clearTimeout(timer);
+      var old = document.getElementById("opt-preview");
+      if (old) old.parentNode.removeChild(old);
+      showError(refused);
+      return;
+    }
     var q = query();
     var full = API + (q.length ? "?" + encode(q) : "");
     download.href = full;
@@ -120,7 +149,7 @@
     if (!img || img.id !== "opt-preview") return;
     fetch(img.src, { headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
-      .then(function (body) { showError(body && body.error ? body.error.message : "This preview failed."); })
+      .then(function (body) { showError(body && body.error ? inWords(body.error.message) : "This preview failed."); })
       .catch(function () { showError("This preview failed."); });
   }, true);
   frame.addEventListener("load", function () { showError(""); }, true);

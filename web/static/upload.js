@@ -8,6 +8,7 @@
 
   var API = form.getAttribute("data-api");
   var BATCH_PAGE = form.getAttribute("data-batch-page"); // ".../batches/__ID__"
+  var JOB_PAGE = form.getAttribute("data-job-page"); // ".../jobs/__ID__"
   var CONCURRENCY = 3;
   var ACCEPT = /\.(jpe?g|png|webp)$/i;
   var zone = document.getElementById("dropzone");
@@ -109,7 +110,8 @@
           item.row.bar.className = "progress ok";
           item.row.li.className = "done";
           item.row.state.textContent = "Uploaded · queued for segmentation";
-          resolve({ ok: true, batchId: bid });
+          var jobs = data.jobs || [];
+          resolve({ ok: true, batchId: bid, jobId: jobs.length === 1 ? jobs[0].id : null });
         } else {
           item.row.bar.className = "progress bad";
           item.row.fill.style.width = "100%";
@@ -139,11 +141,11 @@
       return (a.relPath || a.name).localeCompare(b.relPath || b.name, undefined, { numeric: true });
     });
     var items = files.map(function (f) { return { file: f, row: makeRow(f) }; });
-    var ok = 0, bad = 0, batchId = null, next = 0, rejected = [];
+    var ok = 0, bad = 0, batchId = null, next = 0, rejected = [], lastJob = null;
     summary.textContent = "Uploading " + items.length + " file" + (items.length === 1 ? "" : "s") + "…";
 
     function record(res, item) {
-      if (res.ok) { ok += 1; if (!batchId && res.batchId) batchId = res.batchId; }
+      if (res.ok) { ok += 1; lastJob = res.jobId; if (!batchId && res.batchId) batchId = res.batchId; }
       else { bad += 1; rejected.push({ file: item.file.relPath || item.file.name, message: res.reason }); }
       if (batchId && openBatch.hidden) {
         openBatch.href = BATCH_PAGE.replace("__ID__", encodeURIComponent(batchId));
@@ -176,7 +178,9 @@
       remember(batchId, rejected);
       summary.textContent = "Done · " + ok + " accepted · " + bad + " rejected";
       if (batchId && bad === 0) {
-        window.location.assign(openBatch.href);
+        // One photo: straight to its own page (a batch page with one tile is a needless stop).
+        window.location.assign(items.length === 1 && lastJob && JOB_PAGE
+          ? JOB_PAGE.replace("__ID__", encodeURIComponent(lastJob)) : openBatch.href);
       }
     });
   }
