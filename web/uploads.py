@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 import time
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO
 
 from flask import Request
 from sqlalchemy import func, select, update
@@ -23,9 +21,9 @@ from humanseg.core.queue import BrokerError, send_segment
 from humanseg.core.webhooks import WebhookConfig
 from humanseg.web import Services, auth, ratelimit
 from humanseg.web.errors import ApiError
+from humanseg.web.offload import off_loop
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # HTTP status for each core.images rejection code; any other code is a plain 400.
 IMAGE_ERROR_STATUS = {"file_too_large": 413, "too_many_pixels": 413, "side_too_long": 413,
@@ -94,17 +92,6 @@ def read_parts(parts: list[FileStorage], services: Services) -> list[Upload]:
     if problems:
         raise _rejection(problems)
     return uploads
-
-
-def off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """fn(*args), in a real thread when gevent runs this server, so that decoding an image (which
-    releases the GIL) does not stop every other request of the process meanwhile."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is None or not monkey.is_module_patched("threading"):
-        return fn(*args)
-    import gevent
-
-    return gevent.get_hub().threadpool.apply(fn, args)
 
 
 def _rejection(problems: list[dict]) -> ApiError:

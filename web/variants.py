@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from flask import url_for
 from PIL import Image
@@ -39,9 +38,9 @@ from humanseg.core.variants import (
 )
 from humanseg.web.backgrounds import background_key
 from humanseg.web.errors import ApiError
+from humanseg.web.offload import off_loop
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def bad_option(exc: OptionError) -> ApiError:
@@ -166,18 +165,6 @@ def render_blobs(opts: Options, blobs: Blobs) -> bytes:
         src.size = photo_size(original)
         src.image = lambda want: load_photo(original, want)  # decoded at the scale the output needs
     return render(opts, src)
-
-
-def off_loop(fn: Callable[..., T], *args: object) -> T:
-    """Call fn in gevent's thread pool under gevent workers (the loop keeps serving), else here."""
-    try:
-        from gevent import get_hub
-        from gevent.monkey import is_module_patched
-    except ImportError:  # not installed: sync or threaded servers
-        return fn(*args)
-    if not is_module_patched("threading"):
-        return fn(*args)
-    return get_hub().threadpool.apply(fn, args)
 
 
 def photo_size(data: bytes) -> tuple[int, int]:

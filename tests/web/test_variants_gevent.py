@@ -17,7 +17,8 @@ import io, json, time
 import gevent
 from PIL import Image, ImageDraw
 from humanseg.core.variants import parse
-from humanseg.web.variants import Blobs, off_loop, render_blobs
+from humanseg.web.offload import off_loop
+from humanseg.web.variants import Blobs, render_blobs
 
 def encoded(img, fmt):
     buf = io.BytesIO()
@@ -59,3 +60,28 @@ def test_rendering_leaves_the_event_loop_free():
     assert out["inline"]["ticks"] <= 1  # rendered on the loop: nothing else ran meanwhile
     # in the pool: the other greenlet kept running (about every 5 ms) while the render took its time
     assert out["pool"]["ticks"] >= max(5, out["pool"]["seconds"] / 0.005 / 4), out
+
+
+ERRORS = """
+from gevent import monkey
+monkey.patch_all()
+from humanseg.core.errors import ImageError
+from humanseg.web.offload import off_loop
+
+def refuse(name):
+    raise ImageError("corrupt_image", f"{name}: the jpeg file is truncated")
+
+try:
+    off_loop(refuse, "a.jpg")
+except ImageError as exc:
+    print("raised", exc.code)
+print("value", off_loop(lambda a, b: a + b, 2, 3))
+"""
+
+
+def test_an_error_in_the_pool_reaches_the_caller_without_a_console_traceback():
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(ERRORS)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["raised", "corrupt_image", "value", "5"]
+    assert "Traceback" not in proc.stderr, proc.stderr  # gevent's hub printed one for every rejected upload
