@@ -154,6 +154,20 @@ class Engine:
         proc = self.podman("image", "inspect", "--format", "{{.Size}}", image)
         return int(proc.stdout.decode().strip())
 
+    def leftover_projects(self, prefix: str, keep: str) -> list[str]:
+        """Compose projects named prefix* other than `keep`: what killed runs left behind."""
+        rows = json.loads(self.podman("ps", "-a", "--format", "json").stdout or b"[]")
+        names = {(r.get("Labels") or {}).get("com.docker.compose.project", "") for r in rows}
+        return sorted(n for n in names if n.startswith(prefix) and n != keep)
+
+    def remove_project(self, project: str) -> None:
+        """Remove every container, then the networks and volumes, of one Compose project."""
+        for row in self.project_containers(project):
+            self.podman("rm", "--force", "--volumes", row["Id"], check=False)
+        for kind in ("network", "volume"):
+            self.podman(kind, "prune", "--force", "--filter", f"label=com.docker.compose.project={project}",
+                        check=False)
+
     def project_containers(self, project: str) -> list[dict]:
         """`podman ps -a` rows of one Compose project."""
         proc = self.podman("ps", "-a", "--format", "json",

@@ -7,7 +7,9 @@ The stack is the real compose.yaml plus scripts/compose-test/compose.test.yaml
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -19,7 +21,9 @@ import compose_bases as bases
 import compose_checks as checks
 from compose_engine import Engine
 
-PROJECT = "humanseg-compose-test"
+# One project name per run: two runs on one machine never share containers, networks or volumes.
+PROJECT_PREFIX = "humanseg-compose-test-"
+PROJECT = f"{PROJECT_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
 OVERRIDE = Path(__file__).resolve().parent / "compose-test" / "compose.test.yaml"
 # The one .env line the kill scenario sets: a lease short enough to wait out.
 SHORT_LEASE = 20

@@ -43,6 +43,7 @@ from compose_engine import (
 )
 from compose_stack import (
     PROJECT,
+    PROJECT_PREFIX,
     SHORT_LEASE,
     Stack,
     free_port,
@@ -183,12 +184,31 @@ def prepare(engine: Engine, tree: Path) -> None:
             qualified(services["postgres"]["image"]), s3_wheels))
 
 
+def hold_work_lock(work: Path):
+    """An exclusive lock on the work folder for this run (its tree copy and image store are shared)."""
+    import fcntl
+
+    work.mkdir(parents=True, exist_ok=True)
+    handle = open(work / ".lock", "w")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another compose test is running in {work}; wait for it, or give this one its own "
+                         "folder with COMPOSE_TEST_DIR=...") from None
+    return handle
+
+
 def run(args: argparse.Namespace) -> dict:
     """Every phase after the engine is installed; returns the report."""
+    lock = hold_work_lock(args.work)
     engine = Engine(args.work)
     engine.configure()
     engine.start_service()
     try:
+        # The lock is ours, so no other run is alive: whatever a killed run left running goes now.
+        for stale in engine.leftover_projects(PROJECT_PREFIX, keep=PROJECT):
+            print(f"removing {stale}, left running by an earlier run that was killed", flush=True)
+            engine.remove_project(stale)
         tree = args.work / "tree"
         prepare(engine, tree)
         sizes = image_sizes(engine, tree, {}) if args.reuse_images else build_images(engine, tree)
@@ -198,7 +218,9 @@ def run(args: argparse.Namespace) -> dict:
         return report
     finally:
         engine.podman("image", "prune", "--force", check=False)  # the last run's layers
+        engine.remove_project(PROJECT)  # on every exit path, even when a phase's own `down` never ran
         engine.stop_service()
+        lock.close()
 
 
 def main() -> int:
