@@ -7,15 +7,15 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from sqlalchemy import select
 
 from humanseg.core.db import session_scope
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus
 from humanseg.core.results import RESULTS, ResultKind
-from humanseg.core.variants import defaults
-from humanseg.web import Services, services
+from humanseg.core.variants import FORMATS, OPTION_NAMES, Options, defaults
+from humanseg.web import Services, services, variants
 from humanseg.web.errors import ApiError
 from humanseg.web.lookup import get_batch_or_404
 from humanseg.web.pages import attachment, safe_stem, unique_name
@@ -42,8 +42,10 @@ def zip_stem(filename: str, fallback: str = "image") -> str:
     return stem
 
 
-def _archive_entries(batch_id: str, svc: Services) -> Iterator[Entry]:
-    """<folder>/<name><suffix> per archived kind and finished job, read page by page."""
+def _archive_entries(batch_id: str, svc: Services, cutout: Options | None = None) -> Iterator[Entry]:
+    """<folder>/<name><suffix> per archived kind and finished job, read page by page.
+
+    cutout: the cut-outs' result options (bg, format, size, crop...), as on a result URL."""
     taken: set[str] = set()
     skipped: list[str] = []
     last_seq = -1
@@ -62,22 +64,32 @@ def _archive_entries(batch_id: str, svc: Services) -> Iterator[Entry]:
                 continue
             name = unique_name(zip_stem(job.filename), taken)
             for kind in ARCHIVED:
-                yield f"{kind.archive_folder}/{name}{kind.suffix}", _opener(svc, job, kind)
+                opts = cutout if cutout is not None and kind.name == "cutout" else defaults(kind.name)
+                suffix = FORMATS[opts.format][1] if opts != defaults(kind.name) else kind.suffix
+                yield f"{kind.archive_folder}/{name}{suffix}", _opener(svc, job, kind, opts)
     if skipped:
         text = "Not included (file, status, reason):\n" + "\n".join(skipped) + "\n"
         yield "not_included.txt", lambda: io.BytesIO(text.encode("utf-8"))
 
 
-def _opener(svc: Services, job: Job, kind: ResultKind) -> Callable[[], BinaryIO]:
-    if kind.on_request:
-        # Made now if the batch did not ask the worker for it (outputs=), and kept for next time.
-        return lambda: io.BytesIO(rendered(job, defaults(kind.name), svc.storage))
+def _opener(svc: Services, job: Job, kind: ResultKind, opts: Options) -> Callable[[], BinaryIO]:
+    if kind.on_request or opts != defaults(kind.name):
+        # Made now if the batch did not ask the worker for it (outputs=) or asks for other options,
+        # and kept for next time.
+        return lambda: io.BytesIO(rendered(job, opts, svc.storage))
     return lambda: svc.storage.open_stream(kind.key(job.id))
 
 
 @bp.get("/api/v1/batches/<batch_id>/archive")
 def batch_archive(batch_id: str) -> Response:
-    """A zip of the batch's archived results (masks, cut-outs), streamed as it is written."""
+    """A zip of the batch's archived results (masks, cut-outs), streamed as it is written; the cut-outs
+    take a result URL's options (?bg=white&format=jpeg&size=1000...), checked before anything is sent."""
+    pairs = [(k, v) for k, v in request.args.items(multi=True) if k in OPTION_NAMES]
+    unknown = sorted({k for k in request.args if k not in OPTION_NAMES})
+    if unknown:
+        raise ApiError(400, "bad_parameter", f"{unknown[0]}: unknown parameter; the archive takes the cut-out's "
+                       f"options {', '.join(OPTION_NAMES)}")
+    cutout = variants.options("cutout", pairs) if pairs else None
     svc = services()
     with session_scope(svc.sessions) as session:
         batch = get_batch_or_404(batch_id, session)
@@ -88,7 +100,7 @@ def batch_archive(batch_id: str) -> Response:
         raise ApiError(409, "nothing_finished", f"batch {batch_id} has no finished results yet")
     log.info(logkv(event="archive_start", batch_id=batch_id))
     stem = zip_stem(name or "", fallback=f"humanseg-{batch_id[:8]}")
-    resp = Response(stream_zip(_archive_entries(batch_id, svc), when=created),
+    resp = Response(stream_zip(_archive_entries(batch_id, svc, cutout), when=created),
                     mimetype="application/zip")
     resp.headers["Content-Disposition"] = attachment(f"{stem}.zip")
     resp.headers["Cache-Control"] = "no-store"

@@ -187,11 +187,13 @@ def _paths() -> Obj:
                          {200: deleted({"batch_id": STR, "jobs": INT, "objects": INT})},
                          [BATCH_404, STORAGE], params=[BATCH], unsafe=True)},
         "/api/v1/batches/{batch_id}/archive": {"get": op(
-            "getBatchArchive", "A zip of the batch's masks and cut-outs (not_included.txt lists the rest)",
+            "getBatchArchive", "A zip of the batch's masks and cut-outs (not_included.txt lists the rest); "
+            "the cut-outs take a result URL's options",
             {200: ok("the zip", content={"application/zip": {"schema": BINARY}},
                      headers={"Content-Disposition": {"schema": STR, "description": "attachment"}})},
-            [BATCH_404, (409, ["nothing_finished"], "no job of the batch has succeeded")],
-            params=[BATCH])},
+            [(400, ["bad_parameter"], "a refused cut-out option"), BATCH_404,
+             (409, ["nothing_finished"], "no job of the batch has succeeded")],
+            params=[BATCH, *OPTION_PARAMS])},
         "/api/v1/batches/{batch_id}/cancel": {"post": op(
             "cancelBatch", "Cancel every queued or running job of a batch",
             {200: ok("how many were cancelled", {"allOf": [ref("schemas", "BatchChange"),

@@ -144,3 +144,20 @@ def test_archive_and_delete_on_s3(tmp_path, monkeypatch, moto_endpoint):
     made = 1 + len(stored_kinds()) + len([k for k in on_request_kinds() if k.archive_folder])
     assert client.delete(f"/api/v1/batches/{batch_id}").json["deleted"]["objects"] == 2 * made
     assert not storage.exists(f"results/{a}/mask.png")
+
+
+def test_archive_takes_the_cutouts_result_options(app, client):
+    from PIL import Image
+
+    batch_id, _ = add_batch(app, ["alice.jpg", "bob.jpg"])
+    resp = client.get(f"/api/v1/batches/{batch_id}/archive?bg=white&format=jpeg&size=32")
+    assert resp.status_code == 200
+    zf = _zip(resp)
+    assert sorted(zf.namelist()) == ["cutouts/alice.jpg", "cutouts/bob.jpg", "masks/alice.png", "masks/bob.png"]
+    with Image.open(io.BytesIO(zf.read("cutouts/alice.jpg"))) as img:
+        assert img.format == "JPEG" and max(img.size) == 32 and img.mode == "RGB"
+    with Image.open(io.BytesIO(zf.read("masks/alice.png"))) as mask:
+        assert mask.size == (64, 48)  # masks stay as they are
+    refused = client.get(f"/api/v1/batches/{batch_id}/archive?format=jpeg")  # transparent JPEG: impossible
+    assert refused.status_code == 400 and "jpeg has no transparency" in refused.json["error"]["message"]
+    assert client.get(f"/api/v1/batches/{batch_id}/archive?colour=red").json["error"]["code"] == "bad_parameter"
