@@ -217,6 +217,12 @@ def install(app: Flask) -> None:
     app.after_request(ratelimit.add_headers)
     app.register_blueprint(bp)
 
+    @app.context_processor
+    def _signed_in() -> dict:
+        # Pages say who is signed in (through the session cookie, not a key sent per request).
+        who = getattr(g, "principal", None)
+        return {"signed_in": who if who is not None and session.get(SESSION_KEY) == who.key_id else None}
+
     @app.after_request
     def _signin_headers(resp: Response) -> Response:
         if request.blueprint == "auth" and resp.mimetype == "text/html":

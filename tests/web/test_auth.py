@@ -89,6 +89,22 @@ def test_pages_redirect_to_sign_in_and_the_session_keeps_the_key(app):
     assert client.get("/batches").status_code == 303  # a revoked key's session ends
 
 
+def test_pages_say_who_is_signed_in_and_sign_out_works(app):
+    client = app.test_client()
+    form = client.get("/signin")
+    assert b'class="keyfield"' in form.data and b"Sign out" not in form.data
+    token = re.search(rb'name="csrf_token" value="([^"]+)"', form.data).group(1).decode()
+    client.post("/signin", data={"csrf_token": token, "api_key": new_key(app, "carol"), "next": "/batches"})
+    page = client.get("/batches").get_data(as_text=True)
+    assert "Signed in as carol" in page and 'id="sign-out"' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    out = client.post("/signout", data={"csrf_token": token})
+    assert out.status_code == 303 and client.get("/batches").status_code == 303  # signed out: back to sign-in
+    # A key sent per request (the API) is not a signed-in page visitor.
+    api_page = client.get("/batches", headers=bearer(new_key(app, "dave"))).get_data(as_text=True)
+    assert "Signed in as" not in api_page
+
+
 def test_batches_belong_to_their_key(app):
     client = app.test_client()
     alice, bob, admin = new_key(app, "alice"), new_key(app, "bob"), new_key(app, "ops", admin=True)

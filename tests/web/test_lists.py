@@ -42,3 +42,11 @@ def test_an_empty_batch_id_is_refused_not_a_new_batch(client, app):
                          content_type="multipart/form-data")
     assert answer.status_code == 400 and "batch_id is empty" in answer.json["error"]["message"]
     assert client.get("/api/v1/batches").json["batches"] == []
+
+
+def test_docs_page_has_examples_response_schemas_and_a_way_back(client):
+    page = client.get("/docs").get_data(as_text=True)
+    assert 'id="quickstart"' in page and "curl -F images=@alice.jpg" in page
+    assert 'href="/">← Back to humanseg' in page
+    assert 'id="schema-JobList"' in page and 'href="#schema-BatchList"' in page  # answers link their schemas
+    assert page.count('<div class="scroll"><table>') >= 3  # tables scroll inside their card on a phone
