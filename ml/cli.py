@@ -81,6 +81,9 @@ def _train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--encoder", default=d.encoder)
     t.add_argument("--encoder-weights", default=d.encoder_weights,
                    help="'imagenet' (smp download, needs internet) or a local encoder .pth file")
+    t.add_argument("--norm", choices=["imagenet", "half"], default=d.norm,
+                   help="input normalisation of the encoder weights (half: mean = std = 0.5, e.g. the MODNet "
+                        "matting MobileNetV2); default: the encoder's usual one")
     t.add_argument("--arch", default=d.arch)
     t.add_argument("--decoder-channels", default=",".join(map(str, d.decoder_channels)))
     t.add_argument("--size", type=int, default=d.size, help="training/serving longest side in px")
@@ -122,7 +125,8 @@ def _train(args) -> int:
     from humanseg.ml.train import TrainConfig, train
 
     tc = TrainConfig(
-        data=args.data, out=args.out, encoder=args.encoder, encoder_weights=args.encoder_weights, arch=args.arch,
+        data=args.data, out=args.out, encoder=args.encoder, encoder_weights=args.encoder_weights, norm=args.norm,
+        arch=args.arch,
         decoder_channels=tuple(int(c) for c in args.decoder_channels.split(",")), size=args.size,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, threads=args.threads,
         max_steps=args.max_steps, limit_rows=args.limit_rows, resume=args.resume, progress=not args.no_progress,

@@ -13,6 +13,7 @@ class TrainConfig:
     out: Path
     encoder: str = "timm-tf_efficientnet_lite0"
     encoder_weights: str | None = None  # "imagenet" (smp download) or a local .pth file
+    norm: str | None = None  # input normalisation: "imagenet" or "half" (mean = std = 0.5); None: the encoder's
     arch: str = "Unet"
     decoder_channels: tuple[int, ...] = (64, 48, 32, 16, 8)
     size: int = 256

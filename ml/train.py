@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from humanseg.ml.config import ModelConfig
+from humanseg.ml.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
 from humanseg.ml.data import (
     Augmenter,
     DatasetSpec,
@@ -185,6 +185,10 @@ def _fit(path: Path, long_side: int) -> tuple[int, int]:
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
+# The MODNet matting MobileNetV2 expects mean = std = 0.5, not ImageNet's (shared weights README).
+NORMS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+
+
 def build_for_training(tc: TrainConfig) -> tuple[nn.Module, ModelConfig]:
     """A fresh model (ImageNet encoder from a file, or smp's download) or a model folder's weights."""
     if tc.init:
@@ -193,6 +197,11 @@ def build_for_training(tc: TrainConfig) -> tuple[nn.Module, ModelConfig]:
     else:
         cfg = ModelConfig.for_encoder(tc.encoder, arch=tc.arch, decoder_channels=tuple(tc.decoder_channels),
                                       size=tc.size)
+        if tc.norm:  # weights trained with another input convention than the encoder's usual one
+            from dataclasses import replace
+
+            mean, std = NORMS[tc.norm]
+            cfg = replace(cfg, mean=mean, std=std)
         online = tc.encoder_weights == "imagenet"
         model = build_model(cfg, encoder_weights="imagenet" if online else None)
         if tc.encoder_weights and not online:

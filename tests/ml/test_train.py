@@ -173,3 +173,14 @@ def test_segment_runs_on_onnx_runtime_without_importing_torch(tiny_model_dir, tm
     assert done.returncode == 0, done.stderr
     with Image.open(tmp_path / "out" / "one.png") as mask:
         assert mask.size == (48, 40)
+
+
+def test_norm_overrides_the_encoders_input_normalisation():
+    from pathlib import Path
+
+    from humanseg.ml.train import build_for_training
+
+    common = {"data": Path("."), "out": Path("unused"), "encoder": "mobilenet_v2", "decoder_channels": (16, 8, 8, 8, 8)}
+    _, usual = build_for_training(TrainConfig(**common))
+    _, half = build_for_training(TrainConfig(**common, norm="half"))
+    assert usual.mean == (0.485, 0.456, 0.406) and half.mean == half.std == (0.5, 0.5, 0.5)
