@@ -14,6 +14,8 @@ import pytest
 import requests
 from support_live import free_port, stop_process
 
+from humanseg.core.models import JobStatus
+
 ROOT = Path(__file__).resolve().parent.parent
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -223,7 +225,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             body = requests.get(self.url(f"/api/v1/jobs/{job_id}"), timeout=10).json()
-            if body["status"] in ("succeeded", "failed"):
+            if JobStatus(body["status"]).is_terminal():  # cancelled too: it will not change by itself
                 return body
             time.sleep(0.1)
         raise TimeoutError(f"job {job_id} not finished in {timeout}s: {body}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from urllib.parse import urlsplit
 
 from flask import (
@@ -270,53 +271,34 @@ def delete_batch_form(batch_id: str):
     return redirect(url_for("gallery.index"), code=303)
 
 
-@bp.post("/jobs/<job_id>/cancel")
-def cancel_job_form(job_id: str):
-    """Cancel button on the job page (queued or running images)."""
-    from humanseg.web.jobs_control import cancel_where
+def _plural(n: int) -> str:
+    return f"{n} image{'s' if n != 1 else ''}"
+
+
+def _control(action: str, *, job_id: str | None = None, batch_id: str | None = None):
+    """The page buttons' cancel and retry (web/jobs_control.py's conditional UPDATEs), then back."""
+    from humanseg.web.jobs_control import RETRYABLE, cancel_where, retry_where
 
     if not valid_form_token():
         return _form_expired()
-    found = get_job_or_404(job_id)
-    changed = cancel_where(Job.id == found.id)
-    flash("The image was cancelled." if changed else "The image had already finished.", "info")
-    return redirect(url_for("gallery.job", job_id=found.id), code=303)
+    if job_id is not None:
+        job_id = get_job_or_404(job_id).id
+        where, back = Job.id == job_id, url_for("gallery.job", job_id=job_id)
+    else:
+        get_batch_or_404(batch_id)
+        where, back = Job.batch_id == batch_id, url_for("gallery.batch", batch_id=batch_id)
+    changed = cancel_where(where) if action == "cancel" else retry_where(RETRYABLE, where)
+    if job_id is not None:
+        flash({("cancel", True): "The image was cancelled.", ("cancel", False): "The image had already finished.",
+               ("retry", True): "The image is queued again.",
+               ("retry", False): "Only failed or cancelled images can be retried."}[action, bool(changed)], "info")
+    else:
+        flash(f"{_plural(len(changed))} {'cancelled' if action == 'cancel' else 'queued again'}.", "info")
+    return redirect(back, code=303)
 
 
-@bp.post("/jobs/<job_id>/retry")
-def retry_job_form(job_id: str):
-    """Retry button on the job page (failed or cancelled images)."""
-    from humanseg.web.jobs_control import RETRYABLE, retry_where
-
-    if not valid_form_token():
-        return _form_expired()
-    found = get_job_or_404(job_id)
-    changed = retry_where(RETRYABLE, Job.id == found.id)
-    flash("The image is queued again." if changed else "Only failed or cancelled images can be retried.", "info")
-    return redirect(url_for("gallery.job", job_id=found.id), code=303)
-
-
-@bp.post("/batches/<batch_id>/cancel")
-def cancel_batch_form(batch_id: str):
-    """Cancel button on the batch page: every queued or running image of the batch."""
-    from humanseg.web.jobs_control import cancel_where
-
-    if not valid_form_token():
-        return _form_expired()
-    get_batch_or_404(batch_id)
-    changed = cancel_where(Job.batch_id == batch_id)
-    flash(f"{len(changed)} image{'s' if len(changed) != 1 else ''} cancelled.", "info")
-    return redirect(url_for("gallery.batch", batch_id=batch_id), code=303)
-
-
-@bp.post("/batches/<batch_id>/retry")
-def retry_batch_form(batch_id: str):
-    """Retry button on the batch page: its failed and cancelled images."""
-    from humanseg.web.jobs_control import RETRYABLE, retry_where
-
-    if not valid_form_token():
-        return _form_expired()
-    get_batch_or_404(batch_id)
-    changed = retry_where(RETRYABLE, Job.batch_id == batch_id)
-    flash(f"{len(changed)} image{'s' if len(changed) != 1 else ''} queued again.", "info")
-    return redirect(url_for("gallery.batch", batch_id=batch_id), code=303)
+# The buttons: POST /jobs/<id>/cancel|retry (one image) and /batches/<id>/cancel|retry (the whole batch).
+for _action in ("cancel", "retry"):
+    bp.add_url_rule(f"/jobs/<job_id>/{_action}", f"{_action}_job_form", partial(_control, _action), methods=["POST"])
+    bp.add_url_rule(f"/batches/<batch_id>/{_action}", f"{_action}_batch_form", partial(_control, _action),
+                    methods=["POST"])
