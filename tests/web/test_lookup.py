@@ -33,6 +33,8 @@ ID_ROUTES = {
     ("POST", "/jobs/<job_id>/delete"), ("POST", "/jobs/<job_id>/background"),
     ("GET", "/batches/<batch_id>"),
     ("POST", "/batches/<batch_id>/delete"),
+    ("POST", "/jobs/<job_id>/cancel"), ("POST", "/jobs/<job_id>/retry"),
+    ("POST", "/batches/<batch_id>/cancel"), ("POST", "/batches/<batch_id>/retry"),
     ("POST", "/api/v1/jobs/<job_id>/cancel"), ("POST", "/api/v1/jobs/<job_id>/retry"),
     ("POST", "/api/v1/batches/<batch_id>/cancel"), ("POST", "/api/v1/batches/<batch_id>/retry"),
     ("GET", "/api/v1/batches/<batch_id>/webhooks"),
