@@ -141,15 +141,35 @@ def test_rejected_file_shows_the_servers_reason(browser, stack, shot, tmp_path):
     bad = rows["x.jpg"]
     assert bad.get_attribute("class") == "rejected"
     reason = bad.find_element(By.CLASS_NAME, "state").text
-    assert reason.startswith("Rejected:") and "x.jpg" in reason
+    # The row shows the name; the reason does not say it again.
+    assert reason.startswith("Rejected:") and "x.jpg" not in reason
     assert reason.count("not supported") <= 1  # the reason once, not repeated
     # The server's own words, not a generic message.
     api = requests.post(stack.url("/api/v1/jobs"), files={"images": ("x.jpg", text())}, timeout=10)
-    assert api.json()["error"]["message"] in reason
+    assert api.json()["error"]["message"].removeprefix("x.jpg: ").lower() in reason.lower()
+    first = browser.find_element(By.CSS_SELECTOR, "#upload-list li")
+    assert first.get_attribute("class") == "rejected"  # the row that needs attention comes first
     assert "/upload" not in browser.current_url  # stayed on the page to show it
     link = browser.find_element(By.ID, "open-batch")
     assert link.is_displayed() and "/batches/" in link.get_attribute("href")
     shot("07-upload-rejected")
+
+
+def test_a_folder_says_which_files_it_skipped(browser, stack, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(jpeg())
+    (folder / "broken.jpg").write_bytes(text())  # refused by the server: the page stays to show it
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "plan.pdf").write_bytes(b"%PDF-1.4")
+    browser.get(stack.url("/"))
+    browser.find_element(By.ID, "folder-input").send_keys(str(folder))
+    _wait(browser, lambda d: d.find_element(By.ID, "upload-summary").text.startswith("Done"), 60, "the uploads")
+    note = browser.find_element(By.ID, "upload-skipped")
+    assert note.is_displayed() and note.text.startswith("2 files were skipped (not JPEG, PNG or WebP)")
+    assert "notes.txt" in note.text and "plan.pdf" in note.text
 
 
 def test_hostile_filename_from_the_api_renders_as_text(browser, stack, shot):

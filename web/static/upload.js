@@ -38,7 +38,10 @@
     try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
     var err = body && body.error;
     if (!err) return "Upload failed (HTTP " + xhr.status + ")";
-    var parts = [err.message || err.code || "rejected"];
+    var message = err.message || err.code || "rejected";
+    // The row already shows the file's name: "alice.jpg: the file is 27 MB…" says it twice.
+    if (err.file && message.indexOf(err.file + ": ") === 0) message = message.slice(err.file.length + 2);
+    var parts = [message.charAt(0).toUpperCase() + message.slice(1)];
     var files = err.files || err.details || [];
     if (Array.isArray(files)) {
       files.forEach(function (f) {
@@ -117,6 +120,8 @@
           item.row.fill.style.width = "100%";
           item.row.li.className = "rejected";
           item.row.state.textContent = "Rejected: " + errorText(xhr);
+          // Rejected rows go to the top: in a long list the one that needs attention is seen first.
+          list.insertBefore(item.row.li, list.firstChild);
           resolve({ ok: false, reason: errorText(xhr) });
         }
       };
@@ -130,7 +135,18 @@
     });
   }
 
-  function run(files) {
+  var skippedNote = document.getElementById("upload-skipped");
+
+  // Files of a picked or dropped folder that are not images: said, not silently dropped.
+  function sayskipped(names) {
+    if (!skippedNote) return;
+    skippedNote.hidden = !names.length;
+    skippedNote.textContent = names.length ? names.length + " file" + (names.length === 1 ? " was" : "s were") +
+      " skipped (not JPEG, PNG or WebP): " + names.slice(0, 5).join(", ") + (names.length > 5 ? ", …" : "") : "";
+  }
+
+  function run(files, skipped) {
+    sayskipped(skipped || []);
     if (busy || !files.length) return;
     busy = true;
     panel.hidden = false;
@@ -199,13 +215,15 @@
   }
 
   // Walk dropped folders (Chromium/Firefox/Safari entries API).
-  function walkEntry(entry, path, out) {
+  function walkEntry(entry, path, out, skipped) {
     return new Promise(function (resolve) {
       if (entry.isFile) {
         entry.file(function (f) {
           if (!/^\./.test(f.name) && ACCEPT.test(f.name)) {
             f.relPath = path + f.name;
             out.push(f);
+          } else if (!/^\./.test(f.name) && skipped) {
+            skipped.push(path + f.name);
           }
           resolve();
         }, function () { resolve(); });
@@ -215,7 +233,9 @@
         var readMore = function () {
           reader.readEntries(function (batch) {
             if (!batch.length) {
-              Promise.all(all.map(function (e) { return walkEntry(e, path + entry.name + "/", out); })).then(resolve);
+              Promise.all(all.map(function (e) {
+                return walkEntry(e, path + entry.name + "/", out, skipped);
+              })).then(resolve);
             } else { all = all.concat(Array.prototype.slice.call(batch)); readMore(); }
           }, function () { resolve(); });
         };
@@ -237,8 +257,9 @@
       }
       var hasDir = entries.some(function (e) { return e.isDirectory; });
       if (hasDir) {
-        var out = [];
-        Promise.all(entries.map(function (e) { return walkEntry(e, "", out); })).then(function () { run(out); });
+        var out = [], skipped = [];
+        Promise.all(entries.map(function (e) { return walkEntry(e, "", out, skipped); }))
+          .then(function () { run(out, skipped); });
         return;
       }
     }
@@ -256,9 +277,13 @@
 
   function onPick(input) {
     input.addEventListener("change", function () {
-      var files = pick(input.files);
-      if (input === folderInput) files = files.filter(function (f) { return ACCEPT.test(f.name); });
-      run(files);
+      var files = pick(input.files), skipped = [];
+      if (input === folderInput) {
+        skipped = files.filter(function (f) { return !ACCEPT.test(f.name); })
+          .map(function (f) { return f.relPath || f.name; });
+        files = files.filter(function (f) { return ACCEPT.test(f.name); });
+      }
+      run(files, skipped);
       input.value = "";
     });
   }
