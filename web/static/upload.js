@@ -46,7 +46,9 @@
     if (Array.isArray(files)) {
       files.forEach(function (f) {
         // Skip per-file details the summary message already says.
-        if (f && f.message && parts.join(" ").indexOf(f.message) < 0) parts.push(f.message);
+        if (f && f.message && parts.join(" ").toLowerCase().indexOf(f.message.toLowerCase()) < 0) {
+          parts.push(f.message);
+        }
       });
     }
     return parts.join(" — ");
