@@ -19,7 +19,7 @@ from humanseg.core.results import RESULTS
 from humanseg.core.variants import defaults
 from humanseg.web import Services, auth, services, uploads, variants
 from humanseg.web.deletion import delete_batch, delete_job
-from humanseg.web.errors import ApiError
+from humanseg.web.errors import ApiError, storage_unavailable
 from humanseg.web.idempotency import idempotent
 from humanseg.web.lookup import counts_by_batch, get_batch_or_404, get_job_or_404, status_counts
 from humanseg.web.pages import after_cursor, encode_cursor, safe_stem
@@ -40,12 +40,6 @@ bp = Blueprint("api", __name__)
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 # /segment answers with one full-size result (the thumbnail is a gallery preview).
 SEGMENT_OUTPUTS = tuple(kind.name for kind in RESULTS if kind.full_size)
-
-
-def storage_unavailable(exc: StorageError) -> ApiError:
-    """The 503 for a storage failure: the detail (keys, paths, endpoints) goes to the log only."""
-    log.warning(logkv(event="storage_unavailable", path=request.path, error=str(exc)))
-    return ApiError(503, "storage_unavailable", "storage is unavailable; try again later")
 
 
 @contextmanager

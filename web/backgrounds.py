@@ -13,16 +13,13 @@ from humanseg.core.images import FORMATS, ImageInfo, Limits, sniff, validate
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import is_public_id, new_id
 from humanseg.web import Services, services
-from humanseg.web.errors import ApiError
+from humanseg.web.errors import IMAGE_ERROR_STATUS, ApiError, storage_unavailable
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("backgrounds", __name__)
 
 PREFIX = "backgrounds/"
-# Same answers as for uploads (web/uploads.py): the client learns one set of codes.
-_STATUS = {"file_too_large": 413, "too_many_pixels": 413, "side_too_long": 413,
-           "unsupported_format": 415}
 
 
 def background_key(background_id: str) -> str:
@@ -40,21 +37,16 @@ def store_background(part: FileStorage | None, svc: Services) -> tuple[str, Imag
     try:
         info = validate(data, name, Limits(max_file_bytes=settings.max_file_bytes,
                                            max_pixels=settings.max_pixels))
-    except ImageError as exc:
-        raise ApiError(_STATUS.get(exc.code, 400), exc.code, f"{name}: {exc.message}",
+    except ImageError as exc:  # the same answers as for uploads: the client learns one set of codes
+        raise ApiError(IMAGE_ERROR_STATUS.get(exc.code, 400), exc.code, f"{name}: {exc.message}",
                        file=name) from exc
     background_id = new_id()
     try:
         svc.storage.put(background_key(background_id), data, info.content_type)
     except StorageError as exc:
-        raise _unavailable(exc) from exc
+        raise storage_unavailable(exc) from exc
     log.info(logkv(event="background_stored", background_id=background_id, bytes=info.bytes))
     return background_id, info
-
-
-def _unavailable(exc: StorageError) -> ApiError:
-    log.warning(logkv(event="storage_unavailable", error=str(exc)))
-    return ApiError(503, "storage_unavailable", "storage is unavailable; try again later")
 
 
 def background_json(background_id: str, info: ImageInfo | None = None) -> dict:
@@ -73,7 +65,7 @@ def _existing(background_id: str, svc: Services) -> str:
         if key and svc.storage.exists(key):
             return key
     except StorageError as exc:
-        raise _unavailable(exc) from exc
+        raise storage_unavailable(exc) from exc
     raise ApiError(404, "background_not_found", f"no background image with id {background_id}")
 
 
@@ -101,7 +93,7 @@ def get_background(background_id: str):
     except ObjectNotFound as exc:
         raise ApiError(404, "background_not_found", f"no background image with id {background_id}") from exc
     except StorageError as exc:
-        raise _unavailable(exc) from exc
+        raise storage_unavailable(exc) from exc
     content_type = FORMATS.get(sniff(data[:16]) or "", ("application/octet-stream",))[0]
     return Response(data, mimetype=content_type, headers={"Cache-Control": "private, max-age=3600"})
 
@@ -114,5 +106,5 @@ def delete_background(background_id: str) -> Response:
     try:
         svc.storage.delete(key)
     except StorageError as exc:
-        raise _unavailable(exc) from exc
+        raise storage_unavailable(exc) from exc
     return jsonify({"deleted": {"background_id": background_id}})

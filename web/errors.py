@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
 from flask.wrappers import Response
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from humanseg.core.logfmt import logkv
 from humanseg.core.redact import without_paths
 
 
@@ -111,3 +113,18 @@ def register_error_handlers(app: Flask) -> None:
             return html_error(exc)
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
+
+
+_log = logging.getLogger(__name__)
+
+# HTTP status for each core.images rejection code (uploads and backgrounds); any other code is 400.
+IMAGE_ERROR_STATUS = {"file_too_large": 413, "too_many_pixels": 413, "side_too_long": 413,
+                      "unsupported_format": 415}
+
+
+def storage_unavailable(exc: Exception, **context: Any) -> ApiError:
+    """The one 503 for a storage failure: the details (which may name hosts, keys or server paths) go to
+    the log, the client gets a stable message."""
+    where = {"path": request.path} if request else {}
+    _log.warning(logkv(event="storage_unavailable", **where, **context, error=str(exc)))
+    return ApiError(503, "storage_unavailable", "storage is unavailable; try again later")

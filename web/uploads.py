@@ -20,14 +20,11 @@ from humanseg.core.models import Batch, Job, JobStatus, is_public_id, new_id
 from humanseg.core.queue import BrokerError, send_segment
 from humanseg.core.webhooks import WebhookConfig
 from humanseg.web import Services, auth, ratelimit
-from humanseg.web.errors import ApiError
+from humanseg.web.errors import IMAGE_ERROR_STATUS, ApiError, storage_unavailable
 from humanseg.web.offload import off_loop
 
 log = logging.getLogger(__name__)
 
-# HTTP status for each core.images rejection code; any other code is a plain 400.
-IMAGE_ERROR_STATUS = {"file_too_large": 413, "too_many_pixels": 413, "side_too_long": 413,
-                      "unsupported_format": 415}
 # File parts larger than this go to a temporary file as they arrive (werkzeug keeps 500 KiB
 # in memory per part, which for 500 parts is 250 MiB held by one request).
 SPOOL_BYTES = 64 * 1024
@@ -150,7 +147,7 @@ def create_batch(uploads: list[Upload], batch_name: str | None, services: Servic
             session.add_all(jobs)
     except StorageError as exc:
         _discard([k for _, k, _ in stored], services)
-        raise ApiError(503, "storage_unavailable", f"could not store the upload: {exc}") from exc
+        raise storage_unavailable(exc, batch_id=batch_id or "new", files=len(uploads)) from exc
     except BaseException:
         _discard([k for _, k, _ in stored], services)
         raise

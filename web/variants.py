@@ -37,7 +37,7 @@ from humanseg.core.variants import (
     parse_outputs,
 )
 from humanseg.web.backgrounds import background_key
-from humanseg.web.errors import ApiError
+from humanseg.web.errors import ApiError, storage_unavailable
 from humanseg.web.offload import off_loop
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def ensure(job: Job, opts: Options, storage: Storage) -> str:
         # Two requests may render the same variant at once: same bytes, same key, no harm.
         storage.put(key, data, opts.content_type)
     except StorageError as exc:
-        raise unavailable(exc) from exc
+        raise storage_unavailable(exc, job_id=job.id) from exc
     log.info(logkv(event="variant_made", job_id=job.id, variant=opts.canonical(), bytes=len(data)))
     return key
 
@@ -106,13 +106,7 @@ def rendered(job: Job, opts: Options, storage: Storage) -> bytes:
     except ObjectNotFound as exc:
         raise ApiError(404, "result_missing", f"job {job.id} has no {opts.kind}") from exc
     except StorageError as exc:
-        raise unavailable(exc) from exc
-
-
-def unavailable(exc: StorageError) -> ApiError:
-    """The 503 for a storage failure; the detail goes to the log only."""
-    log.warning(logkv(event="storage_unavailable", error=str(exc)))
-    return ApiError(503, "storage_unavailable", "storage is unavailable; try again later")
+        raise storage_unavailable(exc, job_id=job.id) from exc
 
 
 @dataclass
