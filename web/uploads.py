@@ -16,6 +16,7 @@ from werkzeug.datastructures import FileStorage
 from humanseg.core.db import session_scope
 from humanseg.core.errors import ImageError, StorageError
 from humanseg.core.images import ImageInfo, Limits, validate
+from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, Job, JobStatus, is_public_id, new_id
 from humanseg.core.queue import BrokerError, send_segment
 from humanseg.core.webhooks import WebhookConfig
@@ -152,7 +153,7 @@ def create_batch(uploads: list[Upload], batch_name: str | None, services: Servic
         _discard([k for _, k, _ in stored], services)
         raise
     enqueue(jobs, services)
-    log.info("event=jobs_created batch_id=%s jobs=%d", batch.id, len(jobs))
+    log.info(logkv(event="jobs_created", batch_id=batch.id, jobs=len(jobs)))
     return batch, jobs
 
 
@@ -181,7 +182,7 @@ def _discard(keys: list[str], services: Services) -> None:
         try:
             services.storage.delete(key)
         except StorageError:
-            log.warning("event=orphan_original key=%s", key)
+            log.warning(logkv(event="orphan_original", key=key))
 
 
 def enqueue(jobs: list[Job], services: Services) -> None:
@@ -191,7 +192,7 @@ def enqueue(jobs: list[Job], services: Services) -> None:
             send_segment(services.celery, job.id, services.settings.queue)
         except BrokerError as exc:
             # The row is committed, so the job is not lost: the sweeper re-queues it.
-            log.warning("event=enqueue_failed job_id=%s error=%s", job.id, exc)
+            log.warning(logkv(event="enqueue_failed", job_id=job.id, error=exc))
             return
 
 
