@@ -16,6 +16,7 @@ from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
+from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.queue import BrokerError, make_sender, send_segment
 from humanseg.core.settings import Settings
@@ -79,12 +80,12 @@ def sweep(settings: Settings, sessions: sessionmaker[Session], celery) -> SweepR
             send_segment(celery, job_id, settings.queue)
             sent += 1
         except BrokerError as exc:
-            log.warning("event=sweep_send_failed job_id=%s error=%s", job_id, exc)
+            log.warning(logkv(event="sweep_send_failed", job_id=job_id, error=exc))
             break
     result = SweepResult(requeued=len(requeued), resent=len(stale), failed=failed)
     if requeued or stale or failed:
-        log.info("event=sweep requeued=%d resent=%d failed=%d sent=%d", result.requeued,
-                 result.resent, result.failed, sent)
+        log.info(logkv(event="sweep", requeued=result.requeued, resent=result.resent, failed=result.failed,
+                       sent=sent))
     return result
 
 
@@ -116,7 +117,7 @@ def _not_sent_lately(settings: Settings, job_ids: list[str], limit: int) -> list
         finally:
             client.close()
     except Exception as exc:  # noqa: BLE001 - broker down: nothing can be sent this pass anyway
-        log.warning("event=sweep_marks_unavailable error=%s", exc)
+        log.warning(logkv(event="sweep_marks_unavailable", error=exc))
         return []
 
 
@@ -143,7 +144,7 @@ def sweep_orphans(settings: Settings, sessions: sessionmaker[Session], storage: 
     for key in sorted(set(old) - owned):
         storage.delete(key)
         removed += 1
-        log.info("event=orphan_original_removed key=%s", key)
+        log.info(logkv(event="orphan_original_removed", key=key))
     return removed, page[-1].key if len(page) == ORPHAN_PAGE else ""
 
 
@@ -167,15 +168,15 @@ def run_loop(settings: Settings, sessions: sessionmaker[Session], celery, stop: 
         try:
             sweep(settings, sessions, celery)
         except Exception:  # keep sweeping; the next pass may succeed (database or broker back)
-            log.exception("event=sweep_error")
+            log.exception(logkv(event="sweep_error"))
         try:
             _, cursor = sweep_orphans(settings, sessions, storage, cursor)
         except Exception:  # the storage or the database may be back next time
-            log.exception("event=orphan_sweep_error")
+            log.exception(logkv(event="orphan_sweep_error"))
         try:
             purge_expired(settings, sessions, storage)
         except Exception:  # the storage or the database may be back next time
-            log.exception("event=retention_error")
+            log.exception(logkv(event="retention_error"))
         if stop.wait(every):
             return
 
@@ -208,7 +209,7 @@ def run_standalone(settings: Settings, every: float | None = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with _standalone(settings) as (sessions, celery):
-        log.info("event=sweeper_started standalone=1 every=%.0f", every or interval(settings))
+        log.info(logkv(event="sweeper_started", standalone=1, every=f"{every or interval(settings):.0f}"))
         run_loop(settings, sessions, celery, stop, every)
 
 
