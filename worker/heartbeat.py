@@ -8,6 +8,7 @@ import socket
 import threading
 
 from humanseg.core.heartbeat import beat, forget
+from humanseg.core.logfmt import logkv
 from humanseg.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,13 @@ class HeartbeatThread(threading.Thread):
                 try:
                     beat(client, self.settings, self.node)
                 except Exception as exc:  # noqa: BLE001 - broker down: beat again next time
-                    log.warning("event=heartbeat_failed node=%s error=%s", self.node, exc)
+                    log.warning(logkv(event="heartbeat_failed", node=self.node, error=exc))
                 if self.stop_event.wait(self.every):
                     break
             try:
                 forget(client, self.settings, self.node)
             except Exception as exc:  # noqa: BLE001 - its beat then simply grows stale
-                log.warning("event=heartbeat_forget_failed node=%s error=%s", self.node, exc)
+                log.warning(logkv(event="heartbeat_forget_failed", node=self.node, error=exc))
         finally:
             client.close()
 

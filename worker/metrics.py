@@ -13,6 +13,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from humanseg.core.logfmt import logkv
 from humanseg.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class QueueDepth:
             finally:
                 client.close()
         except Exception as exc:  # noqa: BLE001 - a scrape must answer even with the broker down
-            log.warning("event=queue_depth_unavailable error=%s", exc)
+            log.warning(logkv(event="queue_depth_unavailable", error=exc))
         yield family
 
 
@@ -90,5 +91,5 @@ def serve(settings: Settings):
         registry = REGISTRY
     registry.register(QueueDepth(settings))
     server, _thread = start_http_server(settings.worker_metrics_port, registry=registry)
-    log.info("event=metrics_serving port=%d", settings.worker_metrics_port)
+    log.info(logkv(event="metrics_serving", port=settings.worker_metrics_port))
     return server

@@ -85,7 +85,7 @@ def _finish(sessions, job_id: str, attempt: int, **values) -> bool:
             # The webhook events commit with the outcome; worker/webhooks.py delivers them.
             record_finished(session, [job_id])
     if not done:
-        log.warning("event=lease_lost job_id=%s attempt=%d", job_id, attempt)
+        log.warning(logkv(event="lease_lost", job_id=job_id, attempt=attempt))
     return bool(done)
 
 
@@ -96,7 +96,7 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
     with stages.timed("db"):
         claimed = claim(sessions, job_id, settings.lease_seconds)
     if claimed is None:
-        log.info("event=skip job_id=%s reason=not_claimable", job_id)
+        log.info(logkv(event="skip", job_id=job_id, reason="not_claimable"))
         return Outcome("skipped")
     attempt = claimed.attempt
     try:
@@ -121,7 +121,7 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
             # mask, alpha and thumbnail always; cut-outs and overlays only when the upload chose them
             outputs = render_job(image, seg, outputs_of(claimed.outputs))
     except Exception as exc:  # a failing image must not take the worker down
-        log.exception("event=predict_failed job_id=%s", job_id)
+        log.exception(logkv(event="predict_failed", job_id=job_id))
         return fail(sessions, job_id, attempt, f"segmentation failed: {type(exc).__name__}: {exc}")
     with stages.timed("db"):
         owned = _still_owned(sessions, job_id, attempt)
@@ -167,9 +167,9 @@ def _drop_orphan_results(sessions, storage: Storage, job_id: str, attempt: int) 
     try:
         removed = storage.delete_prefix(results_prefix(job_id))
     except StorageError as exc:
-        log.warning("event=orphan_results_left job_id=%s error=%s", job_id, exc)
+        log.warning(logkv(event="orphan_results_left", job_id=job_id, error=exc))
         return
-    log.info("event=orphan_results_removed job_id=%s objects=%d", job_id, removed)
+    log.info(logkv(event="orphan_results_removed", job_id=job_id, objects=removed))
 
 
 def fail(sessions, job_id: str, attempt: int, reason: str) -> Outcome:

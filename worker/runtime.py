@@ -13,6 +13,7 @@ from celery import Celery, current_app, signals
 from sqlalchemy.orm import Session, sessionmaker
 
 from humanseg.core.db import make_engine, make_sessionmaker
+from humanseg.core.logfmt import logkv
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, make_storage
 from humanseg.worker.heartbeat import HeartbeatThread
@@ -64,13 +65,13 @@ class Runtime:
     def start_sweeper(self, celery: Celery) -> SweeperThread | None:
         """Start the sweep loop in a thread unless the `sweeper` setting is off."""
         if not self.settings.sweeper:
-            log.info("event=sweeper_off pid=%d", os.getpid())
+            log.info(logkv(event="sweeper_off", pid=os.getpid()))
             return None
         if self.sweeper is None:
             sessions = self.resources(with_predictor=False).sessions
             self.sweeper = SweeperThread(self.settings, sessions, celery)
             self.sweeper.start()
-            log.info("event=sweeper_started pid=%d every=%.0f", os.getpid(), self.sweeper.every)
+            log.info(logkv(event="sweeper_started", pid=os.getpid(), every=f"{self.sweeper.every:.0f}"))
         return self.sweeper
 
     def start_heartbeat(self) -> HeartbeatThread:
@@ -78,8 +79,8 @@ class Runtime:
         if self.heartbeat is None:
             self.heartbeat = HeartbeatThread(self.settings)
             self.heartbeat.start()
-            log.info("event=heartbeat_started node=%s every=%.0f", self.heartbeat.node,
-                     self.heartbeat.every)
+            log.info(logkv(event="heartbeat_started", node=self.heartbeat.node,
+                           every=f"{self.heartbeat.every:.0f}"))
         return self.heartbeat
 
     def stop_heartbeat(self) -> None:
@@ -95,7 +96,7 @@ class Runtime:
         if self.settings.webhooks and self.webhooks is None:
             self.webhooks = WebhookThread(self.settings, self.resources(with_predictor=False).sessions)
             self.webhooks.start()
-            log.info("event=webhooks_started pid=%d", os.getpid())
+            log.info(logkv(event="webhooks_started", pid=os.getpid()))
 
     def stop_webhooks(self, timeout: float = 5.0) -> None:
         """Stop the webhook delivery loop, if one runs."""
@@ -110,7 +111,7 @@ class Runtime:
         if thread is not None:
             thread.stop()
             thread.join(timeout)
-            log.info("event=sweeper_stopped pid=%d", os.getpid())
+            log.info(logkv(event="sweeper_stopped", pid=os.getpid()))
 
 
 def load_predictor(settings: Settings):
@@ -118,8 +119,8 @@ def load_predictor(settings: Settings):
     from humanseg.ml.predictor import load_predictor as _load
 
     threads = settings.effective_threads()
-    log.info("event=predictor_loading pid=%d threads=%d backend=%s", os.getpid(), threads,
-             settings.model_backend)
+    log.info(logkv(event="predictor_loading", pid=os.getpid(), threads=threads,
+                   backend=settings.model_backend))
     return _load(settings.model_path or None, backend=settings.model_backend, threads=threads)
 
 
@@ -153,7 +154,7 @@ def _on_process_init(**_: Any) -> None:
         # collector never scans them again, so a full collection no longer stalls a job.
         gc.collect()
         gc.freeze()
-        log.info("event=gc_frozen pid=%d objects=%d", os.getpid(), gc.get_freeze_count())
+        log.info(logkv(event="gc_frozen", pid=os.getpid(), objects=gc.get_freeze_count()))
 
 
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:

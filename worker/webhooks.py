@@ -122,7 +122,7 @@ class WebhookThread(threading.Thread):
             try:
                 busy = deliver_due(self.settings, self.sessions)
             except Exception:  # the database may be back next pass
-                log.exception("event=webhook_loop_error")
+                log.exception(logkv(event="webhook_loop_error"))
                 busy = 0
             if busy < PER_PASS and self.stop_event.wait(self.every):
                 return
