@@ -18,6 +18,8 @@ from typing import Any
 
 from werkzeug.exceptions import RequestTimeout
 
+from humanseg.core.logfmt import logkv
+
 log = logging.getLogger(__name__)
 
 
@@ -71,8 +73,8 @@ class DeadlineInput:
 
     def _expire(self) -> BodyTimeout:
         self.expired = True
-        log.warning("event=body_timeout received=%d seconds=%.1f", self.received,
-                    time.monotonic() - self._start)
+        log.warning(logkv(event="body_timeout", received=self.received,
+                          seconds=f"{time.monotonic() - self._start:.1f}"))
         return BodyTimeout()
 
     def read(self, size: int | None = -1) -> bytes:

@@ -72,6 +72,7 @@ def when_ready(server) -> None:
 def post_worker_init(worker) -> None:
     """Wrap the app in the body deadline once this worker has loaded it (settings read here)."""
     from humanseg.body_deadline import BodyDeadline
+    from humanseg.core.logfmt import logkv
     from humanseg.core.settings import Settings
 
     settings = Settings.from_env()
@@ -81,7 +82,7 @@ def post_worker_init(worker) -> None:
     # stall of every request this process was serving.
     gc.collect()
     gc.freeze()
-    worker.log.info("event=gc_frozen pid=%d objects=%d", os.getpid(), gc.get_freeze_count())
+    worker.log.info(logkv(event="gc_frozen", pid=os.getpid(), objects=gc.get_freeze_count()))
 
 
 def worker_exit(server, worker) -> None:

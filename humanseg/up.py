@@ -12,6 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from humanseg.core.logfmt import logkv
 from humanseg.core.secret_key import ensure_secret_key
 from humanseg.core.settings import Settings
 from humanseg.exposure import ExposedSecret, check_secret
@@ -99,7 +100,7 @@ class Supervisor:
     def _start(self, child: Child) -> None:
         child.proc = subprocess.Popen(child.argv, env=child.env, start_new_session=True)
         child.started_at, child.restart_at = time.monotonic(), None
-        log.info("event=child_started name=%s pid=%d", child.name, child.proc.pid)
+        log.info(logkv(event="child_started", name=child.name, pid=child.proc.pid))
 
     def proc(self, name: str) -> subprocess.Popen:
         """The current process of a child."""
@@ -123,8 +124,8 @@ class Supervisor:
             child.failures = 1 if ran >= self.stable_after else child.failures + 1
             delay = min(self.max_backoff, self.backoff * 2 ** (child.failures - 1))
             child.restart_at, child.delay = now + delay, delay
-            log.warning("event=child_exited name=%s pid=%d code=%s ran_s=%.0f restart_in_s=%.0f",
-                        child.name, child.proc.pid, code, ran, delay)
+            log.warning(logkv(event="child_exited", name=child.name, pid=child.proc.pid, code=code,
+                              ran_s=f"{ran:.0f}", restart_in_s=f"{delay:.0f}"))
             print(f"humanseg: {child.name} exited (code {code}) after {ran:.0f}s; "
                   f"restarting in {delay:.0f}s", file=sys.stderr, flush=True)
 
@@ -142,7 +143,7 @@ class Supervisor:
             try:
                 child.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("event=child_killed name=%s pid=%d", name, child.proc.pid)
+                log.warning(logkv(event="child_killed", name=name, pid=child.proc.pid))
                 child.proc.kill()
                 child.proc.wait()
 
