@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from humanseg.core.logfmt import logkv
 from humanseg.ml.config import ONNX_FILE
 from humanseg.ml.model import load_model_dir
 
@@ -33,7 +34,7 @@ def export_onnx(model: torch.nn.Module, out_path: str | Path, size: int = 320, o
             opset_version=opset,
             dynamo=False,
         )
-    log.info("exported onnx path=%s bytes=%d", out_path, out_path.stat().st_size)
+    log.info(logkv(event="onnx_exported", path=out_path, bytes=out_path.stat().st_size))
     return out_path
 
 

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from humanseg.core.logfmt import logkv
 from humanseg.ml.config import ONNX_FILE, WEIGHTS_FILE, ModelConfig
 from humanseg.ml.imageio import to_rgb
 from humanseg.ml.letterbox import Letterbox, to_input, to_probability
@@ -191,5 +192,5 @@ def load_predictor(
         impl = TorchBackend(model_dir, threads, device)
     else:
         raise ValueError(f"unknown backend {backend!r} (auto, onnx or torch)")
-    log.info("predictor loaded model_dir=%s backend=%s threads=%s pid=%s", model_dir, impl.name, threads, os.getpid())
+    log.info(logkv(event="predictor_loaded", model_dir=model_dir, backend=impl.name, threads=threads, pid=os.getpid()))
     return Predictor(cfg, impl)

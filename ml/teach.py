@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from humanseg.core.logfmt import logkv
 from humanseg.ml.imageio import load_image
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ def teach(images: Path, out: Path, teachers_dir: Path, min_area: float = 0.01, t
                 try:
                     image = load_image(path)
                 except (OSError, ValueError) as exc:  # one bad photo must not stop the folder
-                    log.warning("event=teach_unreadable image=%s reason=%r", rel, str(exc))
+                    log.warning(logkv(event="teach_unreadable", image=rel, reason=str(exc)))
                     counts["unreadable"] += 1
                     continue
                 soft, agreement, area = label_photo(teachers, image, min_area)

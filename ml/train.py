@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from humanseg.core.logfmt import logkv
 from humanseg.ml.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
 from humanseg.ml.data import (
     Augmenter,
@@ -173,8 +174,8 @@ def prepare_data(tc: TrainConfig) -> TrainData:
         if tc.scene_p:
             scenes += [load_image(r.image).resize(_fit(r.image, long_side), Image.BILINEAR)
                        for r in labelled_rows(spec.path, min_agreement=0.0)]
-    log.info("data train=%s weights=%s val=%d ood=%d teach=%d scenes=%d size=%d", sizes, weights, len(val_rows),
-             len(ood_rows), len(teach_rows), len(scenes), tc.size)
+    log.info(logkv(event="train_data", train=",".join(map(str, sizes)), weights=",".join(map(str, weights)),
+                   val=len(val_rows), ood=len(ood_rows), teach=len(teach_rows), scenes=len(scenes), size=tc.size))
     return TrainData(pairs, primary, sizes, weights, val_rows, ood_rows, teach_rows, scenes)
 
 
@@ -248,7 +249,8 @@ class Run:
         self.state = {"best_score": ckpt["state"].get("best_iou", -1.0), **ckpt["state"]}
         self.rng.setstate(ckpt["py_rng"])
         torch.set_rng_state(ckpt["torch_rng"])
-        log.info("resumed epoch=%d step=%d best=%.4f", self.state["epoch"], self.state["step"], self.state["best_iou"])
+        log.info(logkv(event="train_resumed", epoch=self.state["epoch"], step=self.state["step"],
+                       best=f"{self.state['best_iou']:.4f}"))
 
     def save_last(self) -> None:
         torch.save({"model": self.model.state_dict(), "ema": self.ema.model.state_dict(), "opt": self.opt.state_dict(),
@@ -311,7 +313,7 @@ def train(tc: TrainConfig) -> dict:
                              best_ood_iou=record.get("ood_miou"))
             save_model_dir(run.ema.model, _with_meta(cfg, tc, run.state), tc.out / "best")
         run.state["history"].append(record)
-        log.info("epoch %s", json.dumps(record))
+        log.info(logkv(event="epoch_done", **record))
         run.save_last()
         if run.done():
             break
