@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
+
+from humanseg.core.logsetup import configure_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,7 +114,7 @@ def _train_arguments(t: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point for the ML sub-commands."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("INFO")  # the one set-up (core/logsetup.py), as the server commands have
     commands = {"train": _train, "evaluate": _evaluate, "segment": _segment, "export": _export, "teach": _teach,
                 "fetch-teachers": _fetch_teachers}
     return commands[args.command](args)

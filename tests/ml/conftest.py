@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,18 @@ from PIL import Image
 
 from humanseg.ml.data import CSV_PREFIX
 from humanseg.ml.testing import draw_person
+
+
+@pytest.fixture(autouse=True)
+def _undo_cli_logging():
+    """ml.cli's `main` sets up logging (core/logsetup.py): a root handler on the sys.stderr of that moment,
+    under capsys a capture that closes with the test. Take it off again, and the root level back."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if getattr(h, "_humanseg_handler", False)]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
