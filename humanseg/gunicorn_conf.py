@@ -49,33 +49,40 @@ def child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def bound_hosts(listeners) -> list[str]:
+    """The addresses of gunicorn's listening sockets (unix sockets are local: left out).
+
+    The master's listeners wrap a socket (`.sock`); a gevent worker's are the sockets themselves."""
+    names = [getattr(lnr, "sock", lnr).getsockname() for lnr in listeners]
+    return [name[0] for name in names if isinstance(name, tuple)]
+
+
 def when_ready(server) -> None:
     """Once the sockets are bound: refuse the placeholder secret unless they are all loopback."""
-    from humanseg.core.settings import Settings
-    from humanseg.exposure import check_secret
+    from humanseg.web.exposure import check_secret, exposed
 
-    hosts = [lnr.sock.getsockname()[0] for lnr in server.LISTENERS
-             if isinstance(lnr.sock.getsockname(), tuple)]  # unix sockets are local
+    hosts = bound_hosts(server.LISTENERS)
     # ExposedSecret is a RuntimeError: gunicorn prints it and exits 1 before serving anything.
-    warning = check_secret(Settings.from_env(), hosts)
+    warning = check_secret(_settings, hosts)
     if warning:
         server.log.warning(warning)
-    from humanseg.web.auth import is_loopback_bind
-
-    exposed = [h for h in hosts if not is_loopback_bind(h)]
-    if exposed:
-        # Workers fork after this hook and read their settings from this environment.
-        os.environ["HUMANSEG_REQUIRE_API_KEYS"] = "1"
-        server.log.info("API keys required: listening on %s", ", ".join(exposed))
+    if exposed(hosts):
+        server.log.info("API keys required: listening on %s", ", ".join(exposed(hosts)))
 
 
 def post_worker_init(worker) -> None:
-    """Wrap the app in the body deadline once this worker has loaded it (settings read here)."""
+    """Hand this worker's app what only gunicorn knows, once it has loaded it: whether the
+    addresses really bound require API keys (--bind may differ from HUMANSEG_HOST), and the body
+    deadline around it."""
     from humanseg.body_deadline import BodyDeadline
     from humanseg.core.logfmt import logkv
-    from humanseg.core.settings import Settings
+    from humanseg.web.exposure import keys_required
 
-    settings = Settings.from_env()
+    services = worker.wsgi.extensions["humanseg"]  # the app of humanseg.web:create_app()
+    # Stricter, never laxer, than the configured host alone: either one beyond loopback needs keys.
+    hosts = [services.settings.host, *bound_hosts(worker.sockets)]
+    services.keys_required = keys_required(services.settings, hosts)
+    settings = services.settings
     worker.wsgi = BodyDeadline(worker.wsgi, settings.body_timeout_seconds, settings.body_min_rate)
     # What loading the app made (Flask, SQLAlchemy, PIL, routes...) lives as long as the process.
     # Frozen, the collector never scans it again: a full collection of it took about 40 ms, a

@@ -15,7 +15,7 @@ from pathlib import Path
 from humanseg.core.logfmt import logkv
 from humanseg.core.secret_key import ensure_secret_key
 from humanseg.core.settings import Settings
-from humanseg.exposure import ExposedSecret, check_secret
+from humanseg.web.exposure import ExposedSecret, check_secret
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> bo
 
 def access_note(settings: Settings) -> str:
     """One line saying whether the web tier needs API keys, and how to get or require one."""
-    from humanseg.web.auth import keys_required
+    from humanseg.web.exposure import keys_required
 
     if keys_required(settings):
         return "API keys required; make one with: humanseg keys create NAME"

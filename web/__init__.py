@@ -3,41 +3,21 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Any
 
-from flask import Flask, current_app
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from flask import Flask
 
 from humanseg.core.db import make_engine, make_sessionmaker
 from humanseg.core.secret_key import ensure_secret_key
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, make_storage
-
-
-@dataclass
-class Services:
-    """Per-app singletons: settings, database, storage and the task sender."""
-
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    storage: Storage
-    celery: Any
-    # Requests of this process that may wait for results at once (/segment, Prefer: wait): a
-    # waiting request holds a server thread, and the rest must stay free for everything else.
-    wait_slots: threading.BoundedSemaphore
-
-
-def services() -> Services:
-    """The Services of the current app."""
-    return current_app.extensions["humanseg"]
+from humanseg.web.exposure import keys_required
+from humanseg.web.services import Services
 
 
 def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> Flask:
     """Build the Flask app from settings (read from the environment when None)."""
-    # Imported here: these modules need services(), defined above.
+    # Imported here, not at the top: a module of the package alone (web/exposure.py, which the
+    # launcher uses) must not load every blueprint.
     from humanseg.core.queue import make_sender
     from humanseg.web import (
         api,
@@ -73,6 +53,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         storage=storage or make_storage(settings),
         celery=make_sender(settings),
         wait_slots=threading.BoundedSemaphore(max(0, settings.segment_wait_slots)),
+        keys_required=keys_required(settings),
     )
     from humanseg.web import metrics
 

@@ -17,7 +17,7 @@ from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import RESULTS
 from humanseg.core.variants import defaults
-from humanseg.web import Services, auth, services, uploads, variants
+from humanseg.web import principal, uploads, variants
 from humanseg.web.deletion import delete_batch, delete_job
 from humanseg.web.errors import ApiError, storage_unavailable
 from humanseg.web.idempotency import idempotent
@@ -30,6 +30,7 @@ from humanseg.web.serialize import (
     job_brief,
     job_json,
 )
+from humanseg.web.services import Services, services
 from humanseg.web.uploads import wait_for
 from humanseg.web.webhooks_api import webhook_fields, webhook_json
 
@@ -153,7 +154,7 @@ def list_batches() -> Response:
     """The batches this request may see, newest first, with counts by status (?limit=&cursor=)."""
     limit = _int_arg("limit", 50, 1, 500)
     cursor = request.args.get("cursor", "")
-    query = (select(Batch).where(*auth.batch_scope())
+    query = (select(Batch).where(*principal.batch_scope())
              .order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1))
     query, bad = after_cursor(query, Batch.created_at, Batch.id, cursor)
     if bad:
@@ -172,7 +173,7 @@ def list_jobs() -> Response:
     """The jobs this request may see, newest first (?status=&batch_id=&limit=&cursor=)."""
     limit = _int_arg("limit", 100, 1, 500)
     cursor = request.args.get("cursor", "")
-    conditions = list(auth.job_scope())
+    conditions = list(principal.job_scope())
     status = request.args.get("status")
     if status is not None:
         try:

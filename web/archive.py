@@ -15,10 +15,11 @@ from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus
 from humanseg.core.results import RESULTS, ResultKind
 from humanseg.core.variants import FORMATS, OPTION_NAMES, Options, defaults
-from humanseg.web import Services, services, variants
+from humanseg.web import variants
 from humanseg.web.errors import ApiError
 from humanseg.web.lookup import get_batch_or_404
 from humanseg.web.pages import attachment, safe_stem, unique_name
+from humanseg.web.services import Services, services
 from humanseg.web.variants import rendered
 from humanseg.web.zipstream import Entry, stream_zip
 

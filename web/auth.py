@@ -1,24 +1,19 @@
-"""API keys on requests: who is calling (Bearer, X-Api-Key or a signed-in page session), and what they may see.
+"""API keys on requests: who is calling (Bearer, X-Api-Key or a signed-in page session).
 
-Keys are required when the `require_api_keys` setting is on or the server is bound beyond
-loopback; otherwise a request without a key is anonymous and sees everything (a local, open
-server), while a request with a key is scoped to that key all the same. A key sees and deletes
-only the batches it made; an admin key sees all.
+Keys are required when web/exposure.py says so (the `require_api_keys` setting, or a bind beyond
+loopback); otherwise a request without a key is anonymous and sees everything (a local, open
+server), while a request with a key is scoped to that key all the same (web/principal.py).
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import logging
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
     Flask,
     g,
-    has_request_context,
     redirect,
     render_template,
     request,
@@ -26,17 +21,16 @@ from flask import (
     url_for,
 )
 from flask.wrappers import Response
-from sqlalchemy import Row, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Row
 
 from humanseg.core.db import session_scope
 from humanseg.core.keys import active_key_row, find_key
 from humanseg.core.logfmt import logkv
-from humanseg.core.models import ApiKey, Batch, Job
-from humanseg.core.settings import Settings
-from humanseg.web import services
+from humanseg.web import ratelimit
 from humanseg.web.csrf import valid_form_token
 from humanseg.web.errors import ApiError, is_api_path
+from humanseg.web.principal import Principal
+from humanseg.web.services import services
 
 log = logging.getLogger(__name__)
 
@@ -47,79 +41,6 @@ SESSION_KEY = "api_key_id"
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/signin", "/signout", "/favicon.ico",
                         "/openapi.json", "/docs"})
 OPEN_PREFIXES = ("/assets/",)
-_WILDCARD_BINDS = {"", "0.0.0.0", "::", "[::]"}
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The API key a request acts as."""
-
-    key_id: str
-    name: str
-    admin: bool
-    requests_per_minute: int | None
-    images_per_day: int | None
-
-    @classmethod
-    def of(cls, row: ApiKey | Row) -> Principal:
-        """The principal of a key: its ORM row or its columns from a Core SELECT."""
-        return cls(row.id, row.name, row.admin, row.requests_per_minute, row.images_per_day)
-
-
-@functools.lru_cache(maxsize=64)  # asked on every request, of the same few addresses
-def is_loopback_bind(host: str) -> bool:
-    """True for localhost and loopback addresses; False for wildcards, other addresses and names."""
-    host = host.strip().strip("[]").lower()
-    if host == "localhost":
-        return True
-    if host in _WILDCARD_BINDS:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def keys_required(settings: Settings) -> bool:
-    """True when every request needs a key: the setting, or a bind others can reach."""
-    return settings.require_api_keys or not is_loopback_bind(settings.host)
-
-
-def principal() -> Principal | None:
-    """The key the current request acts as; None when anonymous (or outside a request)."""
-    return g.get("principal") if has_request_context() else None
-
-
-def owner_id() -> str | None:
-    """The key id a batch made now belongs to (None: anonymous)."""
-    who = principal()
-    return who.key_id if who else None
-
-
-def sees_everything() -> bool:
-    """True when the current request may see every batch (no keys in use, or an admin key)."""
-    who = principal()
-    return who is None or who.admin
-
-
-def may_see(owner_key_id: str | None) -> bool:
-    """True when the current request may see a batch with this owner."""
-    who = principal()
-    return who is None or who.admin or owner_key_id == who.key_id
-
-
-def batch_scope() -> list[ColumnElement[bool]]:
-    """WHERE conditions on Batch limiting a query to what the current request may see."""
-    who = principal()
-    return [] if who is None or who.admin else [Batch.owner_key_id == who.key_id]
-
-
-def job_scope() -> list[ColumnElement[bool]]:
-    """WHERE conditions on Job limiting a query to the jobs of batches the request may see."""
-    who = principal()
-    if who is None or who.admin:
-        return []
-    return [Job.batch_id.in_(select(Batch.id).where(Batch.owner_key_id == who.key_id))]
 
 
 def _sent_key() -> str | None:
@@ -153,8 +74,6 @@ def _authenticate():
     row = _lookup(sent)
     if row is not None:
         g.principal = Principal.of(row)
-        from humanseg.web import ratelimit
-
         ratelimit.count_request(g.principal)
         return None
     if sent is not None:  # a wrong key is an error even where none is needed
@@ -162,7 +81,7 @@ def _authenticate():
         raise unauthorized("invalid_api_key", "the API key is unknown or revoked")
     if session.pop(SESSION_KEY, None) is not None:
         log.info(logkv(event="session_key_revoked", path=path))
-    if not keys_required(services().settings):
+    if not services().keys_required:
         return None
     if is_api_path():
         raise unauthorized("api_key_required", "send an API key: Authorization: Bearer <key>")
@@ -211,8 +130,6 @@ def signout():
 
 def install(app: Flask) -> None:
     """Check keys before every view (after web/guard.py's checks) and add the sign-in pages."""
-    from humanseg.web import ratelimit
-
     app.before_request(_authenticate)
     app.after_request(ratelimit.add_headers)
     app.register_blueprint(bp)

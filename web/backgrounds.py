@@ -12,8 +12,8 @@ from humanseg.core.errors import ImageError, ObjectNotFound, StorageError
 from humanseg.core.images import FORMATS, ImageInfo, Limits, sniff, validate
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import is_public_id, new_id
-from humanseg.web import Services, services
 from humanseg.web.errors import IMAGE_ERROR_STATUS, ApiError, storage_unavailable
+from humanseg.web.services import Services, services
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from humanseg.core.errors import StorageError
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, Job
 from humanseg.core.storage import results_prefix
-from humanseg.web import Services
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404
+from humanseg.web.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import on_request_kinds
 from humanseg.core.variants import Background, Options
-from humanseg.web import auth, jobpage, services
+from humanseg.web import jobpage, principal
 from humanseg.web.backgrounds import store_background
 from humanseg.web.csrf import csrf_token, valid_form_token
 from humanseg.web.deletion import delete_batch, delete_job
@@ -42,6 +42,7 @@ from humanseg.web.pages import (
     safe_stem,
 )
 from humanseg.web.serialize import ORIGINAL, object_url
+from humanseg.web.services import services
 from humanseg.web.uploads import create_jobs
 from humanseg.web.variants import rendered, upload_outputs
 
@@ -166,7 +167,7 @@ def done_label(counts) -> str:
 def gallery():
     """Finished results, newest first, keyset-paged on (finished_at, id)."""
     query = (select(Job).where(Job.status == JobStatus.succeeded, Job.finished_at.is_not(None),
-                               *auth.job_scope())
+                               *principal.job_scope())
              .order_by(Job.finished_at.desc(), Job.id.desc()).limit(PAGE_SIZE + 1))
     cursor = request.args.get("cursor", "")
     query, bad_cursor = after_cursor(query, Job.finished_at, Job.id, cursor)
@@ -184,7 +185,7 @@ def gallery():
 @bp.get("/batches")
 def batches():
     """Every batch, newest first, with its counts by status; keyset-paged on (created_at, id)."""
-    query = (select(Batch).where(*auth.batch_scope())
+    query = (select(Batch).where(*principal.batch_scope())
              .order_by(Batch.created_at.desc(), Batch.id.desc()).limit(BATCHES_PAGE + 1))
     cursor = request.args.get("cursor", "")
     query, bad_cursor = after_cursor(query, Batch.created_at, Batch.id, cursor)

@@ -20,6 +20,7 @@ from humanseg.core.logfmt import logkv
 from humanseg.core.settings import Settings
 from humanseg.web.csrf import same_origin
 from humanseg.web.errors import ApiError, error_page, is_api_path
+from humanseg.web.exposure import is_wildcard
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,6 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Probes (load balancers, orchestrators) often address a backend by its IP; these two change
 # nothing and tell nothing private, so they answer whatever the Host.
 HOST_EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # scrapers address us by IP too
-_WILDCARD_BINDS = {"", "0.0.0.0", "::", "[::]"}
 
 
 def host_name(host: str) -> str:
@@ -58,7 +58,7 @@ def host_allowed(host: str, allowed: Iterable[str]) -> bool:
 def allowed_hosts(settings: Settings) -> tuple[str, ...]:
     """The allowed names plus the address the server is bound to (reaching it by IP is no rebinding)."""
     bind = settings.host.strip().lower()
-    if bind in _WILDCARD_BINDS:
+    if is_wildcard(bind):
         return settings.allowed_hosts
     return (*settings.allowed_hosts, f"[{bind}]" if ":" in bind and "[" not in bind else bind)
 

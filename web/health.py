@@ -14,7 +14,7 @@ from humanseg.core.heartbeat import require_worker
 from humanseg.core.logfmt import logkv
 from humanseg.core.queue import ping_broker
 from humanseg.core.storage import Storage
-from humanseg.web import services
+from humanseg.web.services import services
 
 log = logging.getLogger(__name__)
 

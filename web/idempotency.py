@@ -24,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from humanseg.core.db import session_scope
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import IdempotencyKey, utcnow
-from humanseg.web import services
-from humanseg.web.auth import owner_id
 from humanseg.web.errors import ApiError
+from humanseg.web.principal import owner_id
+from humanseg.web.services import services
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from humanseg.core.db import session_scope
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.webhooks import record_finished
-from humanseg.web import services
 from humanseg.web.errors import ApiError
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404, status_counts
 from humanseg.web.serialize import batch_json, job_json
+from humanseg.web.services import services
 from humanseg.web.uploads import enqueue
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job, JobStatus, is_public_id
-from humanseg.web import services
-from humanseg.web.auth import may_see, sees_everything
 from humanseg.web.errors import RecordNotFound
+from humanseg.web.principal import may_see, sees_everything
+from humanseg.web.services import services
 
 
 def job_not_found(job_id: str) -> RecordNotFound:

@@ -19,9 +19,9 @@ from flask import current_app, g, has_request_context
 from flask.wrappers import Response
 
 from humanseg.core.logfmt import logkv
-from humanseg.web import services
-from humanseg.web.auth import Principal, principal
 from humanseg.web.errors import ApiError
+from humanseg.web.principal import Principal, principal
+from humanseg.web.services import services
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,10 @@ from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, Job, JobStatus, is_public_id, new_id
 from humanseg.core.queue import BrokerError, send_segment
 from humanseg.core.webhooks import WebhookConfig
-from humanseg.web import Services, auth, ratelimit
+from humanseg.web import principal, ratelimit
 from humanseg.web.errors import IMAGE_ERROR_STATUS, ApiError, storage_unavailable
 from humanseg.web.offload import off_loop
+from humanseg.web.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +162,14 @@ def _claim_batch(session, batch_id: str | None, batch_name: str | None, n: int) 
     """A new batch, or an existing one with n more job slots reserved; returns first seq."""
     if not batch_id:
         batch = Batch(id=new_id(), name=display_name(batch_name)[:200] or None, job_count=n,
-                      owner_key_id=auth.owner_id())
+                      owner_key_id=principal.owner_id())
         session.add(batch)
         session.flush()
         return batch, 0
     # The UPDATE takes the row lock first, so concurrent appends get distinct seq ranges.
     # A malformed id never reaches SQL: PostgreSQL rejects NUL bytes with an error, not a miss.
     updated = session.execute(
-        update(Batch).where(Batch.id == batch_id, *auth.batch_scope())  # only a batch it may see
+        update(Batch).where(Batch.id == batch_id, *principal.batch_scope())  # only a batch it may see
         .values(job_count=Batch.job_count + n)
     ).rowcount if is_public_id(batch_id) else 0
     if not updated:

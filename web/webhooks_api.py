@@ -20,9 +20,9 @@ from humanseg.core.webhooks import (
     parse_events,
     secret_bytes,
 )
-from humanseg.web import services
 from humanseg.web.errors import ApiError
 from humanseg.web.lookup import get_batch_or_404
+from humanseg.web.services import services
 
 bp = Blueprint("webhooks", __name__)
 

@@ -14,7 +14,7 @@ from support_live import free_port, poll, stop_process
 
 from humanseg.core import migrate
 from humanseg.core.settings import Settings
-from humanseg.exposure import ExposedSecret, check_secret, is_loopback
+from humanseg.web.exposure import ExposedSecret, check_secret, is_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 

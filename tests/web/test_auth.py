@@ -15,7 +15,7 @@ from humanseg.core.keys import create_key, hash_key, revoke_key
 from humanseg.core.models import ApiKey
 from humanseg.core.settings import Settings
 from humanseg.web import create_app
-from humanseg.web.auth import keys_required
+from humanseg.web.exposure import keys_required
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -55,6 +55,33 @@ def test_keys_required_by_setting_or_by_a_reachable_bind():
     assert keys_required(Settings(host="0.0.0.0"))
     assert keys_required(Settings(host="192.168.1.5"))
     assert keys_required(Settings(host="127.0.0.1", require_api_keys=True))
+    # The addresses really bound decide when given (gunicorn's --bind may differ from the host).
+    assert keys_required(Settings(host="127.0.0.1"), ["127.0.0.1", "0.0.0.0"])
+    assert not keys_required(Settings(host="0.0.0.0"), ["127.0.0.1", "::1"])
+    assert keys_required(Settings(require_api_keys=True), ["127.0.0.1"])
+
+
+def test_one_exposure_answer_for_guard_auth_and_launcher():
+    from humanseg.web.exposure import exposed, is_loopback, is_wildcard
+    from humanseg.web.guard import allowed_hosts
+
+    assert exposed(["127.0.0.1", "[::1]", "LOCALHOST", "0.0.0.0", "::", "", "host.example"]) == [
+        "0.0.0.0", "::", "", "host.example"]
+    assert is_loopback(" [::1] ") and not is_loopback("[::]")
+    assert all(is_wildcard(h) for h in ("", "0.0.0.0", "::", "[::]", " 0.0.0.0 "))
+    assert not is_wildcard("127.0.0.1")
+    # A wildcard bind adds no name to the allowed hosts; a named bind adds itself.
+    assert allowed_hosts(Settings(host="0.0.0.0", allowed_hosts=("a.example",))) == ("a.example",)
+    assert allowed_hosts(Settings(host="::1", allowed_hosts=())) == ("[::1]",)
+
+
+def test_the_app_takes_its_keys_answer_from_the_exposure(tmp_path, db_url, redis_url, private_queue):
+    app = make(tmp_path, db_url, redis_url, private_queue, host="0.0.0.0")
+    try:
+        assert app.extensions["humanseg"].keys_required is True
+        assert app.test_client().get("/api/v1/batches").status_code == 401
+    finally:
+        app.extensions["humanseg"].engine.dispose()
 
 
 def test_without_a_key_every_call_is_401(app):

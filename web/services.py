@@ -1,0 +1,40 @@
+"""The per-app singletons every part of the web tier reaches through `services()`.
+
+Built once by `create_app` (web/__init__.py) and kept in `app.extensions`; modules import this
+module, never the package, so imports point one way: down from the factory to the parts.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from humanseg.core.settings import Settings
+from humanseg.core.storage import Storage
+
+
+@dataclass
+class Services:
+    """Per-app singletons: settings, database, storage and the task sender."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    storage: Storage
+    celery: Any
+    # Requests of this process that may wait for results at once (/segment, Prefer: wait): a
+    # waiting request holds a server thread, and the rest must stay free for everything else.
+    wait_slots: threading.BoundedSemaphore
+    # Whether every request needs an API key (web/exposure.py decides; gunicorn may set it from the
+    # addresses it really bound, which the settings' host may not name).
+    keys_required: bool
+
+
+def services() -> Services:
+    """The Services of the current app."""
+    return current_app.extensions["humanseg"]
