@@ -1,12 +1,19 @@
-"""Reusable pieces of the OpenAPI document: schemas, parameters, headers and error answers."""
+"""Reusable pieces of the OpenAPI document: schemas, parameters, headers and error answers.
+
+Every enum is taken from the table the code itself reads (core.results, core.models.JobStatus,
+core.variants, core.webhooks, web.errors), so a new result kind, status, option, event or image
+rejection appears here by itself; tests/web/test_openapi.py checks each table against the document.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from humanseg.core.models import JobStatus
-from humanseg.core.results import RESULTS
+from humanseg.core.results import RESULTS, on_request_kinds
+from humanseg.core.variants import OPTION_NAMES
 from humanseg.core.webhooks import EVENTS
+from humanseg.web.errors import IMAGE_ERROR_STATUS
 from humanseg.web.serialize import KINDS
 
 Obj = dict[str, Any]
@@ -15,6 +22,7 @@ STATUSES = [s.value for s in JobStatus]
 EVENT = {"type": "string", "enum": list(EVENTS)}
 EVENT_LIST = {"type": "array", "items": EVENT}
 FULL_SIZE = [k.name for k in RESULTS if k.full_size]  # what /segment can answer with
+OUTPUTS = [k.name for k in on_request_kinds()]  # what an upload's outputs= may ask the worker for
 
 
 def ref(kind: str, name: str) -> Obj:
@@ -42,7 +50,7 @@ def obj(props: Obj, required: list[str] | None = None, description: str = "") ->
     return out
 
 
-def error(status: int, codes: list[str], description: str, headers: Obj | None = None) -> Obj:
+def error(codes: list[str], description: str, headers: Obj | None = None) -> Obj:
     """An error answer: {"error": {"code", "message", ...}} with the codes it may carry."""
     schema = {"allOf": [ref("schemas", "Error"), {"properties": {"error": {
         "properties": {"code": {"enum": sorted(codes)}}}}}]}
@@ -128,6 +136,8 @@ SCHEMAS: Obj = {
                   "checks": {"type": "object", "additionalProperties": STR}}),
 }
 
+# What each result option (core.variants.OPTION_NAMES) means; an option without a line here is
+# still documented, as a plain string.
 _OPTION_TEXT = {
     "bg": "cutout: transparent, #RRGGBB (or RRGGBB) or image:<background id>",
     "format": "png, webp, jpeg (jpg); jpeg only on a background",
@@ -153,7 +163,7 @@ PARAMETERS: Obj = {
     "BatchId": _path("batch_id", "a batch's public id"),
     "BackgroundId": _path("background_id", "a background image's id"),
     "Kind": _path("kind", "a result, or the original upload", {"type": "string", "enum": list(KINDS)}),
-    **{f"Option_{name}": _query(name, text) for name, text in _OPTION_TEXT.items()},
+    **{f"Option_{name}": _query(name, _OPTION_TEXT.get(name, "a result option")) for name in OPTION_NAMES},
     "Prefer": {"name": "Prefer", "in": "header", "required": False,
                "description": "wait=N: wait up to N seconds (bounded by the server) for the jobs",
                "schema": STR},
@@ -161,7 +171,7 @@ PARAMETERS: Obj = {
                        "description": "1..200 printable ASCII characters; the same key and body "
                        "answers the first answer again for 24 hours", "schema": STR},
 }
-OPTION_PARAMS = [ref("parameters", f"Option_{name}") for name in _OPTION_TEXT]
+OPTION_PARAMS = [ref("parameters", f"Option_{name}") for name in OPTION_NAMES]
 
 HEADERS: Obj = {
     "Location": header("where the created or changed resource is"),
@@ -190,8 +200,21 @@ COMMON: list[Err] = [
     (500, ["internal_server_error"], "the server failed", None),
 ]
 UNSAFE: list[Err] = [(403, ["cross_origin"], "a browser's request from another origin", None)]
-# invalid_files: several files refused, with their common status (400 when they differ).
-IMAGE_REJECTIONS = {400: ["no_files", "empty_file", "corrupt_image", "invalid_files"],
-                    413: ["file_too_large", "too_many_pixels", "side_too_long", "too_many_files",
-                          "invalid_files"],
-                    415: ["unsupported_format", "invalid_files"]}
+
+
+def _image_rejections() -> dict[int, list[str]]:
+    """Status -> the codes an upload of images may be refused with (web.errors.IMAGE_ERROR_STATUS).
+
+    core.images codes missing from that table answer 400; no_files (no image part) is 400 and
+    too_many_files (over max_files) 413; invalid_files (several files refused) carries their
+    common status, 400 when they differ, so it may come with any of them.
+    """
+    found: dict[int, list[str]] = {400: ["no_files", *IMAGE_CODES_400]}
+    for code, status in IMAGE_ERROR_STATUS.items():
+        found.setdefault(status, []).append(code)
+    found.setdefault(413, []).append("too_many_files")
+    return {status: [*codes, "invalid_files"] for status, codes in sorted(found.items())}
+
+
+IMAGE_CODES_400 = ("empty_file", "corrupt_image")  # core.images codes IMAGE_ERROR_STATUS leaves at 400
+IMAGE_REJECTIONS = _image_rejections()

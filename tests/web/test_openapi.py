@@ -225,3 +225,128 @@ def test_answers_of_the_app_match_the_document(app, doc):
 
 def test_statuses_in_the_document_match_the_code(doc):
     assert doc["components"]["schemas"]["JobStatus"]["enum"] == [s.value for s in JobStatus]
+
+
+# Each table of the code is in the document: a new result kind, status, option, event or error
+# code added to the code and not to the document fails here.
+
+def _error_codes(doc) -> set[tuple[str, str, int, str]]:
+    """(method, path, status, code) for every error code an operation documents."""
+    found = set()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for status, answer in op["responses"].items():
+                schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+                for part in schema.get("allOf", []):
+                    codes = part.get("properties", {}).get("error", {}).get("properties", {}).get("code", {})
+                    found |= {(method, path, int(status), c) for c in codes.get("enum", [])}
+    return found
+
+
+def _body(doc, path):
+    return doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+
+
+def test_every_result_kind_is_in_the_document(doc):
+    from humanseg.core.results import RESULTS
+    from humanseg.core.variants import ORIGINAL
+
+    names = [k.name for k in RESULTS]
+    assert doc["components"]["parameters"]["Kind"]["schema"]["enum"] == [*names, ORIGINAL]
+    # the served JSON has its keys sorted: properties compare as sets
+    assert set(doc["components"]["schemas"]["Job"]["properties"]["urls"]["properties"]) == \
+        {"self", *names, ORIGINAL}
+    assert _body(doc, "/api/v1/segment")["output"]["enum"] == [k.name for k in RESULTS if k.full_size]
+    assert _body(doc, "/api/v1/jobs")["outputs"]["items"]["enum"] == [k.name for k in RESULTS if k.on_request]
+
+
+def test_every_status_is_in_the_document(doc):
+    from humanseg.web.jobs_control import RETRYABLE
+
+    statuses = [s.value for s in JobStatus]
+    schemas = doc["components"]["schemas"]
+    assert schemas["JobStatus"]["enum"] == statuses
+    assert set(schemas["Counts"]["properties"]) == set(statuses)
+    listed = {p["name"]: p for p in doc["paths"]["/api/v1/jobs"]["get"]["parameters"] if "name" in p}
+    assert listed["status"]["schema"]["enum"] == statuses
+    retry = {p["name"]: p for p in doc["paths"]["/api/v1/batches/{batch_id}/retry"]["post"]["parameters"]
+             if "name" in p}["status"]["schema"]
+    assert {s.value for s in RETRYABLE} | {",".join(s.value for s in RETRYABLE)} == set(retry["enum"])
+    assert retry["default"] in retry["enum"]
+
+
+def test_every_result_option_is_in_the_document(doc):
+    from humanseg.core.results import RESULTS
+    from humanseg.core.variants import OPTION_NAMES, ORIGINAL_OPTIONS
+
+    params = doc["components"]["parameters"]
+    documented = {p["name"] for key, p in params.items() if key.startswith("Option_")}
+    assert documented == set(OPTION_NAMES)
+    assert all(params[f"Option_{n}"]["description"] for n in OPTION_NAMES)
+    assert {o for k in RESULTS for o in k.options} | set(ORIGINAL_OPTIONS) <= documented
+    for path in ("/api/v1/jobs/{job_id}/{kind}", "/api/v1/batches/{batch_id}/archive"):
+        refs = {p.get("$ref", "").rsplit("_", 1)[-1] for p in doc["paths"][path]["get"]["parameters"]}
+        assert set(OPTION_NAMES) <= refs, path
+    assert set(OPTION_NAMES) <= set(_body(doc, "/api/v1/segment"))
+
+
+def test_every_webhook_event_is_in_the_document(doc):
+    from humanseg.core.webhooks import EVENTS
+
+    assert set(doc["webhooks"]) == set(EVENTS)
+    assert doc["components"]["schemas"]["Event"]["properties"]["type"]["enum"] == list(EVENTS)
+    assert _body(doc, "/api/v1/jobs")["webhook_events"]["items"]["enum"] == list(EVENTS)
+
+
+def _raised_codes(paths):
+    """(status or None, code) of every error raised with literal arguments in these files."""
+    import ast
+
+    # call name -> (where its status is: an argument's index, or a fixed status; the code's index)
+    calls = {"ApiError": (("arg", 0), 1), "error_response": (("arg", 0), 1),
+             "RecordNotFound": (("fixed", 404), 0), "ImageError": (("fixed", None), 0)}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if name not in calls or len(node.args) <= calls[name][1]:
+                continue
+            (how, where), at = calls[name]
+            status = where
+            if how == "arg":  # a literal status, or None when it is computed (any status will do)
+                arg = node.args[where]
+                status = arg.value if isinstance(arg, ast.Constant) else None
+            code = node.args[at]
+            for leaf in (code.body, code.orelse) if isinstance(code, ast.IfExp) else (code,):
+                if isinstance(leaf, ast.Constant) and isinstance(leaf.value, str):
+                    yield status, leaf.value, f"{path.name}:{node.lineno}"
+
+
+def test_every_error_code_the_code_raises_is_in_the_document(doc):
+    from pathlib import Path
+
+    import humanseg.web
+
+    web_dir = Path(humanseg.web.__file__).parent
+    raised = list(_raised_codes(sorted(web_dir.rglob("*.py"))))
+    assert len(raised) > 20  # the scan finds the errors (it would pass vacuously otherwise)
+    documented = {(status, code) for _, _, status, code in _error_codes(doc)}
+    missing = [(s, c, where) for s, c, where in raised
+               if ((s, c) not in documented if s else all(c != code for _, code in documented))]
+    assert not missing, f"raised but not in /openapi.json: {missing}"
+
+
+def test_every_image_rejection_is_documented_with_its_status(doc):
+    from pathlib import Path
+
+    import humanseg.core.images
+    from humanseg.web.errors import IMAGE_ERROR_STATUS
+
+    codes = {c for _, c, _ in _raised_codes([Path(humanseg.core.images.__file__)])}
+    assert {"empty_file", "unsupported_format"} <= codes  # the scan finds core.images' codes
+    assert set(IMAGE_ERROR_STATUS) <= codes  # the table names real codes
+    documented = _error_codes(doc)
+    for method, path in [("post", "/api/v1/jobs"), ("post", "/api/v1/segment"), ("post", "/api/v1/backgrounds")]:
+        for code in codes | {"invalid_files"}:
+            assert (method, path, IMAGE_ERROR_STATUS.get(code, 400), code) in documented, (path, code)
