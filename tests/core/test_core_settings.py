@@ -122,3 +122,44 @@ def test_configured_secret_key_wins_and_writes_nothing(tmp_path):
     s = Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path / "data"), "HUMANSEG_SECRET_KEY": "x"})
     assert ensure_secret_key(s) == "x"
     assert not (tmp_path / "data").exists()
+
+
+def _settings_table_script():
+    """scripts/settings_table.py, loaded as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "settings_table.py"
+    spec = importlib.util.spec_from_file_location("settings_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_setting_is_described_where_it_is_declared():
+    assert all(f.metadata["doc"].strip() for f in fields(Settings)), "give the field a doc= text"
+
+
+def test_the_table_has_one_row_per_setting_with_its_env_var_and_doc():
+    script = _settings_table_script()
+    rows = script.table().splitlines()[2:]
+    assert len(rows) == len(fields(Settings))
+    for row, f in zip(rows, fields(Settings), strict=True):
+        assert row.startswith(f"| `{env_name(f.name)}` |") and f.metadata["doc"].replace("|", "\\|") in row
+
+
+def test_the_table_shows_the_declared_defaults():
+    script = _settings_table_script()
+    shown = {f.name: script.shown_default(f) for f in fields(Settings)}
+    assert shown["max_file_bytes"] == f"{Settings().max_file_bytes // (1024 * 1024)} MiB"
+    assert shown["max_pixels"] == f"{Settings().max_pixels:,}"
+    assert shown["storage"] == f"`{Settings().storage}`" and shown["broker_url"] == "empty"
+    assert shown["sweeper"] == ("`1` (on)" if Settings().sweeper else "`0` (off)")
+    assert shown["allowed_hosts"] == "`" + ",".join(Settings().allowed_hosts) + "`"
+
+
+def test_readme_settings_table_is_the_one_made_from_settings():
+    # Stale? Run: python scripts/settings_table.py --write
+    script = _settings_table_script()
+    readme = script.README.read_text()
+    assert script.readme_table(readme) == script.table()
+    assert script.with_table(readme) == readme
