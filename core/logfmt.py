@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 import unicodedata
 
@@ -17,6 +18,8 @@ def quote_value(value: object) -> str:
     """One log value: bare when plainly safe, else in double quotes with escapes; None is '-'."""
     if value is None:
         return "-"
+    if isinstance(value, enum.Enum):
+        value = value.value  # str() of a str-valued enum member is "Class.member" on 3.11+
     if isinstance(value, bool | int | float):
         return str(value)
     text = str(value)

@@ -67,7 +67,23 @@ class JobStatus(str, enum.Enum):
 
     def is_terminal(self) -> bool:
         """True when the job will not change any more (unless a client asks for a retry)."""
-        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+        return self not in ACTIVE_STATUSES
+
+
+# Not finished yet: what a wait waits for, what cancel may stop, what keeps a batch unfinished.
+ACTIVE_STATUSES = (JobStatus.queued, JobStatus.running)
+
+
+class DeliveryStatus(str, enum.Enum):
+    """Lifecycle of one webhook delivery (core/webhooks.py records it, worker/webhooks.py sends it)."""
+
+    pending = "pending"  # due at next_attempt_at (retried with backoff until the attempts run out)
+    succeeded = "succeeded"  # the receiver answered 2xx
+    failed = "failed"  # every attempt failed; kept for the batch's delivery list
+
+    def is_terminal(self) -> bool:
+        """True when no more attempts will be made."""
+        return self is not DeliveryStatus.pending
 
 
 class Base(DeclarativeBase):
@@ -165,7 +181,7 @@ class WebhookDelivery(Base):
     dedupe: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
     url: Mapped[str] = mapped_column(String(2000), nullable=False)
     payload: Mapped[str] = mapped_column(Text, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=DeliveryStatus.pending.value)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)

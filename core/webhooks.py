@@ -22,8 +22,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from humanseg.core.counts import status_counts
 from humanseg.core.errors import HumansegError
-from humanseg.core.models import Batch, Job, JobStatus, WebhookDelivery, new_id, utcnow
+from humanseg.core.models import Batch, DeliveryStatus, Job, WebhookDelivery, new_id, utcnow
 
 JOB_FINISHED = "job.finished"
 BATCH_FINISHED = "batch.finished"
@@ -102,7 +103,7 @@ def _add(session: Session, delivery: dict[str, Any]) -> None:
     else:
         from sqlalchemy.dialects.sqlite import insert
     now = utcnow()
-    row = {"status": "pending", "attempts": 0, "created_at": now, "next_attempt_at": now,
+    row = {"status": DeliveryStatus.pending.value, "attempts": 0, "created_at": now, "next_attempt_at": now,
            **delivery}
     session.execute(insert(WebhookDelivery).values(**row).on_conflict_do_nothing(
         index_elements=["dedupe"]))
@@ -133,13 +134,12 @@ def record_finished(session: Session, job_ids: Iterable[str]) -> int:
 
 
 def _batch_event(session: Session, batch: Batch) -> int:
-    counts = dict(session.execute(select(Job.status, func.count()).where(Job.batch_id == batch.id)
-                                  .group_by(Job.status)).all())
-    if any(counts.get(s, 0) for s in (JobStatus.queued, JobStatus.running)):
+    counts = status_counts(session, batch.id)
+    if not counts.done:
         return 0
     last = session.scalar(select(func.max(Job.finished_at)).where(Job.batch_id == batch.id))
-    data = {"batch": {"id": batch.id, "name": batch.name, "job_count": sum(counts.values()),
-                      "counts": {s.value: counts.get(s, 0) for s in JobStatus},
+    data = {"batch": {"id": batch.id, "name": batch.name, "job_count": counts.total,
+                      "counts": dict(counts.by_status),
                       "url": f"/api/v1/batches/{batch.id}"}}
     # One event per time the batch finishes (a retry can make it finish again later).
     _add(session, {"id": new_id(), "batch_id": batch.id, "job_id": None, "event": BATCH_FINISHED,
@@ -154,4 +154,4 @@ def delivery_json(row: WebhookDelivery) -> dict[str, Any]:
             "status": row.status, "attempts": row.attempts,
             "last_status_code": row.last_status_code, "last_error": row.last_error,
             "created_at": _iso(row.created_at), "delivered_at": _iso(row.delivered_at),
-            "next_attempt_at": _iso(row.next_attempt_at) if row.status == "pending" else None}
+            "next_attempt_at": _iso(row.next_attempt_at) if row.status == DeliveryStatus.pending else None}

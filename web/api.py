@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify, redirect, request, send_file
 from flask.wrappers import Response
 from sqlalchemy import select
 
+from humanseg.core.counts import counts_by_batch, status_counts
 from humanseg.core.db import session_scope
 from humanseg.core.errors import ObjectNotFound, StorageError
 from humanseg.core.logfmt import logkv
@@ -21,7 +22,7 @@ from humanseg.web import principal, uploads, variants
 from humanseg.web.deletion import delete_batch, delete_job
 from humanseg.web.errors import ApiError, storage_unavailable
 from humanseg.web.idempotency import idempotent
-from humanseg.web.lookup import counts_by_batch, get_batch_or_404, get_job_or_404, status_counts
+from humanseg.web.lookup import get_batch_or_404, get_job_or_404
 from humanseg.web.pages import after_cursor, encode_cursor, safe_stem
 from humanseg.web.serialize import (
     KINDS,

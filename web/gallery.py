@@ -19,6 +19,7 @@ from flask import (
 )
 from sqlalchemy import select
 
+from humanseg.core.counts import counts_by_batch, status_counts
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import on_request_kinds
@@ -28,12 +29,7 @@ from humanseg.web.backgrounds import store_background
 from humanseg.web.csrf import csrf_token, valid_form_token
 from humanseg.web.deletion import delete_batch, delete_job
 from humanseg.web.errors import ApiError, error_page
-from humanseg.web.lookup import (
-    counts_by_batch,
-    get_batch_or_404,
-    get_job_or_404,
-    status_counts,
-)
+from humanseg.web.lookup import get_batch_or_404, get_job_or_404
 from humanseg.web.pages import (
     after_cursor,
     attachment,

@@ -14,12 +14,13 @@ from flask import Blueprint, jsonify, request
 from flask.wrappers import Response
 from sqlalchemy import select, update
 
+from humanseg.core.counts import status_counts
 from humanseg.core.db import session_scope
 from humanseg.core.logfmt import logkv
-from humanseg.core.models import Job, JobStatus, utcnow
+from humanseg.core.models import ACTIVE_STATUSES, Job, JobStatus, utcnow
 from humanseg.core.webhooks import record_finished
 from humanseg.web.errors import ApiError
-from humanseg.web.lookup import get_batch_or_404, get_job_or_404, status_counts
+from humanseg.web.lookup import get_batch_or_404, get_job_or_404
 from humanseg.web.serialize import batch_json, job_json
 from humanseg.web.services import services
 from humanseg.web.uploads import enqueue
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("control", __name__)
 
-CANCELLABLE = (JobStatus.queued, JobStatus.running)
+CANCELLABLE = ACTIVE_STATUSES
 RETRYABLE = (JobStatus.failed, JobStatus.cancelled)
 
 

@@ -7,13 +7,13 @@ from typing import Any
 
 from flask import url_for
 
+from humanseg.core.counts import StatusCounts
 from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import RESULTS, result_key, result_kind
 from humanseg.core.storage import Storage
-from humanseg.web.lookup import StatusCounts
+from humanseg.core.variants import ORIGINAL  # the upload itself, served next to the results
 from humanseg.web.webhooks_api import webhook_json
 
-ORIGINAL = "original"  # the upload itself, served next to the results
 KINDS = (*(kind.name for kind in RESULTS), ORIGINAL)  # what /api/v1/jobs/<id>/<kind> serves
 
 
@@ -27,12 +27,6 @@ def object_key(job: Job, kind: str) -> str | None:
     if kind == ORIGINAL:
         return job.original_key
     return result_key(job.id, kind) if job.status == JobStatus.succeeded else None
-
-
-def media_type(job: Job, kind: str) -> str:
-    """Content type of the job's original or of one result."""
-    result = result_kind(kind)
-    return result.content_type if result else job.content_type
 
 
 def object_url(job: Job, kind: str, storage: Storage, self_url: str | None = None) -> str | None:

@@ -17,7 +17,7 @@ from humanseg.core.db import session_scope
 from humanseg.core.errors import ImageError, StorageError
 from humanseg.core.images import ImageInfo, Limits, validate
 from humanseg.core.logfmt import logkv
-from humanseg.core.models import Batch, Job, JobStatus, is_public_id, new_id
+from humanseg.core.models import ACTIVE_STATUSES, Batch, Job, JobStatus, is_public_id, new_id
 from humanseg.core.queue import BrokerError, send_segment
 from humanseg.core.webhooks import WebhookConfig
 from humanseg.web import principal, ratelimit
@@ -206,7 +206,7 @@ def wait_for(job_ids: list[str], seconds: float, services: Services) -> bool:
             pending = session.scalar(
                 select(func.count()).select_from(Job).where(
                     Job.id.in_(job_ids),
-                    Job.status.in_([JobStatus.queued, JobStatus.running])))
+                    Job.status.in_(ACTIVE_STATUSES)))
         if not pending:
             return True
         if time.monotonic() >= deadline:

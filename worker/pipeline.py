@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,11 +33,20 @@ class Predictor(Protocol):
     def segment(self, image: Image.Image) -> Segmented: ...
 
 
+class TaskOutcome(str, enum.Enum):
+    """What one delivery of a job's task did (the worker's metrics count these)."""
+
+    succeeded = "succeeded"
+    failed = "failed"
+    retry = "retry"  # a transient error: the job is queued again, and Celery retries the task
+    skipped = "skipped"  # nothing to do: not claimable, cancelled, or the lease was lost
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened to a job in this delivery."""
 
-    status: str  # succeeded | failed | retry | skipped
+    status: TaskOutcome
     attempt: int = 0
     retry_in: float = 0.0
     reason: str = ""
@@ -97,7 +107,7 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
         claimed = claim(sessions, job_id, settings.lease_seconds)
     if claimed is None:
         log.info(logkv(event="skip", job_id=job_id, reason="not_claimable"))
-        return Outcome("skipped")
+        return Outcome(TaskOutcome.skipped)
     attempt = claimed.attempt
     try:
         with stages.timed("read"):
@@ -128,7 +138,7 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
     if not owned:
         # Cancelled (or deleted) while the model ran: its results are discarded, never written.
         log.info(logkv(event="results_discarded", job_id=job_id, attempt=attempt))
-        return Outcome("skipped", attempt)
+        return Outcome(TaskOutcome.skipped, attempt)
     try:
         with stages.timed("store"):
             for name, data in outputs.items():  # deterministic keys: a rerun overwrites the same objects
@@ -144,7 +154,7 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
                    queue_wait_ms=round(claimed.queue_wait_ms, 1), **stages.fields()))
     if not ok:
         _drop_orphan_results(sessions, storage, job_id, attempt)
-    return Outcome("succeeded" if ok else "skipped", attempt)
+    return Outcome(TaskOutcome.succeeded if ok else TaskOutcome.skipped, attempt)
 
 
 def _still_owned(sessions, job_id: str, attempt: int) -> bool:
@@ -177,7 +187,7 @@ def fail(sessions, job_id: str, attempt: int, reason: str) -> Outcome:
     log.warning(logkv(event="job_failed", job_id=job_id, attempt=attempt, reason=reason))
     _finish(sessions, job_id, attempt, status=JobStatus.failed, finished_at=utcnow(),
             error=without_paths(reason)[:2000])
-    return Outcome("failed", attempt, reason=reason)
+    return Outcome(TaskOutcome.failed, attempt, reason=reason)
 
 
 RETRY_FIRST_SECONDS = 15.0  # then x4 per attempt: storage outages often last minutes
@@ -197,4 +207,4 @@ def transient(sessions, settings: Settings, job_id: str, attempt: int, reason: s
                       reason=reason))
     _finish(sessions, job_id, attempt, status=JobStatus.queued,
             error=f"retrying: {without_paths(reason)}"[:2000])
-    return Outcome("retry", attempt, retry_in=delay, reason=reason)
+    return Outcome(TaskOutcome.retry, attempt, retry_in=delay, reason=reason)

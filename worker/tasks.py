@@ -19,13 +19,13 @@ def register(app: Celery, runtime: Runtime) -> None:
               ignore_result=True, max_retries=None, shared=False)
     def segment(self, job_id: str) -> str:
         from humanseg.worker import metrics
-        from humanseg.worker.pipeline import run_job
+        from humanseg.worker.pipeline import TaskOutcome, run_job
 
         res = runtime.resources()
         started = time.monotonic()
         outcome = run_job(str(job_id), runtime.settings, res.storage, res.sessions,
                           metrics.TimedPredictor(res.predictor))
-        metrics.record(outcome.status, outcome.attempt, time.monotonic() - started)
-        if outcome.status == "retry":
+        metrics.record(outcome.status.value, outcome.attempt, time.monotonic() - started)
+        if outcome.status is TaskOutcome.retry:
             raise self.retry(countdown=outcome.retry_in)
-        return outcome.status
+        return outcome.status.value

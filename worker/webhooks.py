@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from humanseg.core import webhook_targets
 from humanseg.core.db import session_scope
 from humanseg.core.logfmt import logkv
-from humanseg.core.models import Batch, WebhookDelivery, utcnow
+from humanseg.core.models import Batch, DeliveryStatus, WebhookDelivery, utcnow
 from humanseg.core.settings import Settings
 from humanseg.core.webhooks import sign
 
@@ -40,13 +40,13 @@ def _claim(sessions: sessionmaker[Session]) -> tuple[WebhookDelivery, str] | Non
     now = utcnow()
     with session_scope(sessions) as session:
         candidates = session.scalars(
-            select(WebhookDelivery.id).where(WebhookDelivery.status == "pending",
+            select(WebhookDelivery.id).where(WebhookDelivery.status == DeliveryStatus.pending,
                                              WebhookDelivery.next_attempt_at <= now)
             .order_by(WebhookDelivery.next_attempt_at).limit(5)).all()
         for delivery_id in candidates:
             claimed = session.execute(
                 update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending",
+                .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.pending,
                        WebhookDelivery.next_attempt_at <= now)
                 .values(attempts=WebhookDelivery.attempts + 1,
                         next_attempt_at=now + timedelta(seconds=LEASE_SECONDS))).rowcount
@@ -80,9 +80,9 @@ def _record(sessions, row: WebhookDelivery, status: int | None, error: str | Non
     now = utcnow()
     values: dict = {"last_status_code": status}
     if error is None:
-        values.update(status="succeeded", delivered_at=now, next_attempt_at=None)
+        values.update(status=DeliveryStatus.succeeded.value, delivered_at=now, next_attempt_at=None)
     elif row.attempts >= settings.webhook_max_attempts:
-        values.update(status="failed", last_error=error, next_attempt_at=None)
+        values.update(status=DeliveryStatus.failed.value, last_error=error, next_attempt_at=None)
     else:
         values.update(last_error=error,
                       next_attempt_at=now + timedelta(seconds=retry_delay(row.attempts, settings)))

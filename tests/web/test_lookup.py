@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job, JobStatus, new_id
-from humanseg.web.lookup import status_counts
+from humanseg.core.counts import status_counts
 
 BAD_IDS = [
     "nope",
