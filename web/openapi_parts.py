@@ -1,15 +1,16 @@
 """Reusable pieces of the OpenAPI document: schemas, parameters, headers and error answers.
 
-Every enum is taken from the table the code itself reads (core.results, core.models.JobStatus,
-core.variants, core.webhooks, web.errors), so a new result kind, status, option, event or image
-rejection appears here by itself; tests/web/test_openapi.py checks each table against the document.
+Every enum is taken from the table the code itself reads (core.results, core.models' JobStatus and
+DeliveryStatus, core.variants, core.webhooks, web.errors), so a new result kind, status, option,
+event or image rejection appears here by itself; tests/web/test_openapi.py checks each table
+against the document.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from humanseg.core.models import JobStatus
+from humanseg.core.models import DeliveryStatus, JobStatus
 from humanseg.core.results import RESULTS, on_request_kinds
 from humanseg.core.variants import OPTION_NAMES
 from humanseg.core.webhooks import EVENTS
@@ -111,7 +112,7 @@ SCHEMAS: Obj = {
     "Delivery": obj({
         "id": {**STR, "description": "the webhook-id header"}, "event": EVENT,
         "job_id": nullable(PUBLIC_ID), "url": STR,
-        "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]},
+        "status": {"type": "string", "enum": [s.value for s in DeliveryStatus]},
         "attempts": INT, "last_status_code": nullable(INT), "last_error": nullable(STR),
         "created_at": TIME, "delivered_at": nullable(TIME), "next_attempt_at": nullable(TIME),
     }),

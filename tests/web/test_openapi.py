@@ -275,6 +275,13 @@ def test_every_status_is_in_the_document(doc):
     assert retry["default"] in retry["enum"]
 
 
+def test_every_delivery_status_is_in_the_document(doc):
+    from humanseg.core.models import DeliveryStatus
+
+    delivery = doc["components"]["schemas"]["Delivery"]["properties"]["status"]
+    assert delivery["enum"] == [s.value for s in DeliveryStatus]
+
+
 def test_every_result_option_is_in_the_document(doc):
     from humanseg.core.results import RESULTS
     from humanseg.core.variants import OPTION_NAMES, ORIGINAL_OPTIONS
