@@ -48,12 +48,9 @@ class NoWorker(RuntimeError):
 
 def require_worker(settings: Settings) -> None:
     """Raise NoWorker unless a worker beat within worker_stale_seconds (opens its own connection)."""
-    import redis
+    from humanseg.core.queue import broker_client
 
-    client = redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
-    try:
+    with broker_client(settings.broker_url) as client:
         if not live_workers(client, settings):
             raise NoWorker(f"no worker of queue {settings.queue} beat in the last "
                            f"{settings.worker_stale_seconds} s")
-    finally:
-        client.close()

@@ -21,6 +21,19 @@ class BrokerError(HumansegError):
     """The broker could not be reached."""
 
 
+# Our own commands to the broker's Redis (outside Celery: rate-limit counters, heartbeats, sweep
+# marks, queue depth, PING) are each one short round trip. Past this many seconds the broker is
+# down for every caller: each logs it and goes on, and a request or a scrape must not hang on it.
+BROKER_TIMEOUT = 2.0
+
+
+def broker_client(url: str, timeout: float = BROKER_TIMEOUT):
+    """A Redis client of the broker (its own connection pool); close it, or use it in `with`."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
 def celery_config(settings: Settings) -> dict:
     """Celery settings used by every process that talks to the broker."""
     return {
@@ -65,17 +78,12 @@ def send_segment(celery: Celery, job_id: str, queue: str) -> None:
         raise BrokerError(f"cannot send {SEGMENT_TASK} for job_id={job_id}: {exc}") from exc
 
 
-def ping_broker(url: str, timeout: float = 2.0) -> None:
+def ping_broker(url: str, timeout: float = BROKER_TIMEOUT) -> None:
     """Raise BrokerError unless the Redis-protocol broker answers PING."""
-    import redis
-
     if not url:
         raise BrokerError("no broker URL configured")
     try:
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        try:
+        with broker_client(url, timeout) as client:
             client.ping()
-        finally:
-            client.close()
     except Exception as exc:
         raise BrokerError(f"broker not reachable: {exc}") from exc

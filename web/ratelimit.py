@@ -19,6 +19,7 @@ from flask import current_app, g, has_request_context
 from flask.wrappers import Response
 
 from humanseg.core.logfmt import logkv
+from humanseg.core.queue import broker_client
 from humanseg.web.errors import ApiError
 from humanseg.web.principal import Principal, principal
 from humanseg.web.services import services
@@ -41,10 +42,7 @@ def _redis():
     """This app's Redis client (made on first use; thread- and greenlet-safe pool)."""
     client = current_app.extensions.get(_CLIENT)
     if client is None:
-        import redis
-
-        client = redis.Redis.from_url(services().settings.broker_url, socket_timeout=2,
-                                      socket_connect_timeout=2)
+        client = broker_client(services().settings.broker_url)
         current_app.extensions[_CLIENT] = client
     return client
 

@@ -14,6 +14,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from humanseg.core.logfmt import logkv
+from humanseg.core.queue import broker_client
 from humanseg.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,17 +56,11 @@ class QueueDepth:
         self.settings = settings
 
     def collect(self):
-        import redis
-
         family = GaugeMetricFamily("humanseg_queue_depth", "Messages waiting in the job queue",
                                    labels=["queue"])
         try:
-            client = redis.Redis.from_url(self.settings.broker_url, socket_timeout=2,
-                                          socket_connect_timeout=2)
-            try:
+            with broker_client(self.settings.broker_url) as client:
                 family.add_metric([self.settings.queue], client.llen(self.settings.queue))
-            finally:
-                client.close()
         except Exception as exc:  # noqa: BLE001 - a scrape must answer even with the broker down
             log.warning(logkv(event="queue_depth_unavailable", error=exc))
         yield family

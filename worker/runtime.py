@@ -102,15 +102,13 @@ class Runtime:
         """Stop the webhook delivery loop, if one runs."""
         thread, self.webhooks = self.webhooks, None
         if thread is not None:
-            thread.stop()
-            thread.join(timeout)
+            thread.stop(timeout)
 
     def stop_sweeper(self, timeout: float = 5.0) -> None:
         """Stop the sweeper thread, if one runs."""
         thread, self.sweeper = self.sweeper, None
         if thread is not None:
-            thread.stop()
-            thread.join(timeout)
+            thread.stop(timeout)
             log.info(logkv(event="sweeper_stopped", pid=os.getpid()))
 
 

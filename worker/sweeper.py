@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus, utcnow
-from humanseg.core.queue import BrokerError, make_sender, send_segment
+from humanseg.core.queue import BrokerError, broker_client, make_sender, send_segment
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, make_storage
 from humanseg.core.webhooks import record_finished
+from humanseg.worker.loop import Loop
 from humanseg.worker.retention import purge_expired
 
 log = logging.getLogger(__name__)
@@ -101,12 +102,9 @@ def _not_sent_lately(settings: Settings, job_ids: list[str], limit: int) -> list
     """
     if not job_ids or limit <= 0:
         return []
-    import redis
-
     ttl = max(1, settings.stale_queued_seconds)
     try:
-        client = redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
-        try:
+        with broker_client(settings.broker_url) as client:
             pipe = client.pipeline(transaction=False)
             for job_id in job_ids:
                 pipe.exists(_sent_key(settings, job_id))
@@ -114,8 +112,6 @@ def _not_sent_lately(settings: Settings, job_ids: list[str], limit: int) -> list
             for job_id in unmarked:  # NX: another sweeper may have taken one meanwhile
                 pipe.set(_sent_key(settings, job_id), 1, nx=True, ex=ttl)
             return [j for j, fresh in zip(unmarked, pipe.execute(), strict=False) if fresh]
-        finally:
-            client.close()
     except Exception as exc:  # noqa: BLE001 - broker down: nothing can be sent this pass anyway
         log.warning(logkv(event="sweep_marks_unavailable", error=exc))
         return []
@@ -158,27 +154,51 @@ def interval(settings: Settings) -> float:
     return float(max(5, min(60, settings.lease_seconds // 2, settings.stale_queued_seconds // 2)))
 
 
-def run_loop(settings: Settings, sessions: sessionmaker[Session], celery, stop: threading.Event,
-             every: float | None = None, storage: Storage | None = None) -> None:
-    """The sweep loop: sweep now, then every `every` seconds (default interval()) until stop is set."""
-    every = every or interval(settings)
-    storage = storage or make_storage(settings)
-    cursor = ""  # where the next page of originals starts
-    while True:
+class SweepPass:
+    """One pass of the sweep loop: jobs, then a page of originals, then expired results.
+
+    Each part fails alone (logged, the others still run): the database, the broker or the
+    storage may be back next pass. Keeps where the next page of originals starts."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], celery,
+                 storage: Storage | None = None):
+        self.settings, self.sessions, self.celery = settings, sessions, celery
+        self.storage = storage or make_storage(settings)
+        self.cursor = ""
+
+    def __call__(self) -> None:
         try:
-            sweep(settings, sessions, celery)
-        except Exception:  # keep sweeping; the next pass may succeed (database or broker back)
+            sweep(self.settings, self.sessions, self.celery)
+        except Exception:
             log.exception(logkv(event="sweep_error"))
         try:
-            _, cursor = sweep_orphans(settings, sessions, storage, cursor)
-        except Exception:  # the storage or the database may be back next time
+            _, self.cursor = sweep_orphans(self.settings, self.sessions, self.storage, self.cursor)
+        except Exception:
             log.exception(logkv(event="orphan_sweep_error"))
         try:
-            purge_expired(settings, sessions, storage)
-        except Exception:  # the storage or the database may be back next time
+            purge_expired(self.settings, self.sessions, self.storage)
+        except Exception:
             log.exception(logkv(event="retention_error"))
-        if stop.wait(every):
-            return
+
+
+class SweeperThread(Loop):
+    """The sweep loop (one per worker when the `sweeper` setting is on, or `humanseg sweep --loop`):
+    a pass now, then every `every` seconds (default interval())."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], celery,
+                 every: float | None = None, storage: Storage | None = None):
+        super().__init__("sweeper", every or interval(settings),
+                         SweepPass(settings, sessions, celery, storage))
+
+
+def run_loop(settings: Settings, sessions: sessionmaker[Session], celery, stop: threading.Event,
+             every: float | None = None, storage: Storage | None = None) -> None:
+    """The sweep loop in its thread until `stop` is set; returns once the pass in progress ended."""
+    loop = SweeperThread(settings, sessions, celery, every, storage)
+    loop.start()
+    while not stop.wait(1.0):  # a timed wait: the signal handlers that set `stop` get to run
+        pass
+    loop.stop(timeout=None)
 
 
 @contextmanager
@@ -211,21 +231,3 @@ def run_standalone(settings: Settings, every: float | None = None) -> None:
     with _standalone(settings) as (sessions, celery):
         log.info(logkv(event="sweeper_started", standalone=1, every=f"{every or interval(settings):.0f}"))
         run_loop(settings, sessions, celery, stop, every)
-
-
-class SweeperThread(threading.Thread):
-    """The sweep loop in a daemon thread (one per worker when the `sweeper` setting is on)."""
-
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], celery,
-                 every: float | None = None):
-        super().__init__(name="humanseg-sweeper", daemon=True)
-        self.settings, self.sessions, self.celery = settings, sessions, celery
-        self.every = every or interval(settings)
-        self.stop_event = threading.Event()
-
-    def run(self) -> None:
-        run_loop(self.settings, self.sessions, self.celery, self.stop_event, self.every)
-
-    def stop(self) -> None:
-        """Ask the loop to end after the pass in progress."""
-        self.stop_event.set()

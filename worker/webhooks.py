@@ -9,7 +9,6 @@ webhook_max_attempts, then failed. The rows are the record: GET /api/v1/batches/
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -21,6 +20,7 @@ from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, DeliveryStatus, WebhookDelivery, utcnow
 from humanseg.core.settings import Settings
 from humanseg.core.webhooks import sign
+from humanseg.worker.loop import Loop
 
 log = logging.getLogger(__name__)
 
@@ -109,24 +109,9 @@ def deliver_due(settings: Settings, sessions: sessionmaker[Session], limit: int 
     return done
 
 
-class WebhookThread(threading.Thread):
-    """The delivery loop in a daemon thread (one per worker while the `webhooks` setting is on)."""
+class WebhookThread(Loop):
+    """The delivery loop (one per worker while the `webhooks` setting is on): a full pass runs
+    again at once, else it waits `every` seconds."""
 
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], every: float = 1.0):
-        super().__init__(name="humanseg-webhooks", daemon=True)
-        self.settings, self.sessions, self.every = settings, sessions, every
-        self.stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                busy = deliver_due(self.settings, self.sessions)
-            except Exception:  # the database may be back next pass
-                log.exception(logkv(event="webhook_loop_error"))
-                busy = 0
-            if busy < PER_PASS and self.stop_event.wait(self.every):
-                return
-
-    def stop(self) -> None:
-        """Ask the loop to end after the delivery in progress."""
-        self.stop_event.set()
+        super().__init__("webhook", every, lambda: deliver_due(settings, sessions) >= PER_PASS)
