@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
-from support_live import free_port, stop_process
+from factories import settings_env
+from support_live import free_port, stop_process, wait_until
 
 from humanseg.core.models import JobStatus
 
@@ -176,16 +176,16 @@ def moto_endpoint():
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
         try:
             requests.get(url, timeout=3)
-            return
+            return True
         except requests.RequestException:
-            time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer in {timeout}s")
+            return False
+
+    wait_until(answers, timeout, f"{url} answers", interval=0.2)
 
 
 @pytest.fixture(scope="session")
@@ -200,11 +200,6 @@ def tiny_model_dir(tmp_path_factory):
         # torch's ONNX exporter is noisy (deprecations, tracer warnings); not our code under test
         warnings.simplefilter("ignore")
         return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-model"))
-
-
-def settings_env(**values) -> dict[str, str]:
-    """HUMANSEG_* env vars from keyword values (None dropped)."""
-    return {f"HUMANSEG_{k.upper()}": str(v) for k, v in values.items() if v is not None}
 
 
 @dataclass
@@ -222,13 +217,14 @@ class Stack:
         return self.base_url + path
 
     def wait_job(self, job_id: str, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            body = requests.get(self.url(f"/api/v1/jobs/{job_id}"), timeout=10).json()
-            if JobStatus(body["status"]).is_terminal():  # cancelled too: it will not change by itself
-                return body
-            time.sleep(0.1)
-        raise TimeoutError(f"job {job_id} not finished in {timeout}s: {body}")
+        seen: list[dict] = []
+
+        def finished() -> dict | None:
+            seen.append(requests.get(self.url(f"/api/v1/jobs/{job_id}"), timeout=10).json())
+            # cancelled counts too: it will not change by itself
+            return seen[-1] if JobStatus(seen[-1]["status"]).is_terminal() else None
+
+        return wait_until(finished, timeout, lambda: f"job {job_id} finished ({seen[-1]})", interval=0.1)
 
 
 STACK_KINDS = ["sqlite-local", "sqlite-s3", "postgresql-local"]

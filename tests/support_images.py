@@ -1,4 +1,4 @@
-"""Small test images made with PIL (shapes, modes, EXIF, broken files)."""
+"""The one maker of test images: small pictures made with PIL (shapes, modes, EXIF, broken files)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,24 @@ def person_like(size=(96, 64), mode="RGB") -> Image.Image:
     d.ellipse([w * 0.4, h * 0.08, w * 0.6, h * 0.35], fill=(90, 60, 40))
     d.rectangle([w * 0.33, h * 0.35, w * 0.67, h * 0.95], fill=(30, 60, 150))
     return img.convert(mode) if mode != "RGB" else img
+
+
+SOLID_FILL = (200, 120, 90)
+
+
+def solid(size=(64, 48), colour=SOLID_FILL, mode="RGB") -> Image.Image:
+    """One colour all over (a photo stand-in whose every pixel is known)."""
+    return Image.new(mode, size, colour)
+
+
+def solid_jpeg(size=(64, 48), colour=SOLID_FILL) -> bytes:
+    """A small valid JPEG of one colour (the originals of the gallery tests)."""
+    return encode(solid(size, colour), "JPEG")
+
+
+def blank_png(size) -> bytes:
+    """A black greyscale PNG of the given size (cheap to make at any dimensions)."""
+    return encode(solid(size, 0, "L"), "PNG")
 
 
 def encode(img: Image.Image, fmt: str = "JPEG", **params) -> bytes:

@@ -1,18 +1,16 @@
-"""Helpers for tests on live parts: polling with a deadline, reading a Redis queue, making jobs."""
+"""Helpers for tests on live parts: waiting for a condition, reading a Redis queue, running a worker."""
 
 from __future__ import annotations
 
 import base64
 import json
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
-
-from humanseg.up import stop_process  # one copy, in the package; the tests import it from here
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -25,16 +23,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def poll(check: Callable[[], T], timeout: float, what: str, every: float = 0.05) -> T:
-    """Call check() until it returns something truthy; raise TimeoutError after `timeout` seconds."""
+def wait_until(predicate: Callable[[], T], timeout: float, message: str | Callable[[], str],
+               interval: float = 0.05) -> T:
+    """Call predicate() every `interval` seconds until it returns something truthy, and return that.
+
+    After `timeout` seconds: AssertionError with `message` (a callable is called then, to show what
+    was seen, a log's tail say) and predicate's last value. The one way tests wait for something to
+    happen: no hand-written deadline loops, no sleeps."""
     deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
+    while True:
+        last = predicate()
         if last:
             return last
-        time.sleep(every)
-    raise TimeoutError(f"{what}: not true after {timeout}s (last: {last!r})")
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"{text}: not true after {timeout}s (last: {last!r})")
+        time.sleep(interval)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a child the test started: SIGTERM, then SIGKILL if it has not ended after `timeout` s.
+
+    (bench/benchlib.py has its own copy: bench scripts do not import the tests.)"""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _task_job_id(raw: bytes | str) -> str | None:
@@ -74,28 +91,6 @@ def pending_deliveries(redis_url: str, queue: str, job_id: str) -> int:
     return sum(1 for item in waiting + held if _task_job_id(item) == job_id)
 
 
-def insert_job(storage, sessions, original: bytes, *, name: str = "x", width: int = 96,
-               height: int = 64, created_at: datetime | None = None, outputs: str | None = None) -> str:
-    """Store an original and commit Batch + Job rows (status queued) without sending any task.
-
-    The one builder of queued jobs for tests that bypass the upload path (worker, sweeper, e2e).
-    """
-    from humanseg.core.db import session_scope
-    from humanseg.core.models import Batch, Job, new_id
-
-    job_id = new_id()
-    key = f"originals/{job_id}.jpg"
-    storage.put(key, original, "image/jpeg")
-    extra = {"created_at": created_at} if created_at is not None else {}
-    with session_scope(sessions) as s:
-        batch = Batch(name=name, job_count=1)
-        s.add(batch)
-        s.flush()
-        s.add(Job(id=job_id, batch_id=batch.id, filename=f"{name}.jpg", content_type="image/jpeg",
-                  width=width, height=height, bytes=len(original), original_key=key, outputs=outputs, **extra))
-    return job_id
-
-
 def load_job(sessions, job_id: str):
     """The Job row (detached, readable)."""
     from humanseg.core.db import session_scope
@@ -113,18 +108,19 @@ def worker_env(redis_url: str, tmp, tiny_model_dir, **values) -> dict[str, str]:
     import os
     import uuid
 
+    from factories import settings_env
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
     base = {"DATA_DIR": tmp, "DATABASE_URL": f"sqlite:///{tmp / 'humanseg.db'}",
             "BROKER_URL": redis_url, "QUEUE": f"humanseg-test-{uuid.uuid4().hex[:8]}",
             "MODEL_PATH": tiny_model_dir, "MODEL_BACKEND": "onnx", "THREADS": 1, "WORKER_CONCURRENCY": 1,
             "LEASE_SECONDS": 3, "SWEEPER": 0, "LOG_LEVEL": "INFO"}
-    env.update({f"HUMANSEG_{k.upper()}": str(v) for k, v in {**base, **values}.items()})
+    env.update(settings_env(**{**base, **values}))
     return env
 
 
 def start_worker(env: dict[str, str], log_path, cwd):
     """`humanseg worker` (prefork, one process) as a subprocess; returns once Celery is ready."""
-    import subprocess
     import sys
 
     with open(log_path, "wb") as log:
@@ -132,24 +128,14 @@ def start_worker(env: dict[str, str], log_path, cwd):
                                 env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
-        poll(lambda: proc.poll() is not None or " ready." in log_path.read_text(errors="replace"),
-             120, "worker ready")
+        wait_until(lambda: proc.poll() is not None or " ready." in log_path.read_text(errors="replace"),
+                   120, "worker ready")
         if proc.poll() is not None:
             raise RuntimeError("worker exited:\n" + log_path.read_text(errors="replace")[-3000:])
     except BaseException:
         stop_process(proc)
         raise
     return proc
-
-
-def make_settings(data_dir, database_url: str, broker_url: str, queue: str, /, **overrides):
-    """Settings for a test: its own data dir, database, broker and queue; typed field overrides."""
-    from humanseg.core.settings import Settings
-
-    return Settings.from_env({
-        "HUMANSEG_DATA_DIR": str(data_dir), "HUMANSEG_DATABASE_URL": database_url,
-        "HUMANSEG_BROKER_URL": broker_url, "HUMANSEG_QUEUE": queue,
-        "HUMANSEG_SECRET_KEY": "t"}).with_(**overrides)
 
 
 @contextmanager

@@ -3,13 +3,13 @@ download the zip; rejected files, hostile filenames, no-JS fallback, no external
 
 from __future__ import annotations
 
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 import requests
 from support_images import jpeg, text
+from support_live import wait_until
 
 # The core's live stack (gunicorn + Celery worker + real broker + tiny model); one kind is
 # enough for the browser: SQLite and local storage.
@@ -81,9 +81,10 @@ def test_upload_three_watch_open_and_download(browser, stack, shot, tmp_path):
 
     # Download all: the browser saves the zip; it holds three masks.
     browser.find_element(By.ID, "download-all").click()
+    # complete: Chromium renames it from .crdownload, a zip's central directory is written last
     zips = _wait(browser, lambda d: [p for p in d.downloads.glob("*.zip")
-                                     if not p.name.endswith(".crdownload")], 60, "the zip")
-    time.sleep(0.5)
+                                     if not p.name.endswith(".crdownload") and zipfile.is_zipfile(p)],
+                 60, "the whole zip")
     with zipfile.ZipFile(zips[0]) as zf:
         masks = [n for n in zf.namelist() if n.startswith("masks/")]
         assert len(masks) == 3, zf.namelist()
@@ -200,11 +201,13 @@ def test_upload_without_javascript(browser_nojs, stack, artifacts_dir, tmp_path)
     driver.find_element(By.CSS_SELECTOR, "#upload-form button[type=submit]").click()
     _wait(driver, lambda d: "/batches/" in d.current_url, 30, "the batch page")
     assert driver.find_element(By.ID, "count-total").text == "2"
-    deadline = time.monotonic() + 60
-    while driver.find_element(By.ID, "count-succeeded").text != "2":
-        assert time.monotonic() < deadline, "jobs did not finish"
-        time.sleep(1)
-        driver.refresh()
+    def both_succeeded() -> bool:
+        if driver.find_element(By.ID, "count-succeeded").text == "2":
+            return True
+        driver.refresh()  # no JavaScript: the page changes only when loaded again
+        return False
+
+    wait_until(both_succeeded, 60, "both jobs shown succeeded", interval=1)
     driver.save_screenshot(str(artifacts_dir / "09-nojs-batch.png"))
 
 
@@ -247,8 +250,8 @@ def test_folder_of_30_photos_becomes_30_thumbnails_without_reload(browser, stack
 def test_cancel_and_retry_buttons_then_the_download_keeps_the_upload_name(browser, stack, shot):
     from datetime import datetime, timedelta, timezone
 
+    from factories import insert_job
     from selenium.webdriver.common.by import By
-    from support_live import insert_job
 
     # A queued job no worker has been told about yet (and the sweeper leaves alone for a minute).
     job_id = insert_job(stack.storage, stack.sessions, jpeg(), name="Holiday pic",

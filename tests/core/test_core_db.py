@@ -1,10 +1,11 @@
 from datetime import timedelta
 
+from factories import batch_row, job_row
 from sqlalchemy import inspect, select
 
 from humanseg.core import migrate
 from humanseg.core.db import make_engine, make_sessionmaker, ping, session_scope
-from humanseg.core.models import Batch, Job, JobStatus, utcnow
+from humanseg.core.models import Job, JobStatus, utcnow
 
 
 def test_migration_creates_schema_and_round_trips(db_url):
@@ -17,11 +18,8 @@ def test_migration_creates_schema_and_round_trips(db_url):
         ping(engine)
         sessions = make_sessionmaker(engine)
         with session_scope(sessions) as s:
-            b = Batch(name="b", job_count=1)
-            s.add(b)
-            s.flush()
-            s.add(Job(batch_id=b.id, filename="../x.jpg", content_type="image/jpeg", width=3,
-                      height=2, bytes=10, original_key="originals/a.jpg"))
+            b = batch_row(s, name="b", job_count=1)
+            job_row(s, b.id, filename="../x.jpg", width=3, height=2, bytes=10, original_key="originals/a.jpg")
         with session_scope(sessions) as s:
             job = s.scalars(select(Job)).one()
             assert job.status is JobStatus.queued and not job.status.is_terminal()

@@ -80,9 +80,7 @@ def test_text_orientation_turns_the_pixels_like_the_numeric_one():
 
 
 def _png(width: int, height: int) -> bytes:
-    buf = io.BytesIO()
-    Image.new("L", (width, height), 0).save(buf, "PNG")
-    return buf.getvalue()
+    return si.blank_png((width, height))
 
 
 @pytest.mark.parametrize("width,height", [(MAX_SIDE + 1, 1), (1, 70_000)])

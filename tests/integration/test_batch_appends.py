@@ -7,7 +7,7 @@ import pytest
 import requests
 import support_images as si
 from sqlalchemy import select
-from support_live import poll
+from support_live import wait_until
 
 from humanseg.core.db import session_scope
 from humanseg.core.models import Batch, Job
@@ -45,6 +45,6 @@ def test_concurrent_appends_to_one_batch_all_land_with_distinct_seqs(stack):
         seqs = sorted(s.scalars(select(Job.seq).where(Job.batch_id == batch_id)))
     # Each POST reserved its own range: the counter matches and the seqs are 0..total-1, none shared.
     assert reserved == total and seqs == list(range(total))
-    done = poll(lambda: (b := requests.get(stack.url(f"/api/v1/batches/{batch_id}?limit=1"),
-                                           timeout=10).json())["done"] and b, 90, "batch done")
+    done = wait_until(lambda: (b := requests.get(stack.url(f"/api/v1/batches/{batch_id}?limit=1"),
+                                                 timeout=10).json())["done"] and b, 90, "batch done")
     assert done["counts"]["succeeded"] == total

@@ -163,8 +163,10 @@ def test_remote_segment_keeps_subfolders_takes_cutout_options_and_the_key_from_t
 def test_remote_segment_downloads_results_while_the_batch_is_still_running(stack, client, tmp_path):
     from datetime import datetime, timedelta, timezone
 
+    from factories import job_row
+
     from humanseg.core.db import session_scope
-    from humanseg.core.models import Job, JobStatus, new_id
+    from humanseg.core.models import JobStatus
 
     src, out = tmp_path / "photos", tmp_path / "out"
     src.mkdir()
@@ -174,10 +176,9 @@ def test_remote_segment_downloads_results_while_the_batch_is_still_running(stack
     client.wait_batch(created.batch_id, timeout=120, every=0.2)
     # A third job of the batch that is still running (its lease holds for a minute): the batch is not done.
     with session_scope(stack.sessions) as session:
-        session.add(Job(id=new_id(), batch_id=created.batch_id, seq=99, filename="slow.jpg",
-                        content_type="image/jpeg", width=64, height=48, bytes=1, original_key="originals/x.jpg",
-                        status=JobStatus.running,
-                        lease_expires_at=datetime.now(timezone.utc) + timedelta(seconds=60)))
+        job_row(session, created.batch_id, seq=99, filename="slow.jpg", width=64, height=48,
+                original_key="originals/x.jpg", status=JobStatus.running,
+                lease_expires_at=datetime.now(timezone.utc) + timedelta(seconds=60))
     out.mkdir()
     (out / ".humanseg-remote.json").write_text(json.dumps({
         "server": stack.base_url, "source": str(src.resolve()), "run": "r", "batch_id": created.batch_id,

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import requests
 import support_images as si
+from factories import insert_job
 from PIL import Image
-from support_live import insert_job, pending_deliveries, poll
+from support_live import pending_deliveries, wait_until
 
 from humanseg.core.queue import make_sender, send_segment
 
@@ -106,8 +107,8 @@ def test_duplicate_delivery_leaves_one_consistent_result(stack):
         first = fetch(stack, job["urls"]["mask"]).content
         # the extra deliveries find the job terminal and do nothing: wait until all are acked
         # (acks_late: a message leaves Redis only after its task has run)
-        poll(lambda: pending_deliveries(stack.settings.broker_url, stack.settings.queue, job_id) == 0,
-             60, "duplicate deliveries acked")
+        wait_until(lambda: pending_deliveries(stack.settings.broker_url, stack.settings.queue, job_id) == 0,
+                   60, "duplicate deliveries acked")
         again = requests.get(stack.url(f"/api/v1/jobs/{job_id}"), timeout=10).json()
         assert again["status"] == "succeeded" and again["attempts"] == 1
         assert again["finished_at"] == job["finished_at"]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from support_live import free_port, poll, stop_process
+from factories import make_settings, settings_env
+from support_live import free_port, stop_process, wait_until
 
 from humanseg.core import migrate
-from humanseg.core.settings import Settings
 from humanseg.web.exposure import ExposedSecret, check_secret, is_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ def test_env_example_as_shipped_passes_the_check():
     line = next(x for x in (ROOT / ".env.example").read_text().splitlines()
                 if x.startswith("HUMANSEG_SECRET_KEY="))
     secret = line.partition("=")[2]
-    assert check_secret(Settings(secret_key=secret), ["0.0.0.0"]) is None
+    assert check_secret(make_settings(secret_key=secret), ["0.0.0.0"]) is None
 
 
 @pytest.mark.parametrize("host,loopback", [
@@ -37,18 +37,18 @@ def test_loopback(host, loopback):
 
 
 def test_the_placeholder_is_refused_beyond_loopback_and_tolerated_on_it():
-    settings = Settings(secret_key=PLACEHOLDER)
+    settings = make_settings(secret_key=PLACEHOLDER)
     with pytest.raises(ExposedSecret, match=r"0\.0\.0\.0"):
         check_secret(settings, ["127.0.0.1", "0.0.0.0"])
     assert "WARNING" in check_secret(settings, ["127.0.0.1"])
-    assert check_secret(Settings(secret_key="Change_Me"), ["127.0.0.1"])  # look-alikes too
-    assert check_secret(Settings(secret_key="9f" * 32), ["0.0.0.0"]) is None
-    assert check_secret(Settings(), ["0.0.0.0"]) is None  # empty: a random one is made and kept
+    assert check_secret(make_settings(secret_key="Change_Me"), ["127.0.0.1"])  # look-alikes too
+    assert check_secret(make_settings(secret_key="9f" * 32), ["0.0.0.0"]) is None
+    assert check_secret(make_settings(), ["0.0.0.0"]) is None  # empty: a random one is made and kept
 
 
 def _env(tmp_path, **values) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
-    env.update({f"HUMANSEG_{k.upper()}": str(v) for k, v in values.items()})
+    env.update(settings_env(**values))
     return env
 
 
@@ -79,7 +79,7 @@ def test_web_on_loopback_serves_and_warns(tmp_path, redis_url, private_queue):
                 return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok
             except requests.RequestException:
                 return proc.poll() is not None
-        poll(up, 120, "web answers")
+        wait_until(up, 120, "web answers")
         assert proc.poll() is None, log_path.read_text()
         assert "WARNING: HUMANSEG_SECRET_KEY is the placeholder" in log_path.read_text()
     finally:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from support_live import free_port, poll, stop_process
+from factories import settings_env
+from support_live import free_port, stop_process, wait_until
 
 from humanseg.core import migrate
 
@@ -34,6 +35,7 @@ class Trickler(threading.Thread):
         super().__init__(daemon=True)
         self.port, self.give_up = port, give_up
         self.connected = threading.Event()
+        self.sending = threading.Event()  # its first body byte is out: the server is in its request
         self.answer: bytes | None = None  # what the server sent before closing (b"" if nothing)
 
     def run(self) -> None:
@@ -52,6 +54,7 @@ class Trickler(threading.Thread):
                 except OSError:
                     self.answer = b""
                     return
+                self.sending.set()
                 if select.select([sock], [], [], 1.0)[0]:
                     try:
                         self.answer = sock.recv(4096)
@@ -66,17 +69,16 @@ def web(tmp_path, redis_url, private_queue):
     db_url = f"sqlite:///{tmp_path / 'web.db'}"
     migrate.upgrade(db_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
-    env.update({f"HUMANSEG_{k}": str(v) for k, v in {
-        "DATA_DIR": tmp_path, "DATABASE_URL": db_url, "BROKER_URL": redis_url,
-        "QUEUE": private_queue, "PORT": port, "SECRET_KEY": "t", "LOG_LEVEL": "INFO",
-        "BODY_TIMEOUT_SECONDS": BODY_TIMEOUT, "BODY_MIN_RATE": 1000}.items()})
+    env.update(settings_env(data_dir=tmp_path, database_url=db_url, broker_url=redis_url, queue=private_queue,
+                            port=port, secret_key="t", log_level="INFO", body_timeout_seconds=BODY_TIMEOUT,
+                            body_min_rate=1000))
     with open(tmp_path / "web.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "web", "--workers", "1"],
                                 env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        poll(lambda: proc.poll() is not None or _get(base + "/healthz", 2) == 200, 120, "web up")
+        wait_until(lambda: proc.poll() is not None or _get(base + "/healthz", 2) == 200, 120, "web up")
         assert proc.poll() is None, (tmp_path / "web.log").read_text()[-3000:]
         yield port, base
     finally:
@@ -103,14 +105,15 @@ def test_tricklers_neither_stall_health_nor_stay_connected(web):
         t.start()
     for t in tricklers:
         assert t.connected.wait(30)
-    time.sleep(1)  # every trickler is now inside a request, sending its body
+    # every trickler inside a request, sending its body
+    wait_until(lambda: all(t.sending.is_set() for t in tricklers), 30, "every trickler sending its body")
     # A thread-per-request server had every thread reading a body by now: these waited forever.
     for _ in range(3):
         assert _get(base + "/healthz", 10) == 200
         assert _get(base + "/api/v1/jobs/" + "0" * 32, 10) == 404
     assert sum(t.is_alive() for t in tricklers) == CLIENTS  # ...while all of them still trickle
 
-    poll(lambda: not any(t.is_alive() for t in tricklers), 90, "server cut every trickler off")
+    wait_until(lambda: not any(t.is_alive() for t in tricklers), 90, "server cut every trickler off")
     answers = [t.answer for t in tricklers]
     assert all(a is not None for a in answers), "a trickler gave up before the server did"
     assert sum(a.startswith(b"HTTP/1.1 408") for a in answers) == CLIENTS, answers[:3]

@@ -17,22 +17,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import support_images as si
+from factories import insert_job, make_settings
 from sqlalchemy import func, select
-from support_live import (
-    insert_job,
-    load_job,
-    poll,
-    queued_job_ids,
-    running_test_worker,
-    worker_env,
-)
+from support_live import load_job, queued_job_ids, running_test_worker, wait_until, worker_env
 
 from humanseg.core import migrate
 from humanseg.core.db import make_engine, make_sessionmaker
 from humanseg.core.models import Job, JobStatus
 from humanseg.core.queue import make_sender, send_segment
 from humanseg.core.results import stored_kinds
-from humanseg.core.settings import Settings
 from humanseg.web import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,16 +136,16 @@ def test_storage_503_gives_the_job_back_to_the_queue_then_it_succeeds(live, faul
     job_id = insert_job(live.direct, live.sessions, si.jpeg(), name="flaky")
     faulty_s3.failing.add(job_id)
     live.ring(job_id)
-    given_back = poll(lambda: (j := load_job(live.sessions, job_id)).attempts == 1
-                      and j.status is JobStatus.queued and j, 60, "job given back to the queue")
+    given_back = wait_until(lambda: (j := load_job(live.sessions, job_id)).attempts == 1
+                            and j.status is JobStatus.queued and j, 60, "job given back to the queue")
     faulty_s3.failing.discard(job_id)  # the storage recovers before the retry (3 s) arrives
     assert faulty_s3.refused[job_id] >= 1
     assert given_back.error.startswith(f"retrying: reading original: s3 error on originals/{job_id}")
     assert "ServiceUnavailable" in given_back.error
     assert not [d for d in server_details(faulty_s3, live.tmp) if d in given_back.error]
 
-    done = poll(lambda: (j := load_job(live.sessions, job_id)).status.is_terminal() and j, 60,
-                "job finished")
+    done = wait_until(lambda: (j := load_job(live.sessions, job_id)).status.is_terminal() and j, 60,
+                      "job finished")
     assert done.status is JobStatus.succeeded and done.attempts == 2 and done.error is None
     assert all(live.direct.exists(kind.key(job_id)) for kind in stored_kinds())
 
@@ -162,8 +155,8 @@ def test_storage_503_that_persists_fails_the_job_with_a_clean_reason(live, fault
     faulty_s3.failing.add(job_id)
     try:
         live.ring(job_id)
-        done = poll(lambda: (j := load_job(live.sessions, job_id)).status.is_terminal() and j, 60,
-                    "job finished")
+        done = wait_until(lambda: (j := load_job(live.sessions, job_id)).status.is_terminal() and j, 60,
+                          "job finished")
     finally:
         faulty_s3.failing.discard(job_id)
     assert done.status is JobStatus.failed and done.attempts == 2  # HUMANSEG_MAX_ATTEMPTS=2
@@ -182,11 +175,8 @@ def test_upload_while_storage_answers_503_is_a_clean_503_and_queues_nothing(
     make_s3_storage(bucket)
     db_url = f"sqlite:///{tmp_path / 'web.db'}"
     migrate.upgrade(db_url)
-    settings = Settings.from_env({
-        "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-        "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue,
-        "HUMANSEG_STORAGE": "s3", "HUMANSEG_S3_ENDPOINT_URL": faulty_s3.url,
-        "HUMANSEG_S3_BUCKET": bucket, "HUMANSEG_SECRET_KEY": "t"})
+    settings = make_settings(tmp_path, database_url=db_url, broker_url=redis_url, queue=private_queue,
+                             storage="s3", s3_endpoint_url=faulty_s3.url, s3_bucket=bucket)
     app = create_app(settings)
     svc = app.extensions["humanseg"]
     marker = f"/{bucket}/originals/"
@@ -216,10 +206,7 @@ def test_upload_while_storage_answers_503_is_a_clean_503_and_queues_nothing(
 def test_local_storage_failure_on_upload_names_no_server_path(tmp_path, redis_url, private_queue):
     db_url = f"sqlite:///{tmp_path / 'web.db'}"
     migrate.upgrade(db_url)
-    settings = Settings.from_env({
-        "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-        "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue,
-        "HUMANSEG_SECRET_KEY": "t"})
+    settings = make_settings(tmp_path, database_url=db_url, broker_url=redis_url, queue=private_queue)
     app = create_app(settings)
     (settings.storage_dir / "originals").write_bytes(b"a file where the folder must go")
     try:
@@ -237,7 +224,7 @@ def test_local_storage_failure_in_the_worker_records_no_server_path(tmp_path):
 
     db_url = f"sqlite:///{tmp_path / 'w.db'}"
     migrate.upgrade(db_url)
-    settings = Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url})
+    settings = make_settings(tmp_path, database_url=db_url)
     engine = make_engine(db_url)
     sessions, storage = make_sessionmaker(engine), LocalStorage(tmp_path / "storage")
     try:

@@ -4,12 +4,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 import support_images as si
-from support_live import free_port
+from support_live import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,16 +20,19 @@ def start_up(env, *args):
     proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "up", *args], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def ready_url() -> str | None:  # reads one line of its output per call
         line = proc.stdout.readline()
         if not line and proc.poll() is not None:
-            break
+            raise AssertionError("humanseg up exited before it was ready:\n" + "".join(lines[-50:]))
         lines.append(line)
-        if "ready at" in line:
-            return proc, line.split("ready at", 1)[1].split()[0]
-    proc.kill()
-    raise AssertionError("humanseg up did not become ready:\n" + "".join(lines[-50:]))
+        return line.split("ready at", 1)[1].split()[0] if "ready at" in line else None
+
+    try:
+        return proc, wait_until(ready_url, 120, lambda: "humanseg up ready:\n" + "".join(lines[-50:]), interval=0)
+    except AssertionError:
+        proc.kill()
+        raise
 
 
 def stop_up(proc):
@@ -51,12 +53,9 @@ def test_up_runs_everything_and_keeps_data(tmp_path, tiny_model_dir):
     try:
         files = [("images", (f"p{i}.jpg", si.jpeg())) for i in range(3)]
         body = requests.post(url + "/api/v1/jobs", files=files, timeout=30).json()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            batch = requests.get(f"{url}/api/v1/batches/{body['batch_id']}", timeout=10).json()
-            if batch["done"]:
-                break
-            time.sleep(0.2)
+        batch = wait_until(lambda: (b := requests.get(f"{url}/api/v1/batches/{body['batch_id']}",
+                                                      timeout=10).json())["done"] and b,
+                           60, "batch done", interval=0.2)
         assert batch["counts"]["succeeded"] == 3
         assert requests.get(url + "/readyz", timeout=10).status_code == 200
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 import support_images as si
-from support_live import free_port, poll
+from support_live import free_port, wait_until
 
 from humanseg.core.models import JobStatus
 
@@ -58,6 +58,15 @@ class Up:
         return self.proc.returncode
 
 
+def _running(pid: int) -> bool:
+    """Whether a process with this pid exists (zombies included: they are not reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _healthy(url: str) -> bool:
     try:
         return requests.get(url + "/healthz", timeout=5).status_code == 200
@@ -72,15 +81,16 @@ def test_a_killed_worker_is_restarted_and_the_web_keeps_answering(tmp_path, tiny
                HUMANSEG_LEASE_SECONDS="10")
     up = Up(env)
     try:
-        url = poll(up.url, 180, "humanseg up ready")
-        first = poll(lambda: up.pids("worker"), 10, "worker pid logged")[0]
+        url = wait_until(up.url, 180, "humanseg up ready")
+        first = wait_until(lambda: up.pids("worker"), 10, "worker pid logged")[0]
 
         os.kill(first, signal.SIGKILL)  # what the OOM killer does to Celery's main process
 
-        poll(lambda: "worker exited (code -9)" in up.output(), 30, "the crash is reported")
+        wait_until(lambda: "worker exited (code -9)" in up.output(), 30, "the crash is reported")
         assert "restarting in" in up.output()
-        second = poll(lambda: [p for p in up.pids("worker") if p != first], 60, "worker restarted")
-        assert second
+        second = wait_until(lambda: [p for p in up.pids("worker") if p != first], 60, "worker restarted")
+        # the new worker runs; the killed one is gone (reaped, not a zombie the supervisor forgot)
+        assert _running(second[-1]) and not _running(first), up.output()[-3000:]
         assert up.proc.poll() is None, up.output()[-3000:]
         assert _healthy(url)  # the web tier never went away
 
@@ -91,7 +101,7 @@ def test_a_killed_worker_is_restarted_and_the_web_keeps_answering(tmp_path, tiny
             body = requests.get(f"{url}/api/v1/jobs/{job['id']}", timeout=10).json()
             return body if JobStatus(body["status"]).is_terminal() else None
 
-        assert poll(finished, 120, "job after the restart", every=0.5)["status"] == "succeeded"
+        assert wait_until(finished, 120, "job after the restart", interval=0.5)["status"] == "succeeded"
     finally:
         code = up.stop()
     assert code == 0, up.output()[-3000:]
@@ -110,7 +120,7 @@ def test_a_child_that_keeps_crashing_is_restarted_with_growing_backoff(capfd):
             if child.restart_at is not None and len(delays) < child.failures:
                 delays.append(child.delay)
             return len(delays) >= 4
-        poll(restarted_again, 60, "four exits seen")
+        wait_until(restarted_again, 60, "four exits seen")
     finally:
         sup.stop()
     assert delays == [0.2, 0.4, 0.8, 0.8]  # doubling, capped

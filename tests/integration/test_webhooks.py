@@ -6,11 +6,11 @@ import io
 
 import pytest
 import support_images as si
-from support_live import poll, running_test_worker, worker_env
+from factories import batch_row, job_row
+from support_live import running_test_worker, wait_until, worker_env
 from support_webhooks import SECRET, Receiver, verify
 
 from humanseg.core.db import make_sessionmaker, session_scope
-from humanseg.core.models import Batch, Job, new_id
 from humanseg.core.storage import make_storage
 from humanseg.web import create_app
 
@@ -44,8 +44,8 @@ def test_signed_events_are_delivered_and_a_failed_delivery_is_retried(live):
     batch_id = resp.json["batch_id"]
     job_ids = {j["id"] for j in resp.json["jobs"]}
 
-    got = poll(lambda: len(d := receiver.delivered("/hook")) == 3 and d, 90,
-               "two job events and one batch event delivered")
+    got = wait_until(lambda: len(d := receiver.delivered("/hook")) == 3 and d, 90,
+                     "two job events and one batch event delivered")
     for request in receiver.received:
         verify(SECRET, request)
     jobs = [r["event"] for r in got if r["event"]["type"] == "job.finished"]
@@ -61,9 +61,9 @@ def test_signed_events_are_delivered_and_a_failed_delivery_is_retried(live):
     assert [r["answered"] for r in retried] == [500, 204] and retried[0]["body"] == retried[1]["body"]
 
     # The receiver answers before the worker records the answer: poll the record too.
-    records = poll(lambda: (r := client.get(f"/api/v1/batches/{batch_id}/webhooks").json)
-                   and all(d["status"] == "succeeded" for d in r["deliveries"]) and r,
-                   30, "deliveries recorded as succeeded")
+    records = wait_until(lambda: (r := client.get(f"/api/v1/batches/{batch_id}/webhooks").json)
+                         and all(d["status"] == "succeeded" for d in r["deliveries"]) and r,
+                         30, "deliveries recorded as succeeded")
     assert records["webhook"] == {"url": receiver.url + "/hook",
                                   "events": ["job.finished", "batch.finished"]}
     by_id = {d["id"]: d for d in records["deliveries"]}
@@ -77,21 +77,15 @@ def test_signed_events_are_delivered_and_a_failed_delivery_is_retried(live):
 def test_cancelling_sends_job_and_batch_events(live):
     app, sessions, storage, receiver = live
     with session_scope(sessions) as s:  # two queued jobs whose doorbells are never rung
-        batch = Batch(name="c", job_count=2, webhook_url=receiver.url + "/cancel",
-                      webhook_events="job.finished,batch.finished", webhook_secret=SECRET)
-        s.add(batch)
-        s.flush()
+        batch = batch_row(s, name="c", job_count=2, webhook_url=receiver.url + "/cancel",
+                          webhook_events="job.finished,batch.finished", webhook_secret=SECRET)
         for seq in range(2):
-            job_id = new_id()
-            storage.put(f"originals/{job_id}.jpg", si.jpeg(), "image/jpeg")
-            s.add(Job(id=job_id, batch_id=batch.id, seq=seq, filename=f"{seq}.jpg",
-                      content_type="image/jpeg", width=96, height=64, bytes=1,
-                      original_key=f"originals/{job_id}.jpg"))
+            job_row(s, batch.id, storage=storage, seq=seq, filename=f"{seq}.jpg")
         batch_id = batch.id
     resp = app.test_client().post(f"/api/v1/batches/{batch_id}/cancel")
     assert resp.status_code == 200 and resp.json["cancelled"] == 2
-    got = poll(lambda: len(d := receiver.delivered("/cancel")) == 3 and d, 60,
-               "cancel events delivered")
+    got = wait_until(lambda: len(d := receiver.delivered("/cancel")) == 3 and d, 60,
+                     "cancel events delivered")
     for request in got:
         verify(SECRET, request)
     kinds = sorted((r["event"]["type"], r["event"]["data"].get("job", {}).get("status")) for r in got)

@@ -247,7 +247,7 @@ def test_the_wheel_carries_weights_templates_and_migrations_without_warnings(tmp
     (wheel,) = tmp_path.glob("humanseg-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("humanseg/ml/weights/model.onnx", "humanseg/ml/weights/config.json",
-                   "humanseg/web/templates/gallery/job.html", "humanseg/web/static/job.js",
+                   "humanseg/web/templates/pages/job.html", "humanseg/web/static/job.js",
                    "humanseg/migrations/alembic.ini", "humanseg/migrations/script.py.mako"):
         assert needed in names, needed
     assert any(n.startswith("humanseg/migrations/versions/") and n.endswith(".py") for n in names)

@@ -1,7 +1,7 @@
 """Shared fixtures of the web tests: apps on SQLite + local storage, with or without a real broker."""
 import pytest
+from factories import make_settings
 from gallery_support import make_app
-from support_live import make_settings
 
 from humanseg.core import migrate
 from humanseg.web import create_app
@@ -27,7 +27,8 @@ def make_live_app(tmp_path, redis_url, private_queue):
         if database_url is None:
             database_url = f"sqlite:///{tmp_path / 'web.db'}"
             migrate.upgrade(database_url)
-        app = create_app(make_settings(tmp_path, database_url, redis_url, private_queue, **overrides))
+        app = create_app(make_settings(tmp_path, database_url=database_url, broker_url=redis_url,
+                                       queue=private_queue, **overrides))
         made.append(app)
         return app
 

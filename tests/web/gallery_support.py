@@ -3,22 +3,14 @@ with rows and result objects written the way the worker writes them."""
 
 from __future__ import annotations
 
-import io
 from datetime import datetime, timedelta, timezone
 
-from PIL import Image
+import support_images as si
+from factories import batch_row, job_row, make_settings
 
 from humanseg.core.db import session_scope
-from humanseg.core.models import Base, Batch, Job, JobStatus, new_id
+from humanseg.core.models import Base, Job, JobStatus, new_id
 from humanseg.core.results import ResultKind, stored_kinds
-from humanseg.core.settings import Settings
-
-
-def jpeg_bytes(size=(64, 48), colour=(200, 120, 90)) -> bytes:
-    """A small valid JPEG."""
-    buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, "JPEG")
-    return buf.getvalue()
 
 
 def make_app(tmp_path, monkeypatch, storage_obj=None, **overrides):
@@ -28,10 +20,8 @@ def make_app(tmp_path, monkeypatch, storage_obj=None, **overrides):
 
     sent: list[str] = []
     monkeypatch.setattr(humanseg.web.uploads, "send_segment", lambda celery, job_id, queue: sent.append(job_id))
-    env = {"HUMANSEG_DATA_DIR": str(tmp_path / "var"),
-           "HUMANSEG_BROKER_URL": "redis://127.0.0.1:9/0",
-           "HUMANSEG_SECRET_KEY": "test-secret"}
-    settings = Settings.from_env(env).with_(**overrides)
+    settings = make_settings(tmp_path / "var", broker_url="redis://127.0.0.1:9/0", secret_key="test-secret",
+                             **overrides)
     app = create_app(settings, storage=storage_obj)
     app.config["TESTING"] = True
     svc = app.extensions["humanseg"]
@@ -44,27 +34,21 @@ def add_batch(app, filenames, *, status=JobStatus.succeeded, name=None, finished
               error=None) -> tuple[str, list[str]]:
     """A batch of jobs with originals (and, if succeeded, results) in storage."""
     svc = app.extensions["humanseg"]
-    batch_id = new_id()
     ids = []
     now = finished_at or datetime.now(timezone.utc)
     with session_scope(svc.sessions) as session:
-        session.add(Batch(id=batch_id, name=name, job_count=len(filenames)))
-        session.flush()
+        batch_id = batch_row(session, name=name, job_count=len(filenames)).id
         for seq, fname in enumerate(filenames):
-            job_id = new_id()
-            ids.append(job_id)
-            key = f"originals/{job_id}.jpg"
-            svc.storage.put(key, jpeg_bytes(), "image/jpeg")
-            job = Job(id=job_id, batch_id=batch_id, seq=seq, filename=fname,
-                      content_type="image/jpeg", width=64, height=48, bytes=100,
-                      original_key=key, status=status, error=error)
+            times = {}
+            if status == JobStatus.succeeded:
+                times = {"started_at": now - timedelta(seconds=1), "finished_at": now + timedelta(microseconds=seq)}
+            elif status == JobStatus.failed:
+                times = {"finished_at": now}
+            job = job_row(session, batch_id, storage=svc.storage, original=si.solid_jpeg(), seq=seq,
+                          filename=fname, width=64, height=48, bytes=100, status=status, error=error, **times)
             if status == JobStatus.succeeded:
                 write_results(svc.storage, job)
-                job.started_at = now - timedelta(seconds=1)
-                job.finished_at = now + timedelta(microseconds=seq)
-            elif status == JobStatus.failed:
-                job.finished_at = now
-            session.add(job)
+            ids.append(job.id)
     return batch_id, ids
 
 
@@ -77,7 +61,7 @@ def write_results(storage, job: Job) -> None:
         storage.put(kind.key(job.id), sample_result(kind), kind.content_type)
 
 
-ORIGINAL_FILL = (200, 120, 90)  # jpeg_bytes' colour: every original of add_batch
+ORIGINAL_FILL = si.SOLID_FILL  # every original of add_batch is a support_images.solid_jpeg()
 # Per kind: the fill of the sample result; the alpha is half (the composite tests count on it).
 SAMPLE_FILL = {"mask": 255, "alpha": 128, "thumb": (200, 120, 90)}
 
@@ -85,9 +69,7 @@ SAMPLE_FILL = {"mask": 255, "alpha": 128, "thumb": (200, 120, 90)}
 def sample_result(kind: ResultKind) -> bytes:
     """A small image in the kind's format and mode (previews are smaller)."""
     size = (64, 48) if kind.full_size else (32, 24)
-    buf = io.BytesIO()
-    Image.new(kind.mode, size, SAMPLE_FILL[kind.name]).save(buf, kind.content_type.split("/")[1])
-    return buf.getvalue()
+    return si.encode(si.solid(size, SAMPLE_FILL[kind.name], kind.mode), kind.content_type.split("/")[1])
 
 
 def csrf_from(html: str) -> str:
@@ -106,26 +88,20 @@ def add_photo_job(app, size=(120, 90), box=(40, 15, 80, 85), name="person.jpg") 
     from humanseg.core.results import result_kind
 
     svc = app.extensions["humanseg"]
-    photo = Image.new("RGB", size, (220, 230, 240))
+    photo = si.solid(size, (220, 230, 240))
     ImageDraw.Draw(photo).rectangle(box, fill=(30, 60, 150))
-    alpha = Image.new("L", size, 0)
+    alpha = si.solid(size, 0, "L")
     ImageDraw.Draw(alpha).rectangle(box, fill=255)
     alpha = alpha.filter(ImageFilter.BoxBlur(1))  # a soft one-pixel rim, as the refined alpha has
     mask = alpha.point(lambda v: 255 if v >= 128 else 0)
-    batch_id, job_id = new_id(), new_id()
-    key = f"originals/{job_id}.jpg"
-    buf = io.BytesIO()
-    photo.save(buf, "JPEG", quality=95)
-    svc.storage.put(key, buf.getvalue(), "image/jpeg")
+    job_id = new_id()
     for kind, img in (("alpha", alpha), ("mask", mask), ("thumb", photo.copy())):
-        out = io.BytesIO()
-        img.save(out, "JPEG" if kind == "thumb" else "PNG")
-        svc.storage.put(result_kind(kind).key(job_id), out.getvalue(), result_kind(kind).content_type)
+        svc.storage.put(result_kind(kind).key(job_id), si.encode(img, "JPEG" if kind == "thumb" else "PNG"),
+                        result_kind(kind).content_type)
     now = datetime.now(timezone.utc)
     with session_scope(svc.sessions) as session:
-        session.add(Batch(id=batch_id, job_count=1))
-        session.flush()
-        session.add(Job(id=job_id, batch_id=batch_id, seq=0, filename=name, content_type="image/jpeg",
-                        width=size[0], height=size[1], bytes=len(buf.getvalue()), original_key=key,
-                        status=JobStatus.succeeded, attempts=1, started_at=now, finished_at=now))
+        batch = batch_row(session, job_count=1)
+        job_row(session, batch.id, storage=svc.storage, original=si.encode(photo, "JPEG", quality=95), id=job_id,
+                filename=name, width=size[0], height=size[1], status=JobStatus.succeeded, attempts=1,
+                started_at=now, finished_at=now)
     return job_id

@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 from humanseg.core.db import session_scope
 from humanseg.core.models import Job, JobStatus
 from humanseg.core.results import on_request_kinds, stored_kinds
-from humanseg.web.pages import safe_stem, unique_name
+from humanseg.web.filenames import safe_stem, unique_name
 
 
 def _zip(resp) -> zipfile.ZipFile:

@@ -8,29 +8,25 @@ import sys
 
 import pytest
 import support_images as si
+from factories import make_settings
 from sqlalchemy import select
 
 from humanseg.core.db import session_scope
 from humanseg.core.keys import create_key, hash_key, revoke_key
 from humanseg.core.models import ApiKey
-from humanseg.core.settings import Settings
 from humanseg.web import create_app
 from humanseg.web.exposure import keys_required
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def make(tmp_path, db_url, redis_url, queue, **env):
-    settings = Settings.from_env({
-        "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-        "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": queue, "HUMANSEG_SECRET_KEY": "t",
-        **{f"HUMANSEG_{k.upper()}": str(v) for k, v in env.items()}})
-    return create_app(settings)
+def make(tmp_path, db_url, redis_url, queue, **fields):
+    return create_app(make_settings(tmp_path, database_url=db_url, broker_url=redis_url, queue=queue, **fields))
 
 
 @pytest.fixture
 def app(tmp_path, db_url, redis_url, private_queue):
-    app = make(tmp_path, db_url, redis_url, private_queue, require_api_keys=1)
+    app = make(tmp_path, db_url, redis_url, private_queue, require_api_keys=True)
     yield app
     app.extensions["humanseg"].engine.dispose()
 
@@ -50,15 +46,15 @@ def upload(client, headers, n=1):
 
 
 def test_keys_required_by_setting_or_by_a_reachable_bind():
-    assert not keys_required(Settings(host="127.0.0.1"))
-    assert not keys_required(Settings(host="localhost"))
-    assert keys_required(Settings(host="0.0.0.0"))
-    assert keys_required(Settings(host="192.168.1.5"))
-    assert keys_required(Settings(host="127.0.0.1", require_api_keys=True))
+    assert not keys_required(make_settings(host="127.0.0.1"))
+    assert not keys_required(make_settings(host="localhost"))
+    assert keys_required(make_settings(host="0.0.0.0"))
+    assert keys_required(make_settings(host="192.168.1.5"))
+    assert keys_required(make_settings(host="127.0.0.1", require_api_keys=True))
     # The addresses really bound decide when given (gunicorn's --bind may differ from the host).
-    assert keys_required(Settings(host="127.0.0.1"), ["127.0.0.1", "0.0.0.0"])
-    assert not keys_required(Settings(host="0.0.0.0"), ["127.0.0.1", "::1"])
-    assert keys_required(Settings(require_api_keys=True), ["127.0.0.1"])
+    assert keys_required(make_settings(host="127.0.0.1"), ["127.0.0.1", "0.0.0.0"])
+    assert not keys_required(make_settings(host="0.0.0.0"), ["127.0.0.1", "::1"])
+    assert keys_required(make_settings(require_api_keys=True), ["127.0.0.1"])
 
 
 def test_one_exposure_answer_for_guard_auth_and_launcher():
@@ -71,8 +67,8 @@ def test_one_exposure_answer_for_guard_auth_and_launcher():
     assert all(is_wildcard(h) for h in ("", "0.0.0.0", "::", "[::]", " 0.0.0.0 "))
     assert not is_wildcard("127.0.0.1")
     # A wildcard bind adds no name to the allowed hosts; a named bind adds itself.
-    assert allowed_hosts(Settings(host="0.0.0.0", allowed_hosts=("a.example",))) == ("a.example",)
-    assert allowed_hosts(Settings(host="::1", allowed_hosts=())) == ("[::1]",)
+    assert allowed_hosts(make_settings(host="0.0.0.0", allowed_hosts=("a.example",))) == ("a.example",)
+    assert allowed_hosts(make_settings(host="::1", allowed_hosts=())) == ("[::1]",)
 
 
 def test_the_app_takes_its_keys_answer_from_the_exposure(tmp_path, db_url, redis_url, private_queue):
@@ -215,8 +211,8 @@ def test_cli_prints_the_key_once_and_stores_only_its_hash(tmp_path):
 def test_up_says_whether_it_is_open():
     from humanseg.up import access_note
 
-    assert access_note(Settings(host="127.0.0.1")).startswith("open: no API key needed")
-    assert "humanseg keys create" in access_note(Settings(host="0.0.0.0"))
+    assert access_note(make_settings(host="127.0.0.1")).startswith("open: no API key needed")
+    assert "humanseg keys create" in access_note(make_settings(host="0.0.0.0"))
 
 
 def test_cli_keys_without_a_database_says_so_in_one_line_and_creates_nothing(tmp_path):

@@ -6,21 +6,17 @@ import io
 
 import pytest
 import support_images as si
+from factories import make_settings
 from sqlalchemy import func, select
 from support_live import queued_job_ids
 
 from humanseg.core.models import Job, new_id
-from humanseg.core.settings import Settings
 from humanseg.web import create_app
 
 
 @pytest.fixture
 def app(tmp_path, db_url, redis_url, private_queue):
-    settings = Settings.from_env({
-        "HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-        "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue,
-        "HUMANSEG_SECRET_KEY": "t"})
-    app = create_app(settings)
+    app = create_app(make_settings(tmp_path, database_url=db_url, broker_url=redis_url, queue=private_queue))
     yield app
     app.extensions["humanseg"].engine.dispose()
 

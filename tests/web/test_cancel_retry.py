@@ -6,17 +6,11 @@ import zipfile
 
 import pytest
 import support_images as si
-from support_live import (
-    insert_job,
-    load_job,
-    pending_deliveries,
-    poll,
-    running_test_worker,
-    worker_env,
-)
+from factories import batch_row, insert_job, job_row
+from support_live import load_job, pending_deliveries, running_test_worker, wait_until, worker_env
 
 from humanseg.core.db import make_sessionmaker, session_scope
-from humanseg.core.models import Batch, Job, JobStatus, new_id
+from humanseg.core.models import Job, JobStatus, new_id
 from humanseg.core.queue import make_sender, send_segment
 from humanseg.core.results import stored_kinds
 from humanseg.core.storage import make_storage, results_prefix
@@ -45,7 +39,7 @@ def _ring(live, job_id: str) -> None:
 
 
 def _acked(live, redis_url, job_id: str) -> None:
-    poll(lambda: pending_deliveries(redis_url, live[1].queue, job_id) == 0, 60, "delivery acked")
+    wait_until(lambda: pending_deliveries(redis_url, live[1].queue, job_id) == 0, 60, "delivery acked")
 
 
 def _results(storage, job_id: str) -> list[str]:
@@ -53,8 +47,8 @@ def _results(storage, job_id: str) -> list[str]:
 
 
 def _terminal(sessions, job_id: str) -> Job:
-    return poll(lambda: (j := load_job(sessions, job_id)).status.is_terminal() and j, 60,
-                f"job {job_id} finished")
+    return wait_until(lambda: (j := load_job(sessions, job_id)).status.is_terminal() and j, 60,
+                      f"job {job_id} finished")
 
 
 def test_a_cancelled_queued_job_never_runs_and_a_retry_runs_it(live, redis_url):
@@ -98,7 +92,7 @@ def test_a_running_job_cancelled_mid_run_keeps_no_results(live, redis_url):
     original.unlink()
     os.mkfifo(original)
     _ring(live, job_id)
-    poll(lambda: load_job(sessions, job_id).status is JobStatus.running, 60, "job running")
+    wait_until(lambda: load_job(sessions, job_id).status is JobStatus.running, 60, "job running")
     resp = app.test_client().post(f"/api/v1/jobs/{job_id}/cancel")
     assert resp.status_code == 200 and resp.json["status"] == "cancelled"
     with open(original, "wb") as fifo:
@@ -131,16 +125,9 @@ def test_retry_of_a_failed_job_runs_it_again(live):
 
 def _batch_of(sessions, storage, n: int) -> tuple[str, list[str]]:
     """A batch of n queued jobs whose doorbells are not rung."""
-    ids = [new_id() for _ in range(n)]
     with session_scope(sessions) as s:
-        batch = Batch(name="control", job_count=n)
-        s.add(batch)
-        s.flush()
-        for seq, job_id in enumerate(ids):
-            key = f"originals/{job_id}.jpg"
-            storage.put(key, si.jpeg(), "image/jpeg")
-            s.add(Job(id=job_id, batch_id=batch.id, seq=seq, filename=f"p{seq}.jpg",
-                      content_type="image/jpeg", width=96, height=64, bytes=1, original_key=key))
+        batch = batch_row(s, name="control", job_count=n)
+        ids = [job_row(s, batch.id, storage=storage, seq=seq, filename=f"p{seq}.jpg").id for seq in range(n)]
         return batch.id, ids
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 
-from gallery_support import add_batch, jpeg_bytes
+import support_images as si
+from gallery_support import add_batch
 from sqlalchemy import select
 
 from humanseg.core.db import session_scope
@@ -58,7 +59,7 @@ def test_append_after_delete_keeps_seq_numbers_unique(app, client):
     """Paging (API cursor, archive) walks seq: a deletion must not let an append reuse one."""
     batch_id, ids = add_batch(app, ["a.jpg", "b.jpg", "c.jpg"])
     assert client.delete(f"/api/v1/jobs/{ids[0]}").status_code == 200
-    resp = client.post("/api/v1/jobs", data={"images": [(io.BytesIO(jpeg_bytes()), "d.jpg")],
+    resp = client.post("/api/v1/jobs", data={"images": [(io.BytesIO(si.solid_jpeg()), "d.jpg")],
                                              "batch_id": batch_id},
                        content_type="multipart/form-data")
     assert resp.status_code == 202, resp.json

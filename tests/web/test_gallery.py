@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta, timezone
 
-from gallery_support import add_batch, csrf_from, jpeg_bytes
+import support_images as si
+from gallery_support import add_batch, csrf_from
 from PIL import Image
 
 from humanseg.core.db import session_scope
@@ -36,7 +37,7 @@ def test_static_assets_and_favicon(client):
 def test_nojs_upload_queues_and_redirects_to_batch(app, client):
     token = csrf_from(client.get("/").get_data(as_text=True))
     data = {"csrf_token": token,
-            "images": [(io.BytesIO(jpeg_bytes()), "a.jpg"), (io.BytesIO(jpeg_bytes()), "b.jpg")]}
+            "images": [(io.BytesIO(si.solid_jpeg()), "a.jpg"), (io.BytesIO(si.solid_jpeg()), "b.jpg")]}
     resp = client.post("/upload", data=data, content_type="multipart/form-data")
     assert resp.status_code == 303
     assert resp.headers["Location"].startswith("/batches/")
@@ -48,7 +49,7 @@ def test_nojs_upload_queues_and_redirects_to_batch(app, client):
 def test_nojs_upload_rejected_file_shows_reason_and_queues_nothing(app, client):
     token = csrf_from(client.get("/").get_data(as_text=True))
     data = {"csrf_token": token,
-            "images": [(io.BytesIO(jpeg_bytes()), "good.jpg"),
+            "images": [(io.BytesIO(si.solid_jpeg()), "good.jpg"),
                        (io.BytesIO(b"just some text"), "x.jpg")]}
     resp = client.post("/upload", data=data, content_type="multipart/form-data")
     html = resp.get_data(as_text=True)
@@ -58,7 +59,7 @@ def test_nojs_upload_rejected_file_shows_reason_and_queues_nothing(app, client):
 
 
 def test_form_post_without_csrf_token_is_refused(app, client):
-    data = {"images": [(io.BytesIO(jpeg_bytes()), "a.jpg")]}
+    data = {"images": [(io.BytesIO(si.solid_jpeg()), "a.jpg")]}
     resp = client.post("/upload", data=data, content_type="multipart/form-data")
     assert resp.status_code == 400
     assert app.sent == []
@@ -66,7 +67,7 @@ def test_form_post_without_csrf_token_is_refused(app, client):
 
 def test_form_post_with_wrong_csrf_token_is_refused(app, client):
     client.get("/")  # session gets a token
-    data = {"csrf_token": "forged", "images": [(io.BytesIO(jpeg_bytes()), "a.jpg")]}
+    data = {"csrf_token": "forged", "images": [(io.BytesIO(si.solid_jpeg()), "a.jpg")]}
     resp = client.post("/upload", data=data, content_type="multipart/form-data")
     assert resp.status_code == 400
 

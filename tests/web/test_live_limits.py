@@ -19,7 +19,7 @@ import redis
 import requests
 import support_images as si
 from sqlalchemy import func, select, update
-from support_live import poll, stop_process
+from support_live import stop_process, wait_until
 
 from humanseg.core import migrate
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
@@ -88,7 +88,7 @@ def server(tmp_path_factory, redis_url):
     base = f"http://127.0.0.1:{port}"
     engine = make_engine(db_url)
     try:
-        poll(lambda: proc.poll() is not None or _answers(base + "/healthz"), 120, "web answers")
+        wait_until(lambda: proc.poll() is not None or _answers(base + "/healthz"), 120, "web answers")
         assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
         yield Server(base, make_sessionmaker(engine))
     finally:
@@ -118,7 +118,7 @@ def test_waits_beyond_the_slots_answer_at_once_and_health_stays_up(server):
     for t in waiting:
         t.start()
     # A request takes its slot before its job exists: both jobs in the table = both slots taken.
-    poll(lambda: server.job_count() == before + SLOTS, 60, "both waiting requests hold a slot")
+    wait_until(lambda: server.job_count() == before + SLOTS, 60, "both waiting requests hold a slot")
     held = [j.id for j in server.jobs()[before:]]
 
     # Slots full: answered now, with the job to poll (a 202, as if it had not asked to wait).

@@ -6,12 +6,13 @@ import re
 from urllib.parse import quote
 
 import pytest
+from factories import batch_row
 from gallery_support import add_batch, csrf_from, make_app
 from sqlalchemy import update
 
-from humanseg.core.db import session_scope
-from humanseg.core.models import Batch, Job, JobStatus, new_id
 from humanseg.core.counts import status_counts
+from humanseg.core.db import session_scope
+from humanseg.core.models import Job, JobStatus, new_id
 
 BAD_IDS = [
     "nope",
@@ -112,9 +113,8 @@ def test_status_counts_total_and_finished(app, client):
 
 
 def test_empty_batch_counts(app, client):
-    batch_id = new_id()
     with session_scope(app.extensions["humanseg"].sessions) as session:
-        session.add(Batch(id=batch_id, job_count=0))
+        batch_id = batch_row(session).id
     with session_scope(app.extensions["humanseg"].sessions) as session:
         counts = status_counts(session, batch_id)
     assert (counts.total, counts.finished, counts.done, counts.progress) == (0, 0, True, 1.0)

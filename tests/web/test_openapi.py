@@ -310,7 +310,7 @@ def _raised_codes(paths):
     import ast
 
     # call name -> (where its status is: an argument's index, or a fixed status; the code's index)
-    calls = {"ApiError": (("arg", 0), 1), "error_response": (("arg", 0), 1),
+    calls = {"ErrorAnswer": (("arg", 0), 1), "error_response": (("arg", 0), 1),
              "RecordNotFound": (("fixed", 404), 0), "ImageError": (("fixed", None), 0)}
     for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import support_images as si
-from gallery_support import add_batch, add_photo_job, csrf_from, jpeg_bytes
+from gallery_support import add_batch, add_photo_job, csrf_from
 from PIL import Image
 
 from humanseg.core.db import session_scope
@@ -66,7 +66,7 @@ def test_job_page_says_what_the_api_would_refuse(app, client):
 def test_background_form_without_javascript(app, client):
     job_id = add_photo_job(app)
     token = csrf_from(client.get(f"/jobs/{job_id}").get_data(as_text=True))
-    backdrop = si.encode(Image.new("RGB", (50, 50), (0, 160, 0)), "PNG")
+    backdrop = si.encode(si.solid((50, 50), (0, 160, 0)), "PNG")
     resp = client.post(f"/jobs/{job_id}/background", content_type="multipart/form-data",
                        data={"csrf_token": token, "image": (io.BytesIO(backdrop), "green.png")})
     assert resp.status_code == 303
@@ -89,7 +89,7 @@ def test_upload_page_has_batch_name_and_outputs(client):
 def test_nojs_upload_keeps_batch_name_and_outputs(app, client):
     token = csrf_from(client.get("/").get_data(as_text=True))
     data = {"csrf_token": token, "batch_name": "Team day", "outputs": ["cutout"],
-            "images": [(io.BytesIO(jpeg_bytes()), "a.jpg"), (io.BytesIO(jpeg_bytes()), "b.jpg")]}
+            "images": [(io.BytesIO(si.solid_jpeg()), "a.jpg"), (io.BytesIO(si.solid_jpeg()), "b.jpg")]}
     resp = client.post("/upload", data=data, content_type="multipart/form-data")
     assert resp.status_code == 303 and "/batches/" in resp.headers["Location"]
     batch_id = resp.headers["Location"].rsplit("/", 1)[1]
@@ -101,7 +101,7 @@ def test_nojs_upload_keeps_batch_name_and_outputs(app, client):
 
 def test_nojs_upload_of_one_photo_opens_its_own_page(app, client):
     token = csrf_from(client.get("/").get_data(as_text=True))
-    resp = client.post("/upload", data={"csrf_token": token, "images": [(io.BytesIO(jpeg_bytes()), "one.jpg")]},
+    resp = client.post("/upload", data={"csrf_token": token, "images": [(io.BytesIO(si.solid_jpeg()), "one.jpg")]},
                        content_type="multipart/form-data")
     assert resp.status_code == 303 and "/jobs/" in resp.headers["Location"]
 
@@ -128,9 +128,9 @@ def test_batches_list_newest_first_with_counts(app, client):
 
 
 def test_batches_list_pages_by_cursor(app, client, monkeypatch):
-    from humanseg.web import gallery
+    from humanseg.web import pages
 
-    monkeypatch.setattr(gallery, "BATCHES_PAGE", 2)
+    monkeypatch.setattr(pages, "BATCHES_PAGE", 2)
     now = datetime.now(timezone.utc)
     made = []
     for i in range(5):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import support_images as si
+from factories import settings_env
 from support_live import load_job, queued_job_ids
 
 from humanseg.core.models import JobStatus
@@ -29,9 +30,9 @@ def dead_broker_url():
 
 def test_upload_with_broker_down_is_accepted_and_recovered_by_the_sweeper(
         tmp_path, db_url, redis_url, private_queue, dead_broker_url):
-    env = {"HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-           "HUMANSEG_QUEUE": private_queue, "HUMANSEG_SECRET_KEY": "t",
-           "HUMANSEG_STALE_QUEUED_SECONDS": "0"}
+    # the sweep's child process gets them too
+    env = settings_env(data_dir=tmp_path, database_url=db_url, queue=private_queue, secret_key="t",
+                       stale_queued_seconds=0)
     app = create_app(Settings.from_env({**env, "HUMANSEG_BROKER_URL": dead_broker_url}))
     sessions = app.extensions["humanseg"].sessions
     try:

@@ -33,9 +33,7 @@ def stored_originals(app) -> list:
 
 
 def png(width: int, height: int) -> bytes:
-    buf = io.BytesIO()
-    Image.new("L", (width, height), 0).save(buf, "PNG")
-    return buf.getvalue()
+    return si.blank_png((width, height))
 
 
 def noise_jpeg(side: int, seed: int) -> bytes:

@@ -87,7 +87,7 @@ def test_background_colour_as_jpeg_scaled(app):
 def test_uploaded_background_image(app):
     client = app.test_client()
     job_id = add_photo_job(app)
-    backdrop = Image.new("RGB", (300, 200), (0, 200, 0))
+    backdrop = si.solid((300, 200), (0, 200, 0))
     resp = client.post("/api/v1/backgrounds", data={"image": (io.BytesIO(si.encode(backdrop, "PNG")), "green.png")},
                        content_type="multipart/form-data")
     assert resp.status_code == 201, resp.json

@@ -1,8 +1,8 @@
 """/metrics of one web process: Prometheus text that prometheus-client's parser reads, by route."""
 
+from factories import make_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from humanseg.core.settings import Settings
 from humanseg.web import create_app
 
 
@@ -15,8 +15,7 @@ def samples(client) -> dict:
 
 
 def test_requests_are_counted_by_route_pattern_and_status(tmp_path):
-    settings = Settings(data_dir=tmp_path, secret_key="t", broker_url="redis://127.0.0.1:9/0",
-                        require_api_keys=True)
+    settings = make_settings(tmp_path, broker_url="redis://127.0.0.1:9/0", require_api_keys=True)
     app = create_app(settings)
     try:
         client = app.test_client()

@@ -3,11 +3,12 @@
 import logging
 import threading
 
-from humanseg.core.settings import Settings
+from factories import make_settings
+
 from humanseg.worker.heartbeat import HeartbeatThread
 from humanseg.worker.loop import Loop
 from humanseg.worker.sweeper import SweeperThread
-from humanseg.worker.webhooks import WebhookThread
+from humanseg.worker.webhook_sender import WebhookThread
 
 
 def test_a_failing_step_is_logged_and_the_loop_goes_on(caplog):
@@ -72,7 +73,7 @@ def test_stop_before_start_and_twice_is_harmless():
 
 
 def test_the_three_worker_loops_are_this_loop():
-    settings = Settings()
+    settings = make_settings()
     for thread in (HeartbeatThread(settings, node="n"), WebhookThread(settings, sessions=None),
                    SweeperThread(settings, sessions=None, celery=None, storage=object())):
         assert isinstance(thread, Loop) and thread.daemon and thread.name.startswith("humanseg-")

@@ -4,12 +4,12 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from factories import batch_row, job_row, make_settings
 from sqlalchemy import select
 
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
-from humanseg.core.models import Batch, Job, JobStatus, new_id
+from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import stored_kinds
-from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
 from humanseg.worker.retention import purge_expired
 
@@ -32,29 +32,23 @@ def sessions(db_url):
 
 def add_job(session, storage, batch_id, seq, age_days, status=JobStatus.succeeded) -> tuple[str, list[str]]:
     """A job created age_days before NOW, with its original and (if finished) results stored."""
-    job_id = new_id()
     created = NOW - timedelta(days=age_days)
-    keys = [f"originals/{job_id}.jpg"]
-    storage.put(keys[0], b"jpeg", "image/jpeg")
+    job = job_row(session, batch_id, storage=storage, original=b"jpeg", seq=seq, filename="a.jpg", width=4,
+                  height=4, status=status, created_at=created, finished_at=created if status.is_terminal() else None)
+    keys = [job.original_key]
     if status == JobStatus.succeeded:
         for kind in stored_kinds():
-            storage.put(kind.key(job_id), b"result", kind.content_type)
-            keys.append(kind.key(job_id))
-    session.add(Job(id=job_id, batch_id=batch_id, seq=seq, filename="a.jpg", content_type="image/jpeg",
-                    width=4, height=4, bytes=4, original_key=keys[0], status=status, created_at=created,
-                    finished_at=created if status.is_terminal() else None))
-    return job_id, keys
+            storage.put(kind.key(job.id), b"result", kind.content_type)
+            keys.append(kind.key(job.id))
+    return job.id, keys
 
 
 def add_batch(session, age_days) -> str:
-    batch = Batch(id=new_id(), job_count=3, created_at=NOW - timedelta(days=age_days))
-    session.add(batch)
-    session.flush()
-    return batch.id
+    return batch_row(session, job_count=3, created_at=NOW - timedelta(days=age_days)).id
 
 
 def test_retention_deletes_exactly_the_old_finished_jobs_and_their_files(sessions, storage):
-    settings = Settings(retention_days=7)
+    settings = make_settings(retention_days=7)
     with session_scope(sessions) as s:
         old_batch, mixed_batch, new_batch = add_batch(s, 10), add_batch(s, 8), add_batch(s, 1)
         old_ok = add_job(s, storage, old_batch, 0, 10)
@@ -82,8 +76,8 @@ def test_retention_works_in_bounded_chunks_and_is_off_by_default(sessions, stora
     with session_scope(sessions) as s:
         batch = add_batch(s, 30)
         jobs = [add_job(s, storage, batch, i, 30 - i / 10) for i in range(5)]
-    assert purge_expired(Settings(), sessions, storage, now=NOW).jobs == 0  # retention_days=0: off
-    settings = Settings(retention_days=7)
+    assert purge_expired(make_settings(), sessions, storage, now=NOW).jobs == 0  # retention_days=0: off
+    settings = make_settings(retention_days=7)
     first = purge_expired(settings, sessions, storage, now=NOW, chunk=2)
     assert (first.jobs, first.batches) == (2, 0)  # the two oldest; the batch still has jobs
     assert not storage.exists(jobs[0][1][0]) and storage.exists(jobs[2][1][0])
@@ -97,8 +91,8 @@ def test_retention_works_in_bounded_chunks_and_is_off_by_default(sessions, stora
 def test_the_sweep_pass_applies_retention(tmp_path, db_url, sessions, redis_url, private_queue):
     from humanseg.worker.sweeper import sweep_once
 
-    settings = Settings(data_dir=tmp_path, database_url=db_url, broker_url=redis_url,
-                        queue=private_queue, retention_days=7)
+    settings = make_settings(tmp_path, database_url=db_url, broker_url=redis_url, queue=private_queue,
+                             retention_days=7)
     storage = LocalStorage(settings.storage_dir)
     with session_scope(sessions) as s:
         batch = add_batch(s, 30)

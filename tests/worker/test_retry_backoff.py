@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import support_images as si
-from support_live import insert_job, load_job
+from factories import insert_job, make_settings
+from support_live import load_job
 
 from humanseg.core import migrate
 from humanseg.core.db import make_engine, make_sessionmaker
 from humanseg.core.models import JobStatus
-from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
 from humanseg.worker.pipeline import run_job
 
@@ -24,8 +24,7 @@ def make_env(tmp_path):
     sessions, storage = make_sessionmaker(engine), LocalStorage(tmp_path / "storage")
 
     def build(**overrides):
-        settings = Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path),
-                                      "HUMANSEG_DATABASE_URL": db_url}).with_(**overrides)
+        settings = make_settings(tmp_path, database_url=db_url, **overrides)
         job_id = insert_job(storage, sessions, si.jpeg())
         original = storage.root / load_job(sessions, job_id).original_key
         original.unlink()

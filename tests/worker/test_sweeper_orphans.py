@@ -6,11 +6,10 @@ import uuid
 
 import pytest
 import support_images as si
-from support_live import insert_job
+from factories import insert_job, make_settings
 
 from humanseg.cli import main
 from humanseg.core.db import make_engine, make_sessionmaker
-from humanseg.core.settings import Settings
 from humanseg.core.storage import LocalStorage
 from humanseg.worker import sweeper
 from humanseg.worker.sweeper import sweep_orphans
@@ -22,7 +21,7 @@ def env(request, tmp_path, db_url):
         storage = LocalStorage(tmp_path / "storage")
     else:
         storage = request.getfixturevalue("make_s3_storage")(f"orphans-{uuid.uuid4().hex[:8]}", "pre")
-    settings = Settings(data_dir=tmp_path, database_url=db_url, orphan_grace_seconds=0)
+    settings = make_settings(tmp_path, database_url=db_url, orphan_grace_seconds=0)
     engine = make_engine(db_url)
     yield settings, make_sessionmaker(engine), storage
     engine.dispose()

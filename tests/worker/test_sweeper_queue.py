@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 import redis
 import support_images as si
+from factories import insert_job, make_settings
 from sqlalchemy import update
-from support_live import insert_job, load_job, make_settings, queued_job_ids
+from support_live import load_job, queued_job_ids
 
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.models import Job, JobStatus, utcnow
@@ -20,8 +21,8 @@ from humanseg.worker.sweeper import SweepResult, sweep
 
 @pytest.fixture
 def env(tmp_path, db_url, redis_url, private_queue):
-    settings = make_settings(tmp_path, db_url, redis_url, private_queue, max_attempts=3,
-                             stale_queued_seconds=60)
+    settings = make_settings(tmp_path, database_url=db_url, broker_url=redis_url, queue=private_queue,
+                             max_attempts=3, stale_queued_seconds=60)
     engine = make_engine(db_url)
     celery = make_sender(settings)
     yield settings, make_sessionmaker(engine), LocalStorage(tmp_path / "storage"), celery

@@ -3,14 +3,8 @@
 
 import pytest
 import support_images as si
-from support_live import (
-    insert_job,
-    load_job,
-    pending_deliveries,
-    poll,
-    running_test_worker,
-    worker_env,
-)
+from factories import insert_job
+from support_live import load_job, pending_deliveries, running_test_worker, wait_until, worker_env
 
 from humanseg.core.db import make_sessionmaker
 from humanseg.core.models import JobStatus
@@ -41,15 +35,15 @@ def test_transient_storage_error_is_retried_by_celery_and_then_succeeds(worker, 
     finally:
         sender.close()
 
-    first = poll(lambda: (j := load_job(sessions, job_id)).attempts == 1
-                 and j.status is JobStatus.queued and j, 60, "first attempt given back")
+    first = wait_until(lambda: (j := load_job(sessions, job_id)).attempts == 1
+                       and j.status is JobStatus.queued and j, 60, "first attempt given back")
     assert first.error.startswith("retrying: writing results") and first.lease_expires_at is None
     # The retry is on its way (countdown: lease_seconds, 3 s here); the storage recovers meanwhile.
     blocker.unlink()
 
-    done = poll(lambda: (j := load_job(sessions, job_id)).status.is_terminal() and j, 60,
-                "job finished after the retry")
+    done = wait_until(lambda: (j := load_job(sessions, job_id)).status.is_terminal() and j, 60,
+                      "job finished after the retry")
     assert done.status is JobStatus.succeeded and done.attempts == 2 and done.error is None
     assert all(storage.exists(kind.key(job_id)) for kind in stored_kinds())
     # Every message for the job (the first delivery and its retry) was acked; nothing is left over.
-    poll(lambda: pending_deliveries(redis_url, settings.queue, job_id) == 0, 30, "deliveries acked")
+    wait_until(lambda: pending_deliveries(redis_url, settings.queue, job_id) == 0, 30, "deliveries acked")

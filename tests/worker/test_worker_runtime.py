@@ -6,16 +6,15 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from celery import Celery, signals
-from support_live import poll
+from factories import make_settings, settings_env
+from support_live import wait_until
 
 from humanseg.core import migrate
 from humanseg.core.queue import SEGMENT_TASK, make_sender
-from humanseg.core.settings import Settings
 from humanseg.worker.celery_app import make_celery
 from humanseg.worker.runtime import Runtime, runtime_of
 
@@ -27,8 +26,7 @@ HOOKS = (signals.worker_process_init, signals.worker_ready, signals.worker_shutd
 def settings(tmp_path, redis_url, private_queue):
     url = f"sqlite:///{tmp_path / 'w.db'}"
     migrate.upgrade(url)
-    return Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": url,
-                              "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue})
+    return make_settings(tmp_path, database_url=url, broker_url=redis_url, queue=private_queue)
 
 
 def _sweeper_threads() -> list[threading.Thread]:
@@ -106,9 +104,9 @@ def test_sweeper_setting_on_starts_one_thread_until_stopped(settings):
 
 def _worker(settings, tmp_path, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
-    env.update({"HUMANSEG_DATA_DIR": str(settings.data_dir), "HUMANSEG_DATABASE_URL": settings.database_url,
-                "HUMANSEG_BROKER_URL": settings.broker_url, "HUMANSEG_QUEUE": settings.queue,
-                "HUMANSEG_MODEL_BACKEND": "onnx", "HUMANSEG_THREADS": "1", **extra})
+    env.update(settings_env(data_dir=settings.data_dir, database_url=settings.database_url,
+                            broker_url=settings.broker_url, queue=settings.queue, model_backend="onnx", threads=1))
+    env.update(extra)
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "worker", "--pool=prefork"], env=env,
                             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
@@ -123,10 +121,12 @@ def test_real_worker_warms_its_pool_and_sweeps_only_when_switched_on(settings, t
         return (tmp_path / "worker.log").read_text(errors="replace")
 
     try:
-        poll(lambda: " ready." in text() or proc.poll() is not None, 120, "worker ready", every=0.2)
+        wait_until(lambda: " ready." in text() or proc.poll() is not None, 120, "worker ready", interval=0.2)
         assert proc.poll() is None, text()
-        # both lines are written while the worker reports ready; give the log a moment to flush
-        time.sleep(0.5)
+        # the sweeper's line and the pool child's are written around the ready line: wait for them
+        wait_until(lambda: ("event=sweeper_started" in text() or "event=sweeper_off" in text())
+                   and "event=gc_frozen" in text(), 30, lambda: "the sweeper's and the pool's lines:\n" + text(),
+                   interval=0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
@@ -164,8 +164,8 @@ def test_real_worker_and_its_pool_run_at_the_configured_cpu_priority(settings, t
     own = os.getpriority(os.PRIO_PROCESS, 0)
     proc, log = _worker(settings, tmp_path, HUMANSEG_WORKER_NICE=str(nice), HUMANSEG_SWEEPER="0")
     try:
-        poll(lambda: " ready." in (tmp_path / "worker.log").read_text(errors="replace")
-             or proc.poll() is not None, 120, "worker ready", every=0.2)
+        wait_until(lambda: " ready." in (tmp_path / "worker.log").read_text(errors="replace")
+                   or proc.poll() is not None, 120, "worker ready", interval=0.2)
         assert proc.poll() is None, (tmp_path / "worker.log").read_text(errors="replace")
         pool = _children(proc.pid)
         assert pool, "the prefork pool has no process"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import support_images as si
-from support_live import insert_job, poll, queued_job_ids
+from factories import insert_job, make_settings, settings_env
+from support_live import queued_job_ids, wait_until
 
 from humanseg.cli import main
 from humanseg.core.db import make_engine, make_sessionmaker
@@ -25,9 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def env(tmp_path, db_url, redis_url, private_queue):
-    values = {"HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-              "HUMANSEG_BROKER_URL": redis_url, "HUMANSEG_QUEUE": private_queue,
-              "HUMANSEG_STALE_QUEUED_SECONDS": "60"}
+    values = settings_env(data_dir=tmp_path, database_url=db_url, broker_url=redis_url, queue=private_queue,
+                          stale_queued_seconds=60)  # a child process gets them too
     engine = make_engine(db_url)
     yield values, Settings.from_env(values), make_sessionmaker(engine), LocalStorage(tmp_path / "storage")
     engine.dispose()
@@ -47,7 +47,7 @@ def test_loop_sweeps_at_once_then_every_interval_until_stopped(env, redis_url):
     try:
         loop.start()
         # the first pass runs at once (a worker's thread does not wait an interval before it)
-        poll(lambda: queued_job_ids(redis_url, settings.queue) == [job_id], 10, "first pass")
+        wait_until(lambda: queued_job_ids(redis_url, settings.queue) == [job_id], 10, "first pass")
         assert loop.is_alive()
     finally:
         stop.set()
@@ -60,7 +60,8 @@ def test_loop_survives_a_failing_pass(env, tmp_path):
     _, settings, _, _ = env
     # A database with no tables: every pass fails; the loop logs and goes on until stopped.
     engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-    thread = SweeperThread(settings, make_sessionmaker(engine), make_sender(settings), every=0.05)
+    sender = make_sender(settings)
+    thread = SweeperThread(settings, make_sessionmaker(engine), sender, every=0.05)
     thread.start()
     try:
         thread.join(0.3)
@@ -68,15 +69,15 @@ def test_loop_survives_a_failing_pass(env, tmp_path):
     finally:
         thread.stop()
         thread.join(10)
-        thread.celery.close()
+        sender.close()
         engine.dispose()
     assert not thread.is_alive()
 
 
 def test_interval_follows_the_timeouts():
-    assert interval(Settings()) == 60.0
-    assert interval(Settings(lease_seconds=30, stale_queued_seconds=5)) == 5.0
-    assert interval(Settings(lease_seconds=40, stale_queued_seconds=600)) == 20.0
+    assert interval(make_settings()) == 60.0
+    assert interval(make_settings(lease_seconds=30, stale_queued_seconds=5)) == 5.0
+    assert interval(make_settings(lease_seconds=40, stale_queued_seconds=600)) == 20.0
 
 
 def test_sweep_command_runs_one_pass(env, redis_url, monkeypatch, capsys):
@@ -100,8 +101,8 @@ def test_sweep_command_loops_until_sigterm(env, redis_url, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "sweep", "--every", "0.2"],
                                 env=child_env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
-            poll(lambda: job_id in queued_job_ids(redis_url, settings.queue) or proc.poll() is not None,
-                 60, "the loop's first pass")
+            wait_until(lambda: job_id in queued_job_ids(redis_url, settings.queue) or proc.poll() is not None,
+                       60, "the loop's first pass")
             assert proc.poll() is None
         finally:
             proc.send_signal(signal.SIGTERM)
