@@ -42,7 +42,7 @@ def bare_loop(files: list[tuple[str, bytes]]) -> dict[str, float]:
     from humanseg.core.images import load_oriented
     from humanseg.core.settings import usable_cores
     from humanseg.ml.predictor import load_predictor
-    from humanseg.worker.render import render_job
+    from humanseg.worker.outputs import render_job
 
     predictor = load_predictor(None, threads=usable_cores())  # one process: every core
     for _, data in files[:2]:  # warm up: first runs allocate

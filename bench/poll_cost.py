@@ -71,7 +71,7 @@ def measure(app: str, path: str, env: dict[str, str], rate: float, seconds: floa
             key: str | None = None) -> dict:
     port = free_port()
     log = open(tmp / "gunicorn.log", "ab")  # noqa: SIM115 - the child holds it
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "python:humanseg.gunicorn_conf",
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "python:humanseg.web.gunicorn_conf",
                              "--workers", "1", "--bind", f"127.0.0.1:{port}", app],
                             env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

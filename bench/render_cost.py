@@ -71,7 +71,7 @@ def _encode(img: Image.Image, fmt: str, **params) -> bytes:
     return buf.getvalue()
 
 
-# The worker's renderers until issue 11 (worker/render.py at 0ae5e8f), kept here for the "before" run.
+# The worker's renderers until issue 11 (worker/outputs.py at 0ae5e8f), kept here for the "before" run.
 def legacy_renderers() -> dict:
     def cutout(image, mask):
         out = image.convert("RGBA")
@@ -117,7 +117,7 @@ def one_job(data: bytes, predictor, timed: TimedBackend, after: bool) -> dict[st
     alpha = Image.fromarray(soft_alpha(prob, predictor.cfg.threshold), "L") if after else None
     ms["maps"] = (time.perf_counter() - t) * 1000
     if after:
-        from humanseg.worker.render import kinds_for
+        from humanseg.worker.outputs import kinds_for
 
         src = Sources(image=image, alpha=alpha, mask=mask)
         for name in kinds_for():

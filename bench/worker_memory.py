@@ -38,7 +38,7 @@ def main() -> int:
 
     from humanseg.core.images import load_oriented
     from humanseg.ml.predictor import load_predictor
-    from humanseg.worker.render import render_job
+    from humanseg.worker.outputs import render_job
 
     predictor = load_predictor(threads=args.threads or None)
     data = path.read_bytes()

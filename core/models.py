@@ -75,7 +75,7 @@ ACTIVE_STATUSES = (JobStatus.queued, JobStatus.running)
 
 
 class DeliveryStatus(str, enum.Enum):
-    """Lifecycle of one webhook delivery (core/webhooks.py records it, worker/webhooks.py sends it)."""
+    """Lifecycle of one webhook delivery (core/webhooks.py records it, worker/webhook_sender.py sends it)."""
 
     pending = "pending"  # due at next_attempt_at (retried with backoff until the attempts run out)
     succeeded = "succeeded"  # the receiver answered 2xx

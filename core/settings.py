@@ -181,7 +181,7 @@ class Settings:
     task_events: bool = setting(False, _bool, doc=(
         "`1`: workers send Celery task events (Flower's task list needs them); off costs nothing"))
     webhooks: bool = setting(True, _bool, doc=(
-        "each worker runs the webhook delivery loop (worker/webhooks.py) in a thread"))
+        "each worker runs the webhook delivery loop (worker/webhook_sender.py) in a thread"))
     webhook_allow_hosts: tuple[str, ...] = setting((), _names, doc=(
         "callback hosts (names, IPs or CIDRs) allowed although private, loopback or link-local; "
         "empty refuses them all (400 `webhook_url_refused`; checked again at delivery): a webhook "

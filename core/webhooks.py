@@ -3,7 +3,7 @@
 Signatures follow the Standard Webhooks spec: headers webhook-id, webhook-timestamp and
 webhook-signature = "v1," + base64(HMAC-SHA256(secret, f"{id}.{timestamp}.{body}")), where the
 secret is "whsec_" + base64 of its bytes. Events are rows (webhook_deliveries) written in the
-transaction that finishes the job, so none is lost; worker/webhooks.py delivers them.
+transaction that finishes the job, so none is lost; worker/webhook_sender.py delivers them.
 """
 
 from __future__ import annotations

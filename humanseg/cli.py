@@ -142,8 +142,8 @@ def _worker(settings, args, extra) -> int:
 
 
 def _web(settings, args, extra) -> int:
-    # Everything but the address is in humanseg/gunicorn_conf.py, shared with the web image.
-    argv = [sys.executable, "-m", "gunicorn", "--config", "python:humanseg.gunicorn_conf",
+    # Everything but the address is in web/gunicorn_conf.py, shared with the web image.
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:humanseg.web.gunicorn_conf",
             "--bind", f"{settings.host}:{settings.port}", *extra]
     os.execv(sys.executable, argv)
     return 0  # not reached

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from humanseg.ml import metrics
+from humanseg.ml import scores
 from humanseg.ml.config import ModelConfig
 from humanseg.ml.data import (
     Row,
@@ -66,15 +66,15 @@ def evaluate_predictor(predictor: Predictor, rows: Sequence[Row], progress: bool
             guide = image if image.size == target_img.size else image.resize(target_img.size, Image.BILINEAR)
             prob = guided_filter(guide, prob)
         pred = prob >= predictor.cfg.threshold
-        tp += np.asarray(metrics.confusion(pred, target))
+        tp += np.asarray(scores.confusion(pred, target))
         per_image.append({
             "image": row.image.name,
-            "iou": metrics.iou(pred, target),
-            "dice": metrics.dice(pred, target),
-            "pixel_accuracy": metrics.pixel_accuracy(pred, target),
-            "boundary_f1": metrics.boundary_f1(pred, target),
-            "precision": metrics.precision(pred, target),
-            "recall": metrics.recall(pred, target),
+            "iou": scores.iou(pred, target),
+            "dice": scores.dice(pred, target),
+            "pixel_accuracy": scores.pixel_accuracy(pred, target),
+            "boundary_f1": scores.boundary_f1(pred, target),
+            "precision": scores.precision(pred, target),
+            "recall": scores.recall(pred, target),
         })
     t_tp, t_fp, t_fn, _ = (int(v) for v in tp)
     summary = {

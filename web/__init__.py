@@ -24,11 +24,11 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         archive,
         auth,
         backgrounds,
-        gallery,
         guard,
         health,
         jobs_control,
         openapi,
+        pages,
         webhooks_api,
     )
     from humanseg.web.errors import register_error_handlers
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     app.register_blueprint(webhooks_api.bp)  # a batch's webhook deliveries
     app.register_blueprint(archive.bp)  # batch zip
     app.register_blueprint(backgrounds.bp)  # background images for cut-outs
-    app.register_blueprint(gallery.bp)  # HTML pages and their forms
+    app.register_blueprint(pages.bp)  # HTML pages and their forms
     register_error_handlers(app)
     return app
 

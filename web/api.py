@@ -18,12 +18,13 @@ from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import RESULTS
 from humanseg.core.variants import defaults
-from humanseg.web import principal, uploads, variants
+from humanseg.web import principal, uploads, variant_cache
+from humanseg.web.cursors import after_cursor, encode_cursor
 from humanseg.web.deletion import delete_batch, delete_job
-from humanseg.web.errors import ApiError, storage_unavailable
+from humanseg.web.errors import ErrorAnswer, storage_unavailable
+from humanseg.web.filenames import safe_stem
 from humanseg.web.idempotency import idempotent
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404
-from humanseg.web.pages import after_cursor, encode_cursor, safe_stem
 from humanseg.web.serialize import (
     KINDS,
     ORIGINAL,
@@ -68,14 +69,14 @@ def create_jobs():
     svc = services()
     # The body is read before a wait slot is taken: a slow upload must not hold one.
     parts = request.files.getlist("images")
-    outputs = variants.upload_outputs(request.form.getlist("outputs"))  # 400 before anything is stored
+    outputs = variant_cache.upload_outputs(request.form.getlist("outputs"))  # 400 before anything is stored
     webhook = webhook_fields(request.form)  # 400 (webhook_url_refused: SSRF guard) before storing
     wait = _prefer_wait()
     headers: dict[str, str] = {}
     status = 202
     batch_id = request.form.get("batch_id")
     if batch_id is not None and not batch_id.strip():  # a client's unset variable, not "make a new batch"
-        raise ApiError(400, "bad_parameter", "batch_id is empty; leave the field out to make a new batch")
+        raise ErrorAnswer(400, "bad_parameter", "batch_id is empty; leave the field out to make a new batch")
     with wait_slot(svc, wanted=wait is not None) as may_wait:
         batch, jobs = uploads.create_jobs(parts, svc, batch_name=request.form.get("batch_name"),
                                           batch_id=batch_id,
@@ -117,20 +118,20 @@ def get_job(job_id: str) -> Response:
 def job_result(job_id: str, kind: str):
     """One result (mask, cutout, ...) or the original: bytes (local) or 302 to S3."""
     if kind not in KINDS:
-        raise ApiError(404, "not_found", f"unknown result {kind!r}; one of {', '.join(KINDS)}")
+        raise ErrorAnswer(404, "not_found", f"unknown result {kind!r}; one of {', '.join(KINDS)}")
     job = get_job_or_404(job_id)
-    # Options (bg, format, size, crop...) name a variant, made here on first request (web/variants.py).
-    opts = variants.options(kind, request.args.items(multi=True))
+    # Options (bg, format, size, crop...) name a variant, made here on first request (web/variant_cache.py).
+    opts = variant_cache.options(kind, request.args.items(multi=True))
     if kind != ORIGINAL and job.status != JobStatus.succeeded:
         code = {JobStatus.failed: "job_failed", JobStatus.cancelled: "job_cancelled"}.get(
             job.status, "not_ready")
-        raise ApiError(409, code, f"job {job.id} is {job.status.value}; no {kind} available",
+        raise ErrorAnswer(409, code, f"job {job.id} is {job.status.value}; no {kind} available",
                        extra={"status": job.status.value})
-    key = variants.ensure(job, opts, services().storage)
+    key = variant_cache.ensure(job, opts, services().storage)
     # Saved files are named after the upload (alice.jpg -> alice_cutout.png), like the job page's links;
     # werkzeug adds the RFC 6266 filename* form when the name is not ASCII.
     stem = safe_stem(job.filename)
-    return serve_object(key, variants.media_type(job, opts), stem if kind == ORIGINAL else f"{stem}_{kind}")
+    return serve_object(key, variant_cache.media_type(job, opts), stem if kind == ORIGINAL else f"{stem}_{kind}")
 
 
 def serve_object(key: str, mimetype: str, name: str):
@@ -142,7 +143,7 @@ def serve_object(key: str, mimetype: str, name: str):
     try:
         stream = storage.open_stream(key)
     except ObjectNotFound as exc:
-        raise ApiError(404, "result_missing", f"object {key} is missing from storage") from exc
+        raise ErrorAnswer(404, "result_missing", f"object {key} is missing from storage") from exc
     except StorageError as exc:
         raise storage_unavailable(exc) from exc
     ext = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}.get(mimetype, "")
@@ -159,7 +160,7 @@ def list_batches() -> Response:
              .order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1))
     query, bad = after_cursor(query, Batch.created_at, Batch.id, cursor)
     if bad:
-        raise ApiError(400, "bad_parameter", "cursor is not a next_cursor this server gave")
+        raise ErrorAnswer(400, "bad_parameter", "cursor is not a next_cursor this server gave")
     with session_scope(services().sessions) as session:
         found = list(session.scalars(query))
         page = found[:limit]
@@ -181,7 +182,7 @@ def list_jobs() -> Response:
             conditions.append(Job.status == JobStatus(status))
         except ValueError as exc:
             choices = ", ".join(s.value for s in JobStatus)
-            raise ApiError(400, "bad_parameter", f"status must be one of {choices}") from exc
+            raise ErrorAnswer(400, "bad_parameter", f"status must be one of {choices}") from exc
     batch_id = request.args.get("batch_id")
     if batch_id is not None:
         get_batch_or_404(batch_id)  # 404 for a batch it may not see, like GET /batches/<id>
@@ -189,7 +190,7 @@ def list_jobs() -> Response:
     query = select(Job).where(*conditions).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     query, bad = after_cursor(query, Job.created_at, Job.id, cursor)
     if bad:
-        raise ApiError(400, "bad_parameter", "cursor is not a next_cursor this server gave")
+        raise ErrorAnswer(400, "bad_parameter", "cursor is not a next_cursor this server gave")
     svc = services()
     with session_scope(svc.sessions) as session:
         found = list(session.scalars(query))
@@ -228,9 +229,9 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ApiError(400, "bad_parameter", f"{name} must be an integer") from exc
+        raise ErrorAnswer(400, "bad_parameter", f"{name} must be an integer") from exc
     if not lo <= value <= hi:
-        raise ApiError(400, "bad_parameter", f"{name} must be between {lo} and {hi}")
+        raise ErrorAnswer(400, "bad_parameter", f"{name} must be between {lo} and {hi}")
     return value
 
 
@@ -240,28 +241,28 @@ def segment():
     svc = services()
     output = (request.values.get("output") or "mask").lower()
     if output not in SEGMENT_OUTPUTS:
-        raise ApiError(400, "bad_parameter", f"output must be one of {', '.join(SEGMENT_OUTPUTS)}")
+        raise ErrorAnswer(400, "bad_parameter", f"output must be one of {', '.join(SEGMENT_OUTPUTS)}")
     parts = request.files.getlist("image")
     if len(parts) != 1:
-        raise ApiError(400, "no_files" if not parts else "too_many_files",
+        raise ErrorAnswer(400, "no_files" if not parts else "too_many_files",
                        "send exactly one image in the multipart field 'image'")
-    opts = variants.options(output, variants.option_pairs(request.values.items(multi=True)))
+    opts = variant_cache.options(output, variant_cache.option_pairs(request.values.items(multi=True)))
     # The plain cut-out or overlay is made by the worker with the mask; any other variant here.
     made_by_worker = output if opts == defaults(output) else None
     with wait_slot(svc) as may_wait:
         _, jobs = uploads.create_jobs(parts, svc, batch_name=request.form.get("batch_name"),
-                                      outputs=variants.upload_outputs([made_by_worker or ""]))
+                                      outputs=variant_cache.upload_outputs([made_by_worker or ""]))
         job = jobs[0]
         if may_wait:
             wait_for([job.id], svc.settings.segment_wait_seconds, svc)
     job = get_job_or_404(job.id)
     job_url = f"/api/v1/jobs/{job.id}"
     if job.status == JobStatus.succeeded:
-        data = variants.rendered(job, opts, svc.storage)
+        data = variant_cache.rendered(job, opts, svc.storage)
         return Response(data, mimetype=opts.content_type,
                         headers={"X-Job-Id": job.id, "Content-Location": job_url})
     if job.status == JobStatus.failed:
-        raise ApiError(422, "job_failed", f"segmentation failed: {job.error}",
+        raise ErrorAnswer(422, "job_failed", f"segmentation failed: {job.error}",
                        file=job.filename, extra={"job_id": job.id})
     body = job_json(job, svc.storage)
     return jsonify(body), 202, {"Location": job_url}

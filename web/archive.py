@@ -15,12 +15,12 @@ from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus
 from humanseg.core.results import RESULTS, ResultKind
 from humanseg.core.variants import FORMATS, OPTION_NAMES, Options, defaults
-from humanseg.web import variants
-from humanseg.web.errors import ApiError
+from humanseg.web import variant_cache
+from humanseg.web.errors import ErrorAnswer
+from humanseg.web.filenames import attachment, safe_stem, unique_name
 from humanseg.web.lookup import get_batch_or_404
-from humanseg.web.pages import attachment, safe_stem, unique_name
 from humanseg.web.services import Services, services
-from humanseg.web.variants import rendered
+from humanseg.web.variant_cache import rendered
 from humanseg.web.zipstream import Entry, stream_zip
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,9 @@ def batch_archive(batch_id: str) -> Response:
     pairs = [(k, v) for k, v in request.args.items(multi=True) if k in OPTION_NAMES]
     unknown = sorted({k for k in request.args if k not in OPTION_NAMES})
     if unknown:
-        raise ApiError(400, "bad_parameter", f"{unknown[0]}: unknown parameter; the archive takes the cut-out's "
+        raise ErrorAnswer(400, "bad_parameter", f"{unknown[0]}: unknown parameter; the archive takes the cut-out's "
                        f"options {', '.join(OPTION_NAMES)}")
-    cutout = variants.options("cutout", pairs) if pairs else None
+    cutout = variant_cache.options("cutout", pairs) if pairs else None
     svc = services()
     with session_scope(svc.sessions) as session:
         batch = get_batch_or_404(batch_id, session)
@@ -98,7 +98,7 @@ def batch_archive(batch_id: str) -> Response:
                                                    Job.status == JobStatus.succeeded).limit(1))
         name, created = batch.name, batch.created_at
     if done is None:
-        raise ApiError(409, "nothing_finished", f"batch {batch_id} has no finished results yet")
+        raise ErrorAnswer(409, "nothing_finished", f"batch {batch_id} has no finished results yet")
     log.info(logkv(event="archive_start", batch_id=batch_id))
     stem = zip_stem(name or "", fallback=f"humanseg-{batch_id[:8]}")
     resp = Response(stream_zip(_archive_entries(batch_id, svc, cutout), when=created),

@@ -28,7 +28,7 @@ from humanseg.core.keys import active_key_row, find_key
 from humanseg.core.logfmt import logkv
 from humanseg.web import ratelimit
 from humanseg.web.csrf import valid_form_token
-from humanseg.web.errors import ApiError, is_api_path
+from humanseg.web.errors import ErrorAnswer, is_api_path
 from humanseg.web.principal import Principal
 from humanseg.web.services import services
 
@@ -59,9 +59,9 @@ def _lookup(sent: str | None) -> Row | None:
         return active_key_row(conn, key=sent, key_id=key_id)
 
 
-def unauthorized(code: str, message: str) -> ApiError:
+def unauthorized(code: str, message: str) -> ErrorAnswer:
     """The 401 for a missing, unknown or revoked key."""
-    err = ApiError(401, code, message)
+    err = ErrorAnswer(401, code, message)
     err.headers = {"WWW-Authenticate": 'Bearer realm="humanseg"'}
     return err
 

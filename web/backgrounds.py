@@ -12,7 +12,7 @@ from humanseg.core.errors import ImageError, ObjectNotFound, StorageError
 from humanseg.core.images import FORMATS, ImageInfo, Limits, sniff, validate
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import is_public_id, new_id
-from humanseg.web.errors import IMAGE_ERROR_STATUS, ApiError, storage_unavailable
+from humanseg.web.errors import IMAGE_ERROR_STATUS, ErrorAnswer, storage_unavailable
 from humanseg.web.services import Services, services
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def background_key(background_id: str) -> str:
 def store_background(part: FileStorage | None, svc: Services) -> tuple[str, ImageInfo]:
     """Validate one uploaded image like a photo upload and store it; returns (id, info)."""
     if part is None or not part.filename:
-        raise ApiError(400, "no_files", "send one image in the multipart field 'image'")
+        raise ErrorAnswer(400, "no_files", "send one image in the multipart field 'image'")
     settings = svc.settings
     data = part.stream.read(settings.max_file_bytes + 1)  # one byte past the limit tells 'too large'
     name = part.filename or "background"
@@ -38,7 +38,7 @@ def store_background(part: FileStorage | None, svc: Services) -> tuple[str, Imag
         info = validate(data, name, Limits(max_file_bytes=settings.max_file_bytes,
                                            max_pixels=settings.max_pixels))
     except ImageError as exc:  # the same answers as for uploads: the client learns one set of codes
-        raise ApiError(IMAGE_ERROR_STATUS.get(exc.code, 400), exc.code, f"{name}: {exc.message}",
+        raise ErrorAnswer(IMAGE_ERROR_STATUS.get(exc.code, 400), exc.code, f"{name}: {exc.message}",
                        file=name) from exc
     background_id = new_id()
     try:
@@ -66,7 +66,7 @@ def _existing(background_id: str, svc: Services) -> str:
             return key
     except StorageError as exc:
         raise storage_unavailable(exc) from exc
-    raise ApiError(404, "background_not_found", f"no background image with id {background_id}")
+    raise ErrorAnswer(404, "background_not_found", f"no background image with id {background_id}")
 
 
 @bp.post("/api/v1/backgrounds")
@@ -74,7 +74,7 @@ def create_background() -> tuple[Response, int, dict[str, str]]:
     """Store one background image (multipart field `image`); 201 with its id."""
     parts = request.files.getlist("image")
     if len(parts) > 1:
-        raise ApiError(400, "too_many_files", "send exactly one image in the multipart field 'image'")
+        raise ErrorAnswer(400, "too_many_files", "send exactly one image in the multipart field 'image'")
     background_id, info = store_background(parts[0] if parts else None, services())
     body = background_json(background_id, info)
     return jsonify(body), 201, {"Location": body["url"]}
@@ -91,7 +91,7 @@ def get_background(background_id: str):
     try:
         data = svc.storage.get(key)
     except ObjectNotFound as exc:
-        raise ApiError(404, "background_not_found", f"no background image with id {background_id}") from exc
+        raise ErrorAnswer(404, "background_not_found", f"no background image with id {background_id}") from exc
     except StorageError as exc:
         raise storage_unavailable(exc) from exc
     content_type = FORMATS.get(sniff(data[:16]) or "", ("application/octet-stream",))[0]

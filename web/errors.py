@@ -13,8 +13,9 @@ from humanseg.core.logfmt import logkv
 from humanseg.core.redact import without_paths
 
 
-class ApiError(Exception):
-    """An error the API answers with a JSON body and an HTTP status."""
+class ErrorAnswer(Exception):
+    """An error answered with an HTTP status and a code: a JSON body on API paths, the error page
+    on HTML ones. (Clients of the API catch humanseg.client.ApiError.)"""
 
     def __init__(self, status: int, code: str, message: str, *, file: str | None = None,
                  files: list[dict[str, str]] | None = None, extra: dict[str, Any] | None = None):
@@ -43,7 +44,7 @@ class ApiError(Exception):
         return resp
 
 
-class RecordNotFound(ApiError):
+class RecordNotFound(ErrorAnswer):
     """A job or batch that does not exist: a JSON 404 for the API, the error page for people."""
 
     def __init__(self, code: str, message: str, *, title: str, page_message: str):
@@ -54,12 +55,12 @@ class RecordNotFound(ApiError):
 
 def error_response(status: int, code: str, message: str) -> Response:
     """Shortcut for a bare JSON error."""
-    return ApiError(status, code, message).response()
+    return ErrorAnswer(status, code, message).response()
 
 
 def error_page(status: int, title: str, message: str) -> tuple[str, int]:
     """A friendly HTML error page."""
-    return render_template("gallery/error.html", title=title, message=message, status=status), status
+    return render_template("pages/error.html", title=title, message=message, status=status), status
 
 
 # What the error page says for the HTTP errors people meet; others use Werkzeug's own words.
@@ -89,10 +90,10 @@ def is_api_path() -> bool:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """JSON errors for API paths; the styled error page (web/templates/gallery/error.html) elsewhere."""
+    """JSON errors for API paths; the styled error page (web/templates/pages/error.html) elsewhere."""
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
+    @app.errorhandler(ErrorAnswer)
+    def _api_error(exc: ErrorAnswer) -> Response:
         return exc.response()
 
     @app.errorhandler(RecordNotFound)
@@ -122,9 +123,9 @@ IMAGE_ERROR_STATUS = {"file_too_large": 413, "too_many_pixels": 413, "side_too_l
                       "unsupported_format": 415}
 
 
-def storage_unavailable(exc: Exception, **context: Any) -> ApiError:
+def storage_unavailable(exc: Exception, **context: Any) -> ErrorAnswer:
     """The one 503 for a storage failure: the details (which may name hosts, keys or server paths) go to
     the log, the client gets a stable message."""
     where = {"path": request.path} if request else {}
     _log.warning(logkv(event="storage_unavailable", **where, **context, error=str(exc)))
-    return ApiError(503, "storage_unavailable", "storage is unavailable; try again later")
+    return ErrorAnswer(503, "storage_unavailable", "storage is unavailable; try again later")

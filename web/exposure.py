@@ -3,7 +3,7 @@
 Bound beyond loopback (a wildcard, another address or a host name), a server needs API keys on
 every request and must not run with .env.example's placeholder secret. `humanseg up` and the
 app ask about the configured host; gunicorn asks about the addresses it really bound and hands
-the answer to each worker's app (humanseg/gunicorn_conf.py), which may differ when --bind does.
+the answer to each worker's app (web/gunicorn_conf.py), which may differ when --bind does.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from werkzeug.exceptions import RequestURITooLarge
 from humanseg.core.logfmt import logkv
 from humanseg.core.settings import Settings
 from humanseg.web.csrf import same_origin
-from humanseg.web.errors import ApiError, error_page, is_api_path
+from humanseg.web.errors import ErrorAnswer, error_page, is_api_path
 from humanseg.web.exposure import is_wildcard
 
 log = logging.getLogger(__name__)
@@ -109,16 +109,16 @@ def install(app: Flask, settings: Settings) -> None:
         if request.path not in HOST_EXEMPT_PATHS and not host_allowed(request.host, hosts):
             log.warning(logkv(event="host_refused", host=request.host, path=request.path))
             if is_api_path():
-                raise ApiError(400, "host_not_allowed", "this server does not answer to that host name")
+                raise ErrorAnswer(400, "host_not_allowed", "this server does not answer to that host name")
             return error_page(400, "Unknown host", "This server does not answer to that host name.")
         if _url_bytes() > MAX_URL_BYTES:
             message = f"the URL is longer than {MAX_URL_BYTES} bytes"
-            raise ApiError(414, "url_too_long", message) if is_api_path() else RequestURITooLarge(message)
+            raise ErrorAnswer(414, "url_too_long", message) if is_api_path() else RequestURITooLarge(message)
         if is_api_path() and request.method in UNSAFE_METHODS and cross_site():
             log.warning(logkv(event="cross_origin_refused", method=request.method, path=request.path,
                               origin=request.headers.get("Origin"),
                               fetch_site=request.headers.get("Sec-Fetch-Site")))
-            raise ApiError(403, "cross_origin", "cross-origin request refused")
+            raise ErrorAnswer(403, "cross_origin", "cross-origin request refused")
         return None
 
     @app.after_request

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from humanseg.core.db import session_scope
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import IdempotencyKey, utcnow
-from humanseg.web.errors import ApiError
+from humanseg.web.errors import ErrorAnswer
 from humanseg.web.principal import owner_id
 from humanseg.web.services import services
 
@@ -58,7 +58,7 @@ def _key() -> str | None:
         return None
     key = key.strip()
     if not key or len(key) > MAX_KEY_CHARS or not key.isascii() or not key.isprintable():
-        raise ApiError(400, "bad_idempotency_key",
+        raise ErrorAnswer(400, "bad_idempotency_key",
                        f"{HEADER} must be 1 to {MAX_KEY_CHARS} printable ASCII characters")
     # Keys are per client: one API key's key never answers with another's jobs.
     return f"{owner_id() or '-'}:{key}"
@@ -116,10 +116,10 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
         found = _reserve(key, request_hash)
         if found is not None:
             if found.request_hash != request_hash:
-                raise ApiError(422, "idempotency_key_reused",
+                raise ErrorAnswer(422, "idempotency_key_reused",
                                f"this {HEADER} was sent before with a different request")
             if found.status_code is None:
-                raise ApiError(409, "idempotency_key_in_progress",
+                raise ErrorAnswer(409, "idempotency_key_in_progress",
                                f"a request with this {HEADER} is still in progress; retry shortly")
             log.info(logkv(event="idempotent_replay", status=found.status_code))
             return _replay(found)

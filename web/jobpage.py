@@ -1,11 +1,12 @@
 """The job page's display-size previews and its output options form (background, format, size, crop).
 
 The page never loads a full-size file: every view is a variant at most PREVIEW_SIDE pixels
-long, made on first view and served from storage after that (web/variants.py).
+long, made on first view and served from storage after that (web/variant_cache.py).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -13,9 +14,8 @@ from humanseg.core.models import Job
 from humanseg.core.results import RESULTS, ResultKind
 from humanseg.core.storage import Storage
 from humanseg.core.variants import OptionError, parse
-from humanseg.web.pages import HEX_COLOUR
 from humanseg.web.serialize import object_url
-from humanseg.web.variants import variant_url
+from humanseg.web.variant_cache import variant_url
 
 PREVIEW_SIDE = 720  # CSS pixels of the widest view on a desktop, about, at 2x on a phone
 # Per view: options that keep previews light (lossy WebP keeps the cut-out's transparency).
@@ -25,6 +25,13 @@ PREVIEW_QUERY: dict[str, dict[str, str | int]] = {
 }
 SWATCHES = ("#ffffff", "#000000", "#1e40af", "#16a34a", "#f59e0b", "#ec4899")
 FORMAT_CHOICES = (("png", "PNG"), ("webp", "WebP"), ("jpeg", "JPEG"))
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")  # what the page's colour input and swatches send
+
+
+def parse_colour(value: str | None, default: str = "#ffffff") -> str:
+    """A #rrggbb colour, lower-case; the default when missing or malformed."""
+    value = (value or "").strip()
+    return value.lower() if HEX_COLOUR.match(value) else default
 
 
 @dataclass(frozen=True)

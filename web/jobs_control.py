@@ -19,7 +19,7 @@ from humanseg.core.db import session_scope
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import ACTIVE_STATUSES, Job, JobStatus, utcnow
 from humanseg.core.webhooks import record_finished
-from humanseg.web.errors import ApiError
+from humanseg.web.errors import ErrorAnswer
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404
 from humanseg.web.serialize import batch_json, job_json
 from humanseg.web.services import services
@@ -72,13 +72,13 @@ def cancel_job(job_id: str) -> Response:
     """Cancel a queued or running job: 200 with the job (again 200 if it was cancelled already)."""
     job = get_job_or_404(job_id)
     if job.status not in CANCELLABLE and job.status != JobStatus.cancelled:
-        raise ApiError(409, "job_finished", f"job {job.id} is {job.status.value}; nothing to cancel",
+        raise ErrorAnswer(409, "job_finished", f"job {job.id} is {job.status.value}; nothing to cancel",
                        extra={"status": job.status.value})
     cancelled = cancel_where(Job.id == job.id)
     job = get_job_or_404(job.id)
     if not cancelled and job.status != JobStatus.cancelled:
         # It finished between the two reads.
-        raise ApiError(409, "job_finished", f"job {job.id} is {job.status.value}; nothing to cancel",
+        raise ErrorAnswer(409, "job_finished", f"job {job.id} is {job.status.value}; nothing to cancel",
                        extra={"status": job.status.value})
     log.info(logkv(event="job_cancelled", job_id=job.id, changed=bool(cancelled)))
     return jsonify(job_json(job, services().storage))
@@ -90,7 +90,7 @@ def retry_job(job_id: str):
     job = get_job_or_404(job_id)
     if not retry_where(RETRYABLE, Job.id == job.id):
         job = get_job_or_404(job.id)
-        raise ApiError(409, "not_retryable",
+        raise ErrorAnswer(409, "not_retryable",
                        f"job {job.id} is {job.status.value}; only failed or cancelled jobs are retried",
                        extra={"status": job.status.value})
     log.info(logkv(event="job_retried", job_id=job.id))
@@ -122,7 +122,7 @@ def _statuses(raw: str) -> list[JobStatus]:
     names = [part.strip().lower() for part in raw.split(",") if part.strip()]
     wanted = {s.value for s in RETRYABLE}
     if not names or not set(names) <= wanted:
-        raise ApiError(400, "bad_parameter", "status must be failed, cancelled or failed,cancelled")
+        raise ErrorAnswer(400, "bad_parameter", "status must be failed, cancelled or failed,cancelled")
     return [JobStatus(n) for n in names]
 
 

@@ -1,7 +1,7 @@
 """/metrics of the web tier: requests by route and status, and their latency (Prometheus).
 
 Under gunicorn every worker process writes its samples to PROMETHEUS_MULTIPROC_DIR (set by
-humanseg/gunicorn_conf.py) and a scrape of any worker adds all of them up.
+web/gunicorn_conf.py) and a scrape of any worker adds all of them up.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from flask.wrappers import Response
 
 from humanseg.core.logfmt import logkv
 from humanseg.core.queue import broker_client
-from humanseg.web.errors import ApiError
+from humanseg.web.errors import ErrorAnswer
 from humanseg.web.principal import Principal, principal
 from humanseg.web.services import services
 
@@ -47,16 +47,16 @@ def _redis():
     return client
 
 
-def limited(status_code: str, message: str, limit: int, reset: int) -> ApiError:
+def limited(status_code: str, message: str, limit: int, reset: int) -> ErrorAnswer:
     """The 429 with Retry-After and the RateLimit-* headers."""
-    err = ApiError(429, status_code, message, extra={"limit": limit, "retry_after": reset})
+    err = ErrorAnswer(429, status_code, message, extra={"limit": limit, "retry_after": reset})
     err.headers = {"Retry-After": str(reset), "RateLimit-Limit": str(limit),
                    "RateLimit-Remaining": "0", "RateLimit-Reset": str(reset)}
     return err
 
 
 def count_request(who: Principal) -> None:
-    """Count one request of `who`; ApiError 429 once the minute's limit is passed."""
+    """Count one request of `who`; ErrorAnswer 429 once the minute's limit is passed."""
     limit = who.requests_per_minute
     if limit is None:
         limit = services().settings.rate_limit_per_minute

@@ -21,7 +21,7 @@ from humanseg.core.models import ACTIVE_STATUSES, Batch, Job, JobStatus, is_publ
 from humanseg.core.queue import BrokerError, send_segment
 from humanseg.core.webhooks import WebhookConfig
 from humanseg.web import principal, ratelimit
-from humanseg.web.errors import IMAGE_ERROR_STATUS, ApiError, storage_unavailable
+from humanseg.web.errors import IMAGE_ERROR_STATUS, ErrorAnswer, storage_unavailable
 from humanseg.web.offload import off_loop
 from humanseg.web.services import Services
 
@@ -61,12 +61,12 @@ def display_name(raw: str | None) -> str:
 
 
 def read_parts(parts: list[FileStorage], services: Services) -> list[Upload]:
-    """Validate all parts; raise one ApiError listing every bad file."""
+    """Validate all parts; raise one ErrorAnswer listing every bad file."""
     settings = services.settings
     if not parts:
-        raise ApiError(400, "no_files", "send one or more images in the multipart field 'images'")
+        raise ErrorAnswer(400, "no_files", "send one or more images in the multipart field 'images'")
     if len(parts) > settings.max_files:
-        raise ApiError(413, "too_many_files",
+        raise ErrorAnswer(413, "too_many_files",
                        f"{len(parts)} files sent; at most {settings.max_files} per request")
     limits = Limits(max_file_bytes=settings.max_file_bytes, max_pixels=settings.max_pixels)
     uploads, problems = [], []
@@ -83,7 +83,7 @@ def read_parts(parts: list[FileStorage], services: Services) -> list[Upload]:
         pixels += info.pixels
         if pixels > settings.max_request_pixels:
             # Stop decoding: the request is refused whatever the remaining parts hold.
-            raise ApiError(413, "request_too_many_pixels",
+            raise ErrorAnswer(413, "request_too_many_pixels",
                            f"the images add up to more than {settings.max_request_pixels} pixels "
                            f"(reached at {name or 'file'}); send fewer or smaller images per "
                            "request", file=name)
@@ -93,15 +93,15 @@ def read_parts(parts: list[FileStorage], services: Services) -> list[Upload]:
     return uploads
 
 
-def _rejection(problems: list[dict]) -> ApiError:
+def _rejection(problems: list[dict]) -> ErrorAnswer:
     statuses = {p.pop("status") for p in problems}
     status = statuses.pop() if len(statuses) == 1 else 400
     if len(problems) == 1:
         p = problems[0]
-        return ApiError(status, p["code"], f"{p['file'] or 'file'}: {p['message']}",
+        return ErrorAnswer(status, p["code"], f"{p['file'] or 'file'}: {p['message']}",
                         file=p["file"], files=problems)
     names = ", ".join(p["file"] or "?" for p in problems[:5])
-    return ApiError(status, "invalid_files",
+    return ErrorAnswer(status, "invalid_files",
                     f"{len(problems)} files were rejected ({names}); nothing was queued",
                     files=problems)
 
@@ -112,7 +112,7 @@ def create_jobs(parts: list[FileStorage], services: Services, *, batch_name: str
     """The one upload path (API and HTML form): validate all, store, commit, enqueue.
 
     outputs: on-request kinds the worker makes too (core.variants.parse_outputs's text).
-    Raises ApiError (with per-file reasons in .files) when anything is rejected.
+    Raises ErrorAnswer (with per-file reasons in .files) when anything is rejected.
     """
     uploads = read_parts(parts, services)
     with ratelimit.images(len(uploads)):  # 429 past the key's daily quota; refunded on failure
@@ -136,7 +136,7 @@ def create_batch(uploads: list[Upload], batch_name: str | None, services: Servic
             batch, first_seq = _claim_batch(session, batch_id, batch_name, len(uploads))
             if webhook is not None:  # set before any job can finish (web/webhooks_api.py)
                 if batch_id:
-                    raise ApiError(400, "bad_parameter", "webhook_url applies to a new batch only; "
+                    raise ErrorAnswer(400, "bad_parameter", "webhook_url applies to a new batch only; "
                                    "the batch keeps the callback it was made with",
                                    extra={"parameter": "webhook_url"})
                 batch.webhook_url, batch.webhook_secret = webhook.url, webhook.secret
@@ -173,7 +173,7 @@ def _claim_batch(session, batch_id: str | None, batch_name: str | None, n: int) 
         .values(job_count=Batch.job_count + n)
     ).rowcount if is_public_id(batch_id) else 0
     if not updated:
-        raise ApiError(404, "batch_not_found", f"no batch with id {batch_id}")
+        raise ErrorAnswer(404, "batch_not_found", f"no batch with id {batch_id}")
     batch = session.get(Batch, batch_id, populate_existing=True)
     return batch, batch.job_count - n
 

@@ -20,15 +20,15 @@ from humanseg.core.webhooks import (
     parse_events,
     secret_bytes,
 )
-from humanseg.web.errors import ApiError
+from humanseg.web.errors import ErrorAnswer
 from humanseg.web.lookup import get_batch_or_404
 from humanseg.web.services import services
 
 bp = Blueprint("webhooks", __name__)
 
 
-def _bad(parameter: str, message: str) -> ApiError:
-    return ApiError(400, "bad_parameter", f"{parameter}: {message}", extra={"parameter": parameter})
+def _bad(parameter: str, message: str) -> ErrorAnswer:
+    return ErrorAnswer(400, "bad_parameter", f"{parameter}: {message}", extra={"parameter": parameter})
 
 
 def webhook_fields(form: MultiDict) -> WebhookConfig | None:
@@ -43,7 +43,7 @@ def webhook_fields(form: MultiDict) -> WebhookConfig | None:
         # Checked now so the client hears at once; checked again at every delivery.
         webhook_targets.resolve(url, services().settings.webhook_allow_hosts)
     except webhook_targets.TargetRefused as exc:
-        raise ApiError(400, "webhook_url_refused", f"webhook_url: {exc}",
+        raise ErrorAnswer(400, "webhook_url_refused", f"webhook_url: {exc}",
                        extra={"parameter": "webhook_url"}) from exc
     try:
         wanted = parse_events(events)
@@ -70,7 +70,7 @@ def batch_deliveries(batch_id: str) -> Response:
     """The batch's callback and its deliveries, newest first (?limit=, default 100)."""
     raw = request.args.get("limit") or "100"
     if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise ApiError(400, "bad_parameter", "limit must be between 1 and 500",
+        raise ErrorAnswer(400, "bad_parameter", "limit must be between 1 and 500",
                        extra={"parameter": "limit"})
     with session_scope(services().sessions) as session:
         batch = get_batch_or_404(batch_id, session)

@@ -23,7 +23,7 @@ from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, results_prefix
 from humanseg.core.variants import outputs_of
 from humanseg.core.webhooks import record_finished
-from humanseg.worker.render import Segmented, render_job
+from humanseg.worker.outputs import Segmented, render_job
 from humanseg.worker.stages import Stages
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def _finish(sessions, job_id: str, attempt: int, **values) -> bool:
             .values(lease_expires_at=None, **values)
         ).rowcount
         if done and values.get("status") in (JobStatus.succeeded, JobStatus.failed):
-            # The webhook events commit with the outcome; worker/webhooks.py delivers them.
+            # The webhook events commit with the outcome; worker/webhook_sender.py delivers them.
             record_finished(session, [job_id])
     if not done:
         log.warning(logkv(event="lease_lost", job_id=job_id, attempt=attempt))

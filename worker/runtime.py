@@ -41,7 +41,7 @@ class Runtime:
         self.settings = settings
         self.sweeper: SweeperThread | None = None
         self.heartbeat: HeartbeatThread | None = None
-        self.webhooks: Any = None  # worker/webhooks.py's WebhookThread while it runs
+        self.webhooks: Any = None  # worker/webhook_sender.py's WebhookThread while it runs
         self._resources: Resources | None = None
         self._lock = threading.Lock()
 
@@ -91,7 +91,7 @@ class Runtime:
 
     def start_webhooks(self) -> None:
         """Start the webhook delivery loop in a thread unless the `webhooks` setting is off."""
-        from humanseg.worker.webhooks import WebhookThread
+        from humanseg.worker.webhook_sender import WebhookThread
 
         if self.settings.webhooks and self.webhooks is None:
             self.webhooks = WebhookThread(self.settings, self.resources(with_predictor=False).sessions)

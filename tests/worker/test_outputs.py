@@ -18,7 +18,7 @@ from humanseg.core.render import (
 )
 from humanseg.core.results import RESULTS, stored_kinds
 from humanseg.core.variants import Margin, defaults, parse
-from humanseg.worker.render import kinds_for, render_job
+from humanseg.worker.outputs import kinds_for, render_job
 
 
 @dataclass

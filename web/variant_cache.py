@@ -37,15 +37,15 @@ from humanseg.core.variants import (
     parse_outputs,
 )
 from humanseg.web.backgrounds import background_key
-from humanseg.web.errors import ApiError, storage_unavailable
+from humanseg.web.errors import ErrorAnswer, storage_unavailable
 from humanseg.web.offload import off_loop
 
 log = logging.getLogger(__name__)
 
 
-def bad_option(exc: OptionError) -> ApiError:
+def bad_option(exc: OptionError) -> ErrorAnswer:
     """The 400 for a refused option, naming the parameter."""
-    return ApiError(400, "bad_parameter", str(exc), extra={"parameter": exc.parameter})
+    return ErrorAnswer(400, "bad_parameter", str(exc), extra={"parameter": exc.parameter})
 
 
 def options(kind: str, pairs: Iterable[tuple[str, str]]) -> Options:
@@ -104,7 +104,7 @@ def rendered(job: Job, opts: Options, storage: Storage) -> bytes:
     try:
         return storage.get(key)
     except ObjectNotFound as exc:
-        raise ApiError(404, "result_missing", f"job {job.id} has no {opts.kind}") from exc
+        raise ErrorAnswer(404, "result_missing", f"job {job.id} has no {opts.kind}") from exc
     except StorageError as exc:
         raise storage_unavailable(exc, job_id=job.id) from exc
 
@@ -131,7 +131,7 @@ def fetch(job: Job, opts: Options, storage: Storage) -> Blobs:
         if "mask" in need:
             blobs.mask = storage.get(result_kind("mask").key(job.id))
     except ObjectNotFound as exc:
-        raise ApiError(404, "result_missing", f"job {job.id} is missing {exc}") from exc
+        raise ErrorAnswer(404, "result_missing", f"job {job.id} is missing {exc}") from exc
     if "background" in need:
         try:
             blobs.background = storage.get(background_key(opts.bg.value))

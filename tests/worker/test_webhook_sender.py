@@ -1,21 +1,20 @@
-"""worker/webhooks.py's delivery pass on a real database and a real local HTTP receiver."""
+"""worker/webhook_sender.py's delivery pass on a real database and a real local HTTP receiver."""
 
 import pytest
+from factories import batch_row, make_settings
 from sqlalchemy import update
 from support_webhooks import SECRET, Receiver, verify
 
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
-from humanseg.core.models import Batch, WebhookDelivery, utcnow
-from humanseg.core.settings import Settings
-from humanseg.worker.webhooks import deliver_due, retry_delay
+from humanseg.core.models import WebhookDelivery, utcnow
+from humanseg.worker.webhook_sender import deliver_due, retry_delay
 
 
 @pytest.fixture
 def env(tmp_path, db_url):
     engine = make_engine(db_url)
     receiver = Receiver()
-    settings = Settings.from_env({"HUMANSEG_DATA_DIR": str(tmp_path), "HUMANSEG_DATABASE_URL": db_url,
-                                  "HUMANSEG_WEBHOOK_MAX_ATTEMPTS": "2"})
+    settings = make_settings(tmp_path, database_url=db_url, webhook_max_attempts=2)
     yield settings, make_sessionmaker(engine), receiver
     receiver.close()
     engine.dispose()
@@ -23,10 +22,7 @@ def env(tmp_path, db_url):
 
 def _delivery(sessions, url: str) -> str:
     with session_scope(sessions) as s:
-        batch = Batch(name="d", job_count=0, webhook_url=url, webhook_events="batch.finished",
-                      webhook_secret=SECRET)
-        s.add(batch)
-        s.flush()
+        batch = batch_row(s, name="d", webhook_url=url, webhook_events="batch.finished", webhook_secret=SECRET)
         row = WebhookDelivery(batch_id=batch.id, event="batch.finished", dedupe=f"x:{batch.id}",
                               url=url, payload='{"type":"batch.finished"}', status="pending",
                               attempts=0, next_attempt_at=utcnow())
@@ -80,6 +76,6 @@ def test_a_delivery_fails_for_good_after_max_attempts(env):
 
 
 def test_backoff_grows_and_is_capped():
-    settings = Settings.from_env({"HUMANSEG_WEBHOOK_RETRY_SECONDS": "10"})
+    settings = make_settings(webhook_retry_seconds=10.0)
     assert [retry_delay(n, settings) for n in (1, 2, 3)] == [10, 40, 160]
     assert retry_delay(20, settings) == 3600

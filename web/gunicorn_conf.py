@@ -1,9 +1,9 @@
-"""gunicorn settings of the web tier: `humanseg web` and the web image (`-c python:humanseg.gunicorn_conf`).
+"""gunicorn settings of the web tier: `humanseg web` and the web image (`-c python:humanseg.web.gunicorn_conf`).
 
 gevent workers: a connection costs a greenlet, so clients sending slowly cannot take every slot
 and /healthz and job polls keep answering. Request headers must arrive within `keepalive`
 seconds (gunicorn's gevent worker times the header read with it); bodies within the deadline of
-humanseg.body_deadline (HUMANSEG_BODY_TIMEOUT_SECONDS, HUMANSEG_BODY_MIN_RATE).
+humanseg.web.body_deadline (HUMANSEG_BODY_TIMEOUT_SECONDS, HUMANSEG_BODY_MIN_RATE).
 .env.example's placeholder secret is refused unless every bound address is loopback, and API
 keys are required as soon as one is not. Logging is set up once, in the master, before workers
 fork (they inherit it). Command-line flags override these values; `humanseg web` and the web
@@ -74,8 +74,8 @@ def post_worker_init(worker) -> None:
     """Hand this worker's app what only gunicorn knows, once it has loaded it: whether the
     addresses really bound require API keys (--bind may differ from HUMANSEG_HOST), and the body
     deadline around it."""
-    from humanseg.body_deadline import BodyDeadline
     from humanseg.core.logfmt import logkv
+    from humanseg.web.body_deadline import BodyDeadline
     from humanseg.web.exposure import keys_required
 
     services = worker.wsgi.extensions["humanseg"]  # the app of humanseg.web:create_app()
