@@ -136,7 +136,7 @@ def readable_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
-def validate(source: Source, filename: str = "", limits: Limits | None = None) -> ImageInfo:
+def validate(source: Source, limits: Limits | None = None) -> ImageInfo:
     """Check one upload fully (bytes, a path or a spooled file); raise ImageError(code, message)."""
     limits = limits or Limits()
     size, head = _size_and_head(source)

@@ -35,8 +35,8 @@ def store_background(part: FileStorage | None, svc: Services) -> tuple[str, Imag
     data = part.stream.read(settings.max_file_bytes + 1)  # one byte past the limit tells 'too large'
     name = part.filename or "background"
     try:
-        info = validate(data, name, Limits(max_file_bytes=settings.max_file_bytes,
-                                           max_pixels=settings.max_pixels))
+        info = validate(data, Limits(max_file_bytes=settings.max_file_bytes,
+                                     max_pixels=settings.max_pixels))
     except ImageError as exc:  # the same answers as for uploads: the client learns one set of codes
         raise ErrorAnswer(IMAGE_ERROR_STATUS.get(exc.code, 400), exc.code, f"{name}: {exc.message}",
                        file=name) from exc

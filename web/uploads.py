@@ -75,7 +75,7 @@ def read_parts(parts: list[FileStorage], services: Services) -> list[Upload]:
         name = display_name(part.filename)
         try:
             # Checked where werkzeug spooled it: the same decode and orientation as the worker's.
-            info = off_loop(validate, part.stream, name, limits)
+            info = off_loop(validate, part.stream, limits)
         except ImageError as exc:
             problems.append({"file": name, "code": exc.code, "message": exc.message,
                              "status": IMAGE_ERROR_STATUS.get(exc.code, 400)})

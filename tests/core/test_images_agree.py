@@ -52,7 +52,7 @@ def webp_with_exif(tiff: bytes, size=(120, 80)) -> bytes:
 def test_malformed_exif_is_accepted_and_decoded_upright_as_is(data):
     from humanseg.ml.imageio import to_rgb as predictor_to_rgb
 
-    info = validate(data, "x")
+    info = validate(data)
     img = load_oriented(data)  # the worker's decoder
     assert (info.width, info.height) == img.size == (120, 80)
     with Image.open(io.BytesIO(data)) as raw:
@@ -65,7 +65,7 @@ def test_malformed_exif_is_accepted_and_decoded_upright_as_is(data):
                                        (b"8\x00", (80, 120)), (b"x\x00", (120, 80))])
 def test_orientation_stored_as_text_is_read_the_same_by_both(text, size):
     data = jpeg_with_exif(_tiff([_exif_entry_ascii_orientation(text)]))
-    info = validate(data, "t.jpg")
+    info = validate(data)
     img = load_oriented(data)
     assert (info.width, info.height) == img.size == size
 
@@ -86,14 +86,14 @@ def _png(width: int, height: int) -> bytes:
 @pytest.mark.parametrize("width,height", [(MAX_SIDE + 1, 1), (1, 70_000)])
 def test_a_side_longer_than_jpeg_allows_is_refused_at_upload(width, height):
     with pytest.raises(ImageError) as err:
-        validate(_png(width, height), "long.png")
+        validate(_png(width, height))
     assert err.value.code == "side_too_long"
     assert str(MAX_SIDE) in err.value.message
 
 
 def test_the_longest_accepted_side_decodes():
     data = _png(MAX_SIDE, 1)
-    info = validate(data, "strip.png")
+    info = validate(data)
     assert (info.width, info.height) == load_oriented(data).size == (MAX_SIDE, 1)
 
 
@@ -101,7 +101,7 @@ def test_validate_reads_a_spooled_file_without_taking_it_whole(tmp_path):
     data = si.exif_rotated_jpeg(stored=(80, 40), orientation=6)
     with open(tmp_path / "part", "w+b") as fh:
         fh.write(data)
-        info = validate(fh, "p.jpg")
+        info = validate(fh)
         assert (info.width, info.height, info.bytes) == (40, 80, len(data))
         assert load_oriented(fh).size == (40, 80)
         assert not fh.closed  # the caller's file stays open for storing
