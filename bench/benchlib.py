@@ -8,7 +8,19 @@ from datetime import datetime
 
 import requests
 
-from humanseg.up import stop_process as stop  # noqa: F401 - the bench scripts import it from here
+
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a child a bench script started: SIGTERM, then SIGKILL if it has not ended after `timeout` s.
+
+    (tests/support_live.stop_process is the tests' copy: bench scripts do not import the tests, and
+    the product itself never needs it, so it is not in the package.)"""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def load() -> str:

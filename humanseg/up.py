@@ -148,20 +148,6 @@ class Supervisor:
                 child.proc.wait()
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
-    """Stop one child: SIGTERM, then SIGKILL if it has not ended after `timeout` seconds.
-
-    The one copy of this for the bench scripts and the test suite too (they import the package,
-    not each other)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
