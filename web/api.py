@@ -19,7 +19,7 @@ from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import RESULTS
 from humanseg.core.variants import defaults
 from humanseg.web import principal, uploads, variant_cache
-from humanseg.web.cursors import after_cursor, encode_cursor
+from humanseg.web.cursors import Page, newest_first
 from humanseg.web.deletion import delete_batch, delete_job
 from humanseg.web.errors import ErrorAnswer, storage_unavailable
 from humanseg.web.filenames import safe_stem
@@ -155,26 +155,26 @@ def serve_object(key: str, mimetype: str, name: str):
 def list_batches() -> Response:
     """The batches this request may see, newest first, with counts by status (?limit=&cursor=)."""
     limit = _int_arg("limit", 50, 1, 500)
-    cursor = request.args.get("cursor", "")
-    query = (select(Batch).where(*principal.batch_scope())
-             .order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1))
-    query, bad = after_cursor(query, Batch.created_at, Batch.id, cursor)
-    if bad:
-        raise ErrorAnswer(400, "bad_parameter", "cursor is not a next_cursor this server gave")
+    query = select(Batch).where(*principal.batch_scope())
     with session_scope(services().sessions) as session:
-        found = list(session.scalars(query))
-        page = found[:limit]
-        counts = counts_by_batch(session, [b.id for b in page])
-    more = len(found) > limit
-    return jsonify({"batches": [batch_json(b, counts[b.id]) for b in page],
-                    "next_cursor": encode_cursor(page[-1].created_at, page[-1].id) if more else None})
+        page = _page(session, query, Batch.created_at, Batch.id, limit)
+        counts = counts_by_batch(session, [b.id for b in page.rows])
+    return jsonify({"batches": [batch_json(b, counts[b.id]) for b in page.rows],
+                    "next_cursor": page.next_cursor})
+
+
+def _page(session, query, time_col, id_col, limit: int) -> Page:
+    """The page of ?cursor=; a cursor this server did not give is a 400."""
+    page = newest_first(session, query, time_col, id_col, request.args.get("cursor", ""), limit)
+    if page.bad_cursor:
+        raise ErrorAnswer(400, "bad_parameter", "cursor is not a next_cursor this server gave")
+    return page
 
 
 @bp.get("/api/v1/jobs")
 def list_jobs() -> Response:
     """The jobs this request may see, newest first (?status=&batch_id=&limit=&cursor=)."""
     limit = _int_arg("limit", 100, 1, 500)
-    cursor = request.args.get("cursor", "")
     conditions = list(principal.job_scope())
     status = request.args.get("status")
     if status is not None:
@@ -187,16 +187,10 @@ def list_jobs() -> Response:
     if batch_id is not None:
         get_batch_or_404(batch_id)  # 404 for a batch it may not see, like GET /batches/<id>
         conditions.append(Job.batch_id == batch_id)
-    query = select(Job).where(*conditions).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
-    query, bad = after_cursor(query, Job.created_at, Job.id, cursor)
-    if bad:
-        raise ErrorAnswer(400, "bad_parameter", "cursor is not a next_cursor this server gave")
     svc = services()
     with session_scope(svc.sessions) as session:
-        found = list(session.scalars(query))
-    page = found[:limit]
-    return jsonify({"jobs": [job_json(j, svc.storage) for j in page],
-                    "next_cursor": encode_cursor(page[-1].created_at, page[-1].id) if len(found) > limit else None})
+        page = _page(session, select(Job).where(*conditions), Job.created_at, Job.id, limit)
+    return jsonify({"jobs": [job_json(j, svc.storage) for j in page.rows], "next_cursor": page.next_cursor})
 
 
 @bp.get("/api/v1/batches/<batch_id>")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
 
 from humanseg.core.models import is_public_id
 
@@ -39,3 +44,24 @@ def after_cursor(query, time_col, id_col, cursor: str):
     except ValueError:
         return query, True
     return query.where(or_(time_col < when, and_(time_col == when, id_col < last_id))), False
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a newest-first list: its rows, the cursor of the next page (None: the last
+    page), and whether the cursor asked for was malformed (then this is the first page)."""
+
+    rows: list[Any]
+    next_cursor: str | None
+    bad_cursor: bool
+
+
+def newest_first(session: Session, query: Select, time_col, id_col, cursor: str, size: int) -> Page:
+    """Up to `size` rows of `query` after `cursor`, newest first by (time_col, id_col): one SELECT
+    of size + 1 rows tells whether a next page exists."""
+    query, bad = after_cursor(query.order_by(time_col.desc(), id_col.desc()).limit(size + 1),
+                              time_col, id_col, cursor)
+    found = list(session.scalars(query))
+    rows = found[:size]
+    last = rows[-1] if len(found) > size else None
+    return Page(rows, encode_cursor(getattr(last, time_col.key), last.id) if last else None, bad)

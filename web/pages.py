@@ -27,7 +27,7 @@ from humanseg.core.variants import Background, Options
 from humanseg.web import jobpage, principal
 from humanseg.web.backgrounds import store_background
 from humanseg.web.csrf import csrf_token, valid_form_token
-from humanseg.web.cursors import after_cursor, encode_cursor
+from humanseg.web.cursors import newest_first
 from humanseg.web.deletion import delete_batch, delete_job
 from humanseg.web.errors import ErrorAnswer, error_page
 from humanseg.web.filenames import attachment, safe_stem
@@ -158,39 +158,27 @@ def done_label(counts) -> str:
 @bp.get("/gallery")
 def gallery():
     """Finished results, newest first, keyset-paged on (finished_at, id)."""
-    query = (select(Job).where(Job.status == JobStatus.succeeded, Job.finished_at.is_not(None),
-                               *principal.job_scope())
-             .order_by(Job.finished_at.desc(), Job.id.desc()).limit(PAGE_SIZE + 1))
+    query = select(Job).where(Job.status == JobStatus.succeeded, Job.finished_at.is_not(None),
+                              *principal.job_scope())
     cursor = request.args.get("cursor", "")
-    query, bad_cursor = after_cursor(query, Job.finished_at, Job.id, cursor)
-    cursor = "" if bad_cursor else cursor
     with session_scope(services().sessions) as session:
-        jobs = session.scalars(query).all()
-    next_cursor = None
-    if len(jobs) > PAGE_SIZE:
-        jobs = jobs[:PAGE_SIZE]
-        next_cursor = encode_cursor(jobs[-1].finished_at, jobs[-1].id)
-    return render_template("pages/gallery.html", nav="gallery", jobs=jobs, cursor=cursor,
-                           next_cursor=next_cursor, bad_cursor=bad_cursor)
+        page = newest_first(session, query, Job.finished_at, Job.id, cursor, PAGE_SIZE)
+    return render_template("pages/gallery.html", nav="gallery", jobs=page.rows,
+                           cursor="" if page.bad_cursor else cursor, next_cursor=page.next_cursor,
+                           bad_cursor=page.bad_cursor)
 
 
 @bp.get("/batches")
 def batches():
     """Every batch, newest first, with its counts by status; keyset-paged on (created_at, id)."""
-    query = (select(Batch).where(*principal.batch_scope())
-             .order_by(Batch.created_at.desc(), Batch.id.desc()).limit(BATCHES_PAGE + 1))
     cursor = request.args.get("cursor", "")
-    query, bad_cursor = after_cursor(query, Batch.created_at, Batch.id, cursor)
-    cursor = "" if bad_cursor else cursor
     with session_scope(services().sessions) as session:
-        found = session.scalars(query).all()
-        counts = counts_by_batch(session, [b.id for b in found[:BATCHES_PAGE]])
-    next_cursor = None
-    if len(found) > BATCHES_PAGE:
-        found = found[:BATCHES_PAGE]
-        next_cursor = encode_cursor(found[-1].created_at, found[-1].id)
-    return render_template("pages/batches.html", nav="batches", rows=[(b, counts[b.id]) for b in found],
-                           cursor=cursor, next_cursor=next_cursor, bad_cursor=bad_cursor)
+        page = newest_first(session, select(Batch).where(*principal.batch_scope()), Batch.created_at,
+                            Batch.id, cursor, BATCHES_PAGE)
+        counts = counts_by_batch(session, [b.id for b in page.rows])
+    return render_template("pages/batches.html", nav="batches", rows=[(b, counts[b.id]) for b in page.rows],
+                           cursor="" if page.bad_cursor else cursor, next_cursor=page.next_cursor,
+                           bad_cursor=page.bad_cursor)
 
 
 @bp.get("/jobs/<job_id>")
