@@ -10,10 +10,8 @@ import requests
 
 
 def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
-    """Stop a child a bench script started: SIGTERM, then SIGKILL if it has not ended after `timeout` s.
-
-    (tests/support_live.stop_process is the tests' copy: bench scripts do not import the tests, and
-    the product itself never needs it, so it is not in the package.)"""
+    """Stop a child a bench script or a test started: SIGTERM, then SIGKILL if it has not ended
+    after `timeout` s. (The product never needs it: `humanseg up` stops its children in order.)"""
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from benchlib import stop as stop_process  # the one stop of a child process (bench and tests)
+
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,19 +41,6 @@ def wait_until(predicate: Callable[[], T], timeout: float, message: str | Callab
             text = message() if callable(message) else message
             raise AssertionError(f"{text}: not true after {timeout}s (last: {last!r})")
         time.sleep(interval)
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
-    """Stop a child the test started: SIGTERM, then SIGKILL if it has not ended after `timeout` s.
-
-    (bench/benchlib.py has its own copy: bench scripts do not import the tests.)"""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _task_job_id(raw: bytes | str) -> str | None:
