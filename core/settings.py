@@ -165,7 +165,7 @@ class Settings:
         "`1`: the session cookie is always `Secure` (behind a TLS proxy); it is on https requests anyway"))
     require_api_keys: bool = setting(False, _bool, doc=(
         "`1`: every API call and page needs an API key (see \"API keys\"); always on when the web tier "
-        "listens beyond loopback (`HUMANSEG_HOST` or a gunicorn `--bind`: see web/auth.py)"))
+        "listens beyond loopback (`HUMANSEG_HOST` or a gunicorn `--bind`: see web/exposure.py)"))
     rate_limit_per_minute: int = setting(300, int, doc=(
         "requests per minute per API key, counted in the broker's Redis (all web processes share it; "
         "0: none); a key's own limit wins. Over it: 429 with `Retry-After` and `RateLimit-*`"))

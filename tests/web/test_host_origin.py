@@ -72,7 +72,7 @@ def test_allowed_hosts_setting_names_and_subdomains(make):
 
 def test_the_bound_address_is_allowed_and_probes_answer_any_host(make):
     client = make(host="192.168.1.5").test_client()
-    # Past the Host check; a bind beyond loopback requires an API key (web/auth.py): 401, not 400.
+    # Past the Host check; a bind beyond loopback requires an API key (web/exposure.py): 401, not 400.
     resp = client.get("/api/v1/batches/nope", headers={"Host": "192.168.1.5:8000"})
     assert resp.status_code == 401 and resp.json["error"]["code"] == "api_key_required"
     assert client.get("/healthz", headers={"Host": "10.0.0.7:8000"}).status_code == 200
