@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from PIL import Image
 
@@ -242,5 +242,5 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def _is_unit_float(img: Image.Image) -> bool:
-    lo, hi = img.getextrema()
+    lo, hi = cast("tuple[float, float]", img.getextrema())  # one band: (min, max)
     return lo >= 0.0 and hi <= 1.0

@@ -55,6 +55,13 @@ class Sources:
         return self.image if isinstance(self.image, Image.Image) else self.image(want)
 
 
+def _needed(img: Image.Image | None, what: str) -> Image.Image:
+    """A source the variant cannot be made without (as Sources.photo does for the photo)."""
+    if img is None:
+        raise ValueError(f"this variant needs the {what}")
+    return img
+
+
 def load_photo(data: bytes, want: tuple[int, int] | None = None) -> Image.Image:
     """Upright RGB from stored bytes; a JPEG is decoded at 1/2, 1/4 or 1/8 scale when `want` allows."""
     with warnings.catch_warnings():
@@ -113,14 +120,14 @@ def make(opts: Options, src: Sources) -> Image.Image:
     out = fit(box[2] - box[0], box[3] - box[1], opts.size)
     want = (math.ceil(full[0] * out[0] / (box[2] - box[0])), math.ceil(full[1] * out[1] / (box[3] - box[1])))
     if opts.kind == "mask":
-        mask = _scaled(src.mask, box, full, out)
+        mask = _scaled(_needed(src.mask, "mask"), box, full, out)
         return mask if mask is src.mask else mask.point(lambda v: 255 if v >= 128 else 0)
     if opts.kind == "alpha":
-        return _scaled(src.alpha, box, full, out)
+        return _scaled(_needed(src.alpha, "alpha"), box, full, out)
     photo = _scaled(src.photo(want), box, full, out)
     if opts.kind == ORIGINAL:
         return photo
-    alpha = _scaled(src.alpha, box, full, out)
+    alpha = _scaled(_needed(src.alpha, "alpha"), box, full, out)
     if opts.kind == "overlay":
         return overlay(photo, alpha)
     return compose(photo, alpha, opts, src.background)
@@ -175,5 +182,5 @@ def render_result(name: str, src: Sources) -> bytes:
         return render(THUMB, src)
     opts = defaults(name)
     if name in ("mask", "alpha"):  # stored as they come: no crop, no scale, quick PNG
-        return encode(src.mask if name == "mask" else src.alpha, "png", png_level=STORED_PNG_LEVEL)
+        return encode(_needed(src.mask if name == "mask" else src.alpha, name), "png", png_level=STORED_PNG_LEVEL)
     return render(opts, src)

@@ -80,6 +80,11 @@ def result_kind(name: str) -> ResultKind | None:
     return _BY_NAME.get(name)
 
 
+def known_kind(name: str) -> ResultKind:
+    """The kind called `name`, for names the code itself spells (KeyError for an unknown name)."""
+    return _BY_NAME[name]
+
+
 def result_key(job_id: str, name: str) -> str:
     """Storage key of the named result of a job (KeyError for an unknown name)."""
     return _BY_NAME[name].key(job_id)

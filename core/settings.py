@@ -215,7 +215,7 @@ class Settings:
                 raise ConfigError(f"{name} must be {expected}, got {raw!r}") from exc
         return cls(**values)
 
-    def with_(self, **changes: object) -> Settings:
+    def with_(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (handy in tests)."""
         return replace(self, **changes)
 

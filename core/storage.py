@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 from humanseg.core.errors import InvalidKey, ObjectNotFound, StorageError
 
@@ -213,7 +213,7 @@ class S3Storage:
             return
         except ClientError:
             pass
-        kwargs = {"Bucket": self.bucket}
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
         if self.region and self.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
         try:
@@ -312,4 +312,5 @@ def make_storage(settings: Settings) -> Storage:
         return S3Storage(settings.s3_bucket, endpoint_url=settings.s3_endpoint_url or None,
                          region=settings.s3_region, prefix=settings.s3_prefix,
                          public_url=settings.s3_public_url)
+    assert settings.storage_dir is not None  # Settings.__post_init__ sets it from data_dir
     return LocalStorage(settings.storage_dir)

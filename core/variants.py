@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from humanseg.core.results import RESULTS, on_request_kinds, result_kind
+from humanseg.core.results import RESULTS, known_kind, on_request_kinds, result_key, result_kind
 from humanseg.core.storage import results_prefix
 
 ORIGINAL = "original"  # the upload; with options, a scaled copy of it (page previews)
@@ -136,7 +136,7 @@ class Options:
     def key(self, job_id: str, original_key: str) -> str:
         """Storage key: the plain result (or upload) for default options, else a cached variant."""
         if self == defaults(self.kind):
-            return original_key if self.kind == ORIGINAL else result_kind(self.kind).key(job_id)
+            return original_key if self.kind == ORIGINAL else result_key(job_id, self.kind)
         return f"{results_prefix(job_id)}variants/{self.canonical()}"
 
 
@@ -155,7 +155,7 @@ def defaults(kind: str) -> Options:
     if kind == ORIGINAL:
         return Options(ORIGINAL, "upload")
     _, formats = _spec(kind)
-    fmt = formats[0] if formats else result_kind(kind).suffix.lstrip(".").replace("jpg", "jpeg")
+    fmt = formats[0] if formats else known_kind(kind).suffix.lstrip(".").replace("jpg", "jpeg")
     return Options(kind, fmt, quality=JPEG_QUALITY if fmt in LOSSY else None)
 
 
@@ -185,7 +185,7 @@ def parse(kind: str, pairs: Iterable[tuple[str, str]]) -> Options:
         return defaults(kind)
     base = defaults(kind) if kind != ORIGINAL else Options(ORIGINAL, "jpeg", quality=JPEG_QUALITY)
     bg = parse_bg(raw["bg"]) if "bg" in raw else base.bg
-    fmt = _format(raw.get("format"), formats) if "format" in raw else base.format
+    fmt = _format(raw["format"], formats) if "format" in raw else base.format
     quality = _quality(raw.get("quality"), fmt)
     crop = _flag("crop", raw["crop"]) if "crop" in raw else False
     margin = _margin(raw["margin"]) if "margin" in raw else Margin()

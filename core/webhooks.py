@@ -101,7 +101,7 @@ def _add(session: Session, delivery: dict[str, Any]) -> None:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # same on_conflict_do_nothing
     now = utcnow()
     row = {"status": DeliveryStatus.pending.value, "attempts": 0, "created_at": now, "next_attempt_at": now,
            **delivery}

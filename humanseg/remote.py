@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.close()
 
 
-def _reason(exc: OSError) -> str:
+def _reason(exc: Exception) -> str:
     """The innermost reason of a connection error (requests nests urllib3's several levels deep)."""
     while exc.args and isinstance(exc.args[0], Exception) and exc.args[0] is not exc:
         exc = exc.args[0]

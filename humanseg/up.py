@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from humanseg.core.logfmt import logkv
@@ -77,7 +77,7 @@ class Child:
     name: str
     argv: list[str]
     env: dict[str, str]
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen = field(init=False)  # set by Supervisor._start, right after spawn() makes it
     started_at: float = 0.0
     failures: int = 0  # exits in a row without a stable run in between
     restart_at: float | None = None  # set while a dead child waits out its backoff
@@ -202,9 +202,11 @@ def run_up(settings: Settings) -> int:
     env["HUMANSEG_SECRET_KEY"] = ensure_secret_key(settings)
     migrate.upgrade(settings.database_url)
     if settings.storage == "s3":
-        from humanseg.core.storage import make_storage
+        from humanseg.core.storage import S3Storage, make_storage
 
-        make_storage(settings).ensure_bucket()
+        storage = make_storage(settings)
+        assert isinstance(storage, S3Storage)  # settings.storage is "s3"
+        storage.ensure_bucket()
     sup = Supervisor()
     stop_requested = []
 

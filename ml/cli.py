@@ -152,9 +152,10 @@ def _evaluate(args) -> int:
         select_rows,
         write_json,
     )
-    from humanseg.ml.predictor import load_predictor
+    from humanseg.ml.predictor import Predictor, load_predictor
     from humanseg.ml.teach import TeacherPredictor, labelled_rows, load_teachers
 
+    predictor: Predictor | TeacherPredictor
     if args.score_teachers:
         names = set(args.teacher_names.split(","))
         predictor = TeacherPredictor([t for t in load_teachers(args.score_teachers) if t.name in names])

@@ -112,13 +112,13 @@ def load_pair(row: Row, long_side: int | None = None, soft: bool = False) -> tup
     image = load_image(row.image)
     with Image.open(row.mask) as m:
         mask = m.convert("L")
-    resample = Image.BILINEAR if soft else Image.NEAREST
+    resample = Image.Resampling.BILINEAR if soft else Image.Resampling.NEAREST
     if mask.size != image.size:
         mask = mask.resize(image.size, resample)
     if long_side and max(image.size) > long_side:
         scale = long_side / max(image.size)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.BILINEAR, reducing_gap=3.0)
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
         mask = mask.resize(size, resample)
     if not soft:
         mask = mask.point(lambda v: 255 if v >= 128 else 0)
@@ -158,8 +158,8 @@ class Augmenter:
              -sin, cos, sin * cx - cos * cy + cy / scale - ty / scale)
         if flip:
             image, mask = ImageOps.mirror(image), ImageOps.mirror(mask)
-        img = image.transform((s, s), Image.AFFINE, m, Image.BILINEAR, fillcolor=self.fill)
-        msk = mask.transform((s, s), Image.AFFINE, m, Image.NEAREST, fillcolor=0)
+        img = image.transform((s, s), Image.Transform.AFFINE, m, Image.Resampling.BILINEAR, fillcolor=self.fill)
+        msk = mask.transform((s, s), Image.Transform.AFFINE, m, Image.Resampling.NEAREST, fillcolor=0)
         if self.train:
             img = self._colour(img)
         return img, msk

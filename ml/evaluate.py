@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -23,6 +24,9 @@ from humanseg.ml.data import (
 from humanseg.ml.imageio import load_image
 from humanseg.ml.predictor import Predictor
 from humanseg.ml.refine import guided_filter
+
+if TYPE_CHECKING:
+    from humanseg.ml.teach import TeacherPredictor
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class ModuleBackend:
         return out
 
 
-def evaluate_predictor(predictor: Predictor, rows: Sequence[Row], progress: bool = False,
+def evaluate_predictor(predictor: Predictor | TeacherPredictor, rows: Sequence[Row], progress: bool = False,
                        resolution: str = "mask", refine: bool | None = None) -> dict:
     """Score each image against its mask at the mask's resolution, or at the photo's ("image").
 
@@ -59,11 +63,11 @@ def evaluate_predictor(predictor: Predictor, rows: Sequence[Row], progress: bool
         with Image.open(row.mask) as m:
             target_img = m.convert("L")
         if resolution == "image" and target_img.size != image.size:
-            target_img = target_img.resize(image.size, Image.NEAREST)
+            target_img = target_img.resize(image.size, Image.Resampling.NEAREST)
         target = np.asarray(target_img) >= 128
         prob = predictor.probabilities([image], sizes=[target_img.size])[0]
         if predictor.cfg.refine if refine is None else refine:
-            guide = image if image.size == target_img.size else image.resize(target_img.size, Image.BILINEAR)
+            guide = image if image.size == target_img.size else image.resize(target_img.size, Image.Resampling.BILINEAR)
             prob = guided_filter(guide, prob)
         pred = prob >= predictor.cfg.threshold
         tp += np.asarray(scores.confusion(pred, target))

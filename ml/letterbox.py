@@ -32,7 +32,7 @@ class Letterbox:
 
 def to_input(image: Image.Image, box: Letterbox, mean, std) -> np.ndarray:
     """RGB image -> normalised float32 CHW array of the padded size (pad value = 0 after normalisation)."""
-    resized = image.resize((box.new_w, box.new_h), Image.BILINEAR, reducing_gap=3.0)
+    resized = image.resize((box.new_w, box.new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
     arr = (np.asarray(resized, dtype=np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(
         std, np.float32
     )
@@ -46,5 +46,5 @@ def to_probability(logits: np.ndarray, box: Letterbox, size: tuple[int, int] | N
     crop = logits[: box.new_h, : box.new_w].astype(np.float32)
     prob = 1.0 / (1.0 + np.exp(-np.clip(crop, -30, 30)))
     out_w, out_h = size or (box.width, box.height)
-    resized = Image.fromarray(prob).resize((out_w, out_h), Image.BILINEAR)
+    resized = Image.fromarray(prob).resize((out_w, out_h), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.float32)

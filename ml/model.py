@@ -32,7 +32,7 @@ def build_model(cfg: ModelConfig, encoder_weights: str | None = None) -> nn.Modu
 def load_encoder_weights(model: nn.Module, path: str | Path) -> None:
     """Initialise the encoder from a local ImageNet state dict (strict)."""
     state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    model.encoder.load_state_dict(state)
+    model.encoder.load_state_dict(state)  # type: ignore[union-attr]  # Module.__getattr__: a submodule here
 
 
 def save_model_dir(model: nn.Module, cfg: ModelConfig, out_dir: str | Path, half: bool = False) -> Path:

@@ -147,13 +147,13 @@ class Predictor:
         if max(image.size) > MAX_MAP_SIDE:
             scale = MAX_MAP_SIDE / max(image.size)
             small = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            work = image.resize(small, Image.BILINEAR, reducing_gap=3.0)
+            work = image.resize(small, Image.Resampling.BILINEAR, reducing_gap=3.0)
         prob = self.foreground([work], refine)[0]
         alpha = Image.fromarray(soft_alpha(prob, self.cfg.threshold), "L")
         if work is image:
             return Segmentation(self._binary(prob), alpha)
         del prob
-        alpha = alpha.resize(image.size, Image.BILINEAR)
+        alpha = alpha.resize(image.size, Image.Resampling.BILINEAR)
         # The alpha ramp is centred on the threshold, so 128 is the threshold in alpha units.
         return Segmentation(alpha.point(lambda v: 255 if v >= 128 else 0), alpha)
 

@@ -26,7 +26,7 @@ def box_mean(x: np.ndarray, r: int) -> np.ndarray:
 def _resize(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (arr.shape[1], arr.shape[0]) == size:
         return arr
-    return np.asarray(Image.fromarray(arr.astype(np.float32), "F").resize(size, Image.BILINEAR), np.float32)
+    return np.asarray(Image.fromarray(arr.astype(np.float32), "F").resize(size, Image.Resampling.BILINEAR), np.float32)
 
 
 def guided_filter(guide: Image.Image, prob: np.ndarray, radius: int | None = None, eps: float = 1e-4,
@@ -47,7 +47,7 @@ def guided_filter(guide: Image.Image, prob: np.ndarray, radius: int | None = Non
     radius = radius or max(2, round(max(w, h) / 100))
     r = max(1, round(radius * small[0] / w))
     rgb = guide.convert("RGB")
-    i_s = np.asarray(rgb.resize(small, Image.BILINEAR), np.float32) / 255.0  # (h, w, 3)
+    i_s = np.asarray(rgb.resize(small, Image.Resampling.BILINEAR), np.float32) / 255.0  # (h, w, 3)
     p_s = _resize(prob, small)
     mean_i = np.stack([box_mean(i_s[..., c], r) for c in range(3)], -1)
     mean_p = box_mean(p_s, r)

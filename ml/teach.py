@@ -54,7 +54,7 @@ class OnnxTeacher:
         x = self.preprocess(image)
         out = self.session.run(None, {self.input: x[None]})[0][0, 0].astype(np.float32)
         out = self.postprocess(out)
-        back = Image.fromarray(out, mode="F").resize(image.size, Image.BILINEAR)
+        back = Image.fromarray(out, mode="F").resize(image.size, Image.Resampling.BILINEAR)
         return np.clip(np.asarray(back, np.float32), 0.0, 1.0)
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
@@ -75,7 +75,7 @@ class Modnet(OnnxTeacher):
             scale = 512 / min(w, h)
             w, h = round(w * scale), round(h * scale)
         w, h = max(32, w - w % 32), max(32, h - h % 32)
-        rgb = np.asarray(image.resize((w, h), Image.BICUBIC), np.float32)
+        rgb = np.asarray(image.resize((w, h), Image.Resampling.BICUBIC), np.float32)
         return ((rgb - 127.5) / 127.5).transpose(2, 0, 1)
 
 
@@ -85,7 +85,7 @@ class U2netp(OnnxTeacher):
     name = "u2netp"
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        rgb = np.asarray(image.resize((320, 320), Image.LANCZOS), np.float32)
+        rgb = np.asarray(image.resize((320, 320), Image.Resampling.LANCZOS), np.float32)
         rgb = rgb / max(float(rgb.max()), 1e-6)
         return ((rgb - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1).astype(np.float32)
 
@@ -255,6 +255,6 @@ class TeacherPredictor:
         for image, size in zip(images, sizes, strict=True):
             soft = np.mean([t.soft(image) for t in self.teachers], axis=0)
             if soft.shape[::-1] != tuple(size):
-                soft = np.asarray(Image.fromarray(soft, mode="F").resize(size, Image.BILINEAR))
+                soft = np.asarray(Image.fromarray(soft, mode="F").resize(size, Image.Resampling.BILINEAR))
             out.append(soft)
         return out

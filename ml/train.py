@@ -8,6 +8,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -172,7 +173,7 @@ def prepare_data(tc: TrainConfig) -> TrainData:
         weights.append(spec.weight)
         teach_rows += labelled_rows(spec.path, min_agreement=tc.min_agreement, split="heldout", min_area=tc.min_area)
         if tc.scene_p:
-            scenes += [load_image(r.image).resize(_fit(r.image, long_side), Image.BILINEAR)
+            scenes += [load_image(r.image).resize(_fit(r.image, long_side), Image.Resampling.BILINEAR)
                        for r in labelled_rows(spec.path, min_agreement=0.0)]
     log.info(logkv(event="train_data", train=",".join(map(str, sizes)), weights=",".join(map(str, weights)),
                    val=len(val_rows), ood=len(ood_rows), teach=len(teach_rows), scenes=len(scenes), size=tc.size))
@@ -237,7 +238,8 @@ class Run:
         warmup = max(1, int(tc.warmup_epochs * steps_per_epoch))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, total, warmup))
         self.rng = random.Random(tc.seed)
-        self.state = {"epoch": 0, "step": 0, "best_iou": -1.0, "best_score": -1.0, "history": [], "seconds": 0.0}
+        self.state: dict[str, Any] = {"epoch": 0, "step": 0, "best_iou": -1.0, "best_score": -1.0,
+                                      "history": [], "seconds": 0.0}
         self.last = tc.out / "last.pt"
 
     def resume(self) -> None:

@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from flask import Blueprint, jsonify, redirect, request, send_file
 from flask.wrappers import Response
@@ -82,12 +83,13 @@ def create_jobs():
                                           batch_id=batch_id,
                                           outputs=outputs, webhook=webhook)
         if may_wait:
+            assert wait is not None  # a wait slot is taken only when a wait was asked for
             headers["Preference-Applied"] = f"wait={wait:g}"
             if wait_for([j.id for j in jobs], wait, svc):
                 status = 200
                 jobs = _reload(jobs)
     headers["Location"] = f"/api/v1/batches/{batch.id}"
-    body = {"batch_id": batch.id, "batch_url": headers["Location"], "batch_name": batch.name,
+    body: dict[str, Any] = {"batch_id": batch.id, "batch_url": headers["Location"], "batch_name": batch.name,
             "jobs": [job_brief(j) for j in jobs]}
     if webhook is not None:
         body["webhook"] = webhook_json(batch, with_secret=True)  # the only time the secret is shown
@@ -240,7 +242,8 @@ def segment():
     if len(parts) != 1:
         raise ErrorAnswer(400, "no_files" if not parts else "too_many_files",
                        "send exactly one image in the multipart field 'image'")
-    opts = variant_cache.options(output, variant_cache.option_pairs(request.values.items(multi=True)))
+    # werkzeug types CombinedMultiDict.items(multi=True) as (key, list); it yields one pair per value.
+    opts = variant_cache.options(output, variant_cache.option_pairs(request.values.items(multi=True)))  # type: ignore[arg-type]
     # The plain cut-out or overlay is made by the worker with the mask; any other variant here.
     made_by_worker = output if opts == defaults(output) else None
     with wait_slot(svc) as may_wait:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Blueprint, jsonify, redirect, request, url_for
 from flask.wrappers import Response
@@ -51,7 +52,7 @@ def store_background(part: FileStorage | None, svc: Services) -> tuple[str, Imag
 
 def background_json(background_id: str, info: ImageInfo | None = None) -> dict:
     """The public representation of a background image."""
-    body = {"id": background_id, "bg": f"image:{background_id}",
+    body: dict[str, Any] = {"id": background_id, "bg": f"image:{background_id}",
             "url": url_for("backgrounds.get_background", background_id=background_id)}
     if info is not None:
         body.update(content_type=info.content_type, width=info.width, height=info.height,

@@ -29,7 +29,7 @@ class BodyTimeout(RequestTimeout):
     description = "the request body arrived too slowly; send it faster or in smaller requests"
 
 
-def _gevent_timer() -> Callable[[float], Any] | None:
+def _gevent_timer() -> type[Any] | None:
     """gevent.Timeout when this process's sockets are gevent's (gunicorn's gevent worker)."""
     monkey = sys.modules.get("gevent.monkey")
     if monkey is None or not monkey.is_module_patched("socket"):

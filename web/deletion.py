@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -31,7 +32,7 @@ def _job_keys(job_id: str, original_key: str | None) -> tuple[list[str], str]:
     return ([original_key] if original_key else []), results_prefix(job_id)
 
 
-def _remove_objects(services: Services, job_keys: list[tuple[str, str | None]]) -> int:
+def _remove_objects(services: Services, job_keys: Sequence[tuple[str, str | None]]) -> int:
     """Remove originals and results; storage failures are logged, never hidden silently."""
     count = 0
     for job_id, original_key in job_keys:

@@ -93,6 +93,7 @@ def _keep(key: str, resp: Response) -> None:
     stored = json.dumps({"body": resp.get_data(as_text=True), "headers": headers})
     with session_scope(services().sessions) as session:
         row = session.get(IdempotencyKey, key)
+        assert row is not None  # reserved by this request (_reserve), released only if it fails
         row.status_code, row.response = resp.status_code, stored
 
 

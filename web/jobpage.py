@@ -40,7 +40,7 @@ class View:
 
     kind: ResultKind
     preview: str
-    full: str
+    full: str | None  # object_url: None where the job has no such object
 
 
 def preview_url(job: Job, kind: str) -> str:

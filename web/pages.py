@@ -75,18 +75,19 @@ def _page_headers(resp: Response) -> Response:
 def _storage_origins() -> list[str]:
     """Where result images may come from besides us: the S3 endpoint of presigned URLs."""
     svc = services()
-    cached = getattr(svc, "_gallery_img_origins", None)
+    cached = svc.gallery_img_origins
     if cached is None:
         url = svc.storage.url("originals/probe.jpg")  # local storage: None (served by us)
         parts = urlsplit(url) if url else None
         cached = [f"{parts.scheme}://{parts.netloc}"] if parts and parts.netloc else []
-        svc._gallery_img_origins = cached
+        svc.gallery_img_origins = cached
     return cached
 
 
 @bp.get("/favicon.ico")
 def favicon() -> Response:
     """The icon browsers ask for by default."""
+    assert bp.static_folder is not None  # the blueprint is made with one
     return send_from_directory(bp.static_folder, "favicon.ico", mimetype="image/x-icon",
                                max_age=86400)
 
@@ -117,7 +118,7 @@ def upload():
         batch, jobs = create_jobs(parts, services(), batch_name=request.form.get("batch_name"),
                                   outputs=upload_outputs(request.form.getlist("outputs")))
     except ErrorAnswer as exc:
-        errors = exc.files or [{"file": exc.file, "message": exc.message}]
+        errors: list[dict] = exc.files or [{"file": exc.file, "message": exc.message}]
         return _upload_page(errors, "Nothing was uploaded: " + exc.message, exc.status)
     if len(jobs) == 1:
         return redirect(url_for("pages.job", job_id=jobs[0].id), code=303)
@@ -195,8 +196,8 @@ def job(job_id: str):
         original_preview=jobpage.preview_url(found, ORIGINAL),
         original_ext=(found.original_key or "").rpartition(".")[2] or "jpg",
         option_preview=url_for("api.job_result", job_id=found.id, kind="cutout",
-                               **form.preview_query()),
-        option_download=url_for("api.job_result", job_id=found.id, kind="cutout", **form.query),
+                               **form.preview_query()),  # type: ignore[arg-type]  # option names only
+        option_download=url_for("api.job_result", job_id=found.id, kind="cutout", **form.query),  # type: ignore[arg-type]  # option names only
         api_job_url=url_for("api.get_job", job_id=found.id),
         api_backgrounds_url=url_for("backgrounds.create_background")), 400 if form.error else 200
 
@@ -266,6 +267,7 @@ def _control(action: str, *, job_id: str | None = None, batch_id: str | None = N
         job_id = get_job_or_404(job_id).id
         where, back = Job.id == job_id, url_for("pages.job", job_id=job_id)
     else:
+        assert batch_id is not None  # the routes pass one of the two
         get_batch_or_404(batch_id)
         where, back = Job.batch_id == batch_id, url_for("pages.batch", batch_id=batch_id)
     changed = cancel_where(where) if action == "cancel" else retry_where(RETRYABLE, where)

@@ -33,6 +33,8 @@ class Services:
     # Whether every request needs an API key (web/exposure.py decides; gunicorn may set it from the
     # addresses it really bound, which the settings' host may not name).
     keys_required: bool
+    # The pages' image origins besides us (web/pages.py works them out on first use).
+    gallery_img_origins: list[str] | None = None
 
 
 def services() -> Services:

@@ -7,7 +7,7 @@ import tempfile
 import time
 import unicodedata
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from flask import Request
 from sqlalchemy import func, select, update
@@ -36,7 +36,7 @@ class SpoolingRequest(Request):
     """Flask's request, with every uploaded file part spooled to disk past SPOOL_BYTES."""
 
     def _get_file_stream(self, total_content_length, content_type, filename=None,
-                         content_length=None) -> BinaryIO:
+                         content_length=None) -> IO[bytes]:
         return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="rb+")
 
 
@@ -45,7 +45,7 @@ class Upload:
     """One validated part, ready to store: its spooled file, never its bytes held in memory."""
 
     filename: str
-    file: BinaryIO
+    file: IO[bytes]
     info: ImageInfo
 
     def read(self) -> bytes:

@@ -25,7 +25,7 @@ from humanseg.core.images import orientation
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job
 from humanseg.core.render import Sources, load_gray, load_photo, render
-from humanseg.core.results import result_kind
+from humanseg.core.results import known_kind, result_key
 from humanseg.core.storage import Storage
 from humanseg.core.variants import (
     OPTION_NAMES,
@@ -76,14 +76,14 @@ def media_type(job: Job, opts: Options) -> str:
 
 def variant_url(job: Job, kind: str, **query: str | int) -> str:
     """Our URL of one result with options (rendered on first request, then served from storage)."""
-    return url_for("api.job_result", job_id=job.id, kind=kind, **query)
+    return url_for("api.job_result", job_id=job.id, kind=kind, **query)  # type: ignore[arg-type]  # option names, not url_for's _anchor & co
 
 
 def ensure(job: Job, opts: Options, storage: Storage) -> str:
     """The storage key of the variant, rendered and stored first when it is not there yet."""
     key = opts.key(job.id, job.original_key)
     plain = opts == defaults(opts.kind)
-    if plain and (opts.kind == ORIGINAL or not result_kind(opts.kind).on_request):
+    if plain and (opts.kind == ORIGINAL or not known_kind(opts.kind).on_request):
         return key  # uploads and the kinds every job writes are there (or truly missing: 404)
     try:
         if storage.exists(key):
@@ -129,7 +129,7 @@ def fetch(job: Job, opts: Options, storage: Storage) -> Blobs:
         if "alpha" in need:
             blobs.alpha = _alpha_bytes(job, storage)
         if "mask" in need:
-            blobs.mask = storage.get(result_kind("mask").key(job.id))
+            blobs.mask = storage.get(result_key(job.id, "mask"))
     except ObjectNotFound as exc:
         raise ErrorAnswer(404, "result_missing", f"job {job.id} is missing {exc}") from exc
     if "background" in need:
@@ -143,10 +143,10 @@ def fetch(job: Job, opts: Options, storage: Storage) -> Blobs:
 
 def _alpha_bytes(job: Job, storage: Storage) -> bytes:
     try:
-        return storage.get(result_kind("alpha").key(job.id))
+        return storage.get(result_key(job.id, "alpha"))
     except ObjectNotFound:
         # Jobs finished before the soft alpha existed have only their mask: it is their alpha.
-        return storage.get(result_kind("mask").key(job.id))
+        return storage.get(result_key(job.id, "mask"))
 
 
 def render_blobs(opts: Options, blobs: Blobs) -> bytes:

@@ -41,7 +41,7 @@ class Loop(threading.Thread):
             if self.finish is not None:
                 self.finish()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float | None = 5.0) -> None:
         """End the loop after the pass in progress and wait up to `timeout` seconds for it."""
         self.stop_event.set()
         if self.is_alive() and threading.current_thread() is not self:

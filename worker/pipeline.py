@@ -18,7 +18,7 @@ from humanseg.core.images import load_oriented
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.redact import without_paths
-from humanseg.core.results import result_kind
+from humanseg.core.results import known_kind
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, results_prefix
 from humanseg.core.variants import outputs_of
@@ -73,7 +73,7 @@ def claim(sessions: sessionmaker[Session], job_id: str, lease_seconds: int) -> C
                        (Job.status == JobStatus.running) & (Job.lease_expires_at < now)))
             .values(status=JobStatus.running, attempts=Job.attempts + 1, started_at=now,
                     lease_expires_at=now + timedelta(seconds=lease_seconds), error=None)
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]  # DML: a CursorResult
         if not claimed:
             return None
         # Same transaction: one commit per claim, not a second round trip for the row.
@@ -90,7 +90,7 @@ def _finish(sessions, job_id: str, attempt: int, **values) -> bool:
             update(Job).where(Job.id == job_id, Job.status == JobStatus.running,
                               Job.attempts == attempt)
             .values(lease_expires_at=None, **values)
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]  # DML: a CursorResult
         if done and values.get("status") in (JobStatus.succeeded, JobStatus.failed):
             # The webhook events commit with the outcome; worker/webhook_sender.py delivers them.
             record_finished(session, [job_id])
@@ -142,7 +142,7 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
     try:
         with stages.timed("store"):
             for name, data in outputs.items():  # deterministic keys: a rerun overwrites the same objects
-                kind = result_kind(name)
+                kind = known_kind(name)
                 storage.put(kind.key(job_id), data, kind.content_type)
     except StorageError as exc:
         return transient(sessions, settings, job_id, attempt, f"writing results: {exc}")

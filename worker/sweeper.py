@@ -60,11 +60,11 @@ def sweep(settings: Settings, sessions: sessionmaker[Session], celery) -> SweepR
             if attempts >= settings.max_attempts:
                 lost = session.execute(base.values(
                     status=JobStatus.failed, finished_at=now, lease_expires_at=None,
-                    error=f"worker lost the job {attempts} times (lease expired)")).rowcount
+                    error=f"worker lost the job {attempts} times (lease expired)")).rowcount  # type: ignore[attr-defined]  # DML: a CursorResult
                 if lost:
                     record_finished(session, [job_id])  # webhook events commit with the failure
                 failed += lost
-            elif session.execute(base.values(status=JobStatus.queued, lease_expires_at=None)).rowcount:
+            elif session.execute(base.values(status=JobStatus.queued, lease_expires_at=None)).rowcount:  # type: ignore[attr-defined]  # DML: a CursorResult
                 requeued.append(job_id)
         stale_before = now - timedelta(seconds=settings.stale_queued_seconds)
         stale = list(session.scalars(

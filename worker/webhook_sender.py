@@ -49,9 +49,10 @@ def _claim(sessions: sessionmaker[Session]) -> tuple[WebhookDelivery, str] | Non
                 .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == DeliveryStatus.pending,
                        WebhookDelivery.next_attempt_at <= now)
                 .values(attempts=WebhookDelivery.attempts + 1,
-                        next_attempt_at=now + timedelta(seconds=LEASE_SECONDS))).rowcount
+                        next_attempt_at=now + timedelta(seconds=LEASE_SECONDS))).rowcount  # type: ignore[attr-defined]  # DML: a CursorResult
             if claimed:
                 row = session.get(WebhookDelivery, delivery_id, populate_existing=True)
+                assert row is not None  # claimed just now, in this transaction
                 secret = session.scalar(select(Batch.webhook_secret).where(Batch.id == row.batch_id))
                 return row, secret or ""
     return None
