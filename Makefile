@@ -47,8 +47,9 @@ chromium:
 		echo "make test: no /usr/bin/chromium: the browser tests will be skipped (install chromium and chromium-driver)"; \
 	fi
 
-test: install chromium typecheck
-	$(BIN)/python -m pytest
+# The suite, then the type check: a type error fails `make test` too, without hiding the tests' results.
+test: install chromium
+	@status=0; $(BIN)/python -m pytest || status=$$?; $(BIN)/python scripts/typecheck.py || status=1; exit $$status
 
 # Build both images and run compose.yaml for real (Podman; root sets it up with apt). See
 # docs/docker.md "Tested for real". COMPOSE_TEST_FLAGS=--skip-if-unavailable for CI.
