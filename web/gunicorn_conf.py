@@ -67,7 +67,9 @@ def when_ready(server) -> None:
     if warning:
         server.log.warning(warning)
     if exposed(hosts):
-        server.log.info("API keys required: listening on %s", ", ".join(exposed(hosts)))
+        from humanseg.core.logfmt import logkv
+
+        server.log.info(logkv(event="api_keys_required", listening=",".join(exposed(hosts))))
 
 
 def post_worker_init(worker) -> None:

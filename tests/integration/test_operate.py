@@ -39,6 +39,7 @@ def test_gunicorn_on_a_reachable_address_requires_keys(tmp_path):
                             env=env, cwd=Path(__file__).resolve().parents[2],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
+
     def answer() -> tuple | None:  # in a tuple: a 401 response is falsy
         assert proc.poll() is None, "gunicorn exited"
         try:
@@ -51,7 +52,9 @@ def test_gunicorn_on_a_reachable_address_requires_keys(tmp_path):
         assert resp.status_code == 401 and resp.json()["error"]["code"] == "api_key_required"
     finally:
         stop_process(proc)
+        output = proc.stdout.read().decode(errors="replace")
         proc.stdout.close()
+    assert "event=api_keys_required listening=0.0.0.0" in output, output[-3000:]
 
 
 def _samples(text: str) -> dict[tuple[str, tuple], float]:
