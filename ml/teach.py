@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -97,10 +98,11 @@ class U2netp(OnnxTeacher):
 TEACHERS = {"modnet.onnx": Modnet, "u2netp.onnx": U2netp}
 
 
-def load_teachers(folder: Path, threads: int = 0) -> list[OnnxTeacher]:
-    """The teacher files found in `folder` (modnet.onnx, u2netp.onnx), at least one."""
+def load_teachers(folder: Path, threads: int = 0, names: set[str] | None = None) -> list[OnnxTeacher]:
+    """The teacher files found in `folder` (modnet.onnx, u2netp.onnx), at least one; `names` picks some."""
     folder = Path(folder)
-    found = [cls(folder / name, threads) for name, cls in TEACHERS.items() if (folder / name).is_file()]
+    found = [cls(folder / name, threads) for name, cls in TEACHERS.items()
+             if (folder / name).is_file() and (names is None or cls.name in names)]
     if not found:
         raise TeacherError(f"{folder}: no teacher model (expected {' and/or '.join(TEACHERS)}); "
                            "`humanseg fetch-teachers DIR` obtains them")
@@ -165,48 +167,90 @@ def label_photo(teachers: list[OnnxTeacher], image: Image.Image, min_area: float
 
 
 def teach(images: Path, out: Path, teachers_dir: Path, min_area: float = 0.01, threads: int = 0,
-          progress: bool = False) -> dict:
-    """Label every photo under `images` into `out` (resumable: photos labelled by the same teachers are skipped)."""
+          progress: bool = False, names: set[str] | None = None, split: str = "all", workers: int = 0) -> dict:
+    """Label every photo under `images` into `out` (resumable: photos labelled by the same teachers are skipped).
+
+    names: only these teachers (e.g. {"modnet"}); split: "all", or only the "train" or "heldout" part;
+    workers: label in that many processes (each loads the teachers once, with `threads` threads).
+    """
     images, out = Path(images), Path(out)
     if not images.is_dir():
         raise TeacherError(f"{images}: not a folder of photos")
-    teachers = load_teachers(teachers_dir, threads)
+    teachers = load_teachers(teachers_dir, threads, names)
     fingerprint = ",".join(f"{t.name}:{t.fingerprint}" for t in teachers)
     out.mkdir(parents=True, exist_ok=True)
     (out / "teach.json").write_text(json.dumps({"images": str(images.resolve()), "teachers": fingerprint}) + "\n")
     done = read_manifest(out)
     counts = {"photos": 0, "labelled": 0, "cached": 0, "dropped": 0, "unreadable": 0}
-    dropped, agreements = [], []
-    paths = list(find_images(images))
+    entries: list[Label] = []
+    todo: list[str] = []
+    for path in find_images(images):
+        rel = path.relative_to(images).as_posix()
+        if split != "all" and held_out(rel) != (split == "heldout"):
+            continue
+        counts["photos"] += 1
+        entry = done.get(rel)
+        if entry and entry.teachers == fingerprint and (out / entry.label).is_file():
+            counts["cached"] += 1
+            entries.append(entry)
+        else:
+            todo.append(rel)
     with open(out / MANIFEST, "a") as manifest:
-        for path in _maybe_progress(paths, progress):
-            rel = path.relative_to(images).as_posix()
-            counts["photos"] += 1
-            entry = done.get(rel)
-            if entry and entry.teachers == fingerprint and (out / entry.label).is_file():
-                counts["cached"] += 1
-            else:
-                try:
-                    image = load_image(path)
-                except (OSError, ValueError) as exc:  # one bad photo must not stop the folder
-                    log.warning(logkv(event="teach_unreadable", image=rel, reason=str(exc)))
-                    counts["unreadable"] += 1
-                    continue
-                soft, agreement, area = label_photo(teachers, image, min_area)
-                label_rel = str(Path(rel).with_suffix(".png"))
-                (out / label_rel).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(np.round(soft * 255).astype(np.uint8), mode="L").save(out / label_rel)
-                entry = Label(rel, label_rel, round(agreement, 4), round(area, 4), area >= min_area, fingerprint)
-                manifest.write(json.dumps(asdict(entry)) + "\n")
-                manifest.flush()
-                counts["labelled"] += 1
-            agreements.append(entry.agreement)
-            if not entry.keep:
-                dropped.append(rel)
+        for rel, result in _maybe_progress(_label_all(teachers, images, todo, min_area, workers, threads,
+                                                      teachers_dir, names), progress, total=len(todo)):
+            if isinstance(result, str):  # one bad photo must not stop the folder
+                log.warning(logkv(event="teach_unreadable", image=rel, reason=result))
+                counts["unreadable"] += 1
+                continue
+            soft, agreement, area = result
+            label_rel = str(Path(rel).with_suffix(".png"))
+            (out / label_rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(soft, mode="L").save(out / label_rel)
+            entry = Label(rel, label_rel, round(agreement, 4), round(area, 4), area >= min_area, fingerprint)
+            manifest.write(json.dumps(asdict(entry)) + "\n")
+            manifest.flush()
+            counts["labelled"] += 1
+            entries.append(entry)
+    dropped = [e.image for e in entries if not e.keep]
     counts["dropped"] = len(dropped)
-    agree = np.asarray(agreements or [0.0])
+    agree = np.asarray([e.agreement for e in entries] or [0.0])
     return {**counts, "agree_0.85": int((agree >= 0.85).sum()), "agree_0.7": int((agree >= 0.7).sum()),
             "dropped_photos": dropped, "teachers": fingerprint}
+
+
+_WORKER_TEACHERS: list[OnnxTeacher] = []
+
+
+def _label_one(teachers: list[OnnxTeacher], images: Path, rel: str, min_area: float):
+    """(soft label as uint8, agreement, area) of one photo, or the reason it cannot be read."""
+    try:
+        image = load_image(images / rel)
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    soft, agreement, area = label_photo(teachers, image, min_area)
+    return np.round(soft * 255).astype(np.uint8), agreement, area
+
+
+def _init_worker(teachers_dir: Path, threads: int, names: set[str] | None) -> None:
+    _WORKER_TEACHERS[:] = load_teachers(teachers_dir, threads, names)
+
+
+def _label_in_worker(images: Path, rel: str, min_area: float):
+    return _label_one(_WORKER_TEACHERS, images, rel, min_area)
+
+
+def _label_all(teachers, images, todo, min_area, workers, threads, teachers_dir, names) -> Iterator[tuple[str, Any]]:
+    """(photo, result) for each photo to label, in order: here, or in `workers` processes."""
+    if workers <= 1:
+        for rel in todo:
+            yield rel, _label_one(teachers, images, rel, min_area)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(teachers_dir, threads, names)) as pool:
+        yield from zip(todo, pool.map(partial(_label_in_worker, images, min_area=min_area), todo, chunksize=8),
+                       strict=True)
 
 
 def labelled_rows(labels: Path, images: Path | None = None, min_agreement: float = 0.85,
@@ -233,12 +277,12 @@ def labelled_rows(labels: Path, images: Path | None = None, min_agreement: float
     return sorted(rows, key=lambda r: r.image.name)
 
 
-def _maybe_progress(items, enabled):
+def _maybe_progress(items, enabled, total=None):
     if not enabled:
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc="teach", unit="photo")
+    return tqdm(items, desc="teach", unit="photo", total=total)
 
 
 class TeacherPredictor:

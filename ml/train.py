@@ -71,10 +71,14 @@ def bce_lovasz_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return nn.functional.binary_cross_entropy_with_logits(logits, target) + lovasz_hinge(logits, target)
 
 
-def soft_jaccard(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image soft IoU loss, 1 - sum(p*t) / sum(p + t - p*t): defined for soft targets too, one value per image."""
+def soft_jaccard(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image soft IoU loss, 1 - sum(p*t) / sum(p + t - p*t): defined for soft targets too, one value per image.
+
+    mask: only these pixels count (1 = counted)."""
     prob = torch.sigmoid(logits).flatten(1)
     target = target.flatten(1)
+    if mask is not None:
+        prob, target = prob * mask.flatten(1), target * mask.flatten(1)
     inter = (prob * target).sum(1)
     return 1 - (inter + 1.0) / ((prob + target - prob * target).sum(1) + 1.0)
 
@@ -97,7 +101,31 @@ def mixed_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce + torch.stack(parts).sum() / len(target)
 
 
-LOSSES = {"dice_bce": dice_bce_loss, "bce_lovasz": bce_lovasz_loss, "mixed": mixed_loss}
+def confidence(target: torch.Tensor) -> torch.Tensor:
+    """Per pixel: how sure the label is. 1 for ground truth (0 or 1); |2p - 1| for a teacher's soft map, so
+    that the band around 0.5 where the teacher hesitates teaches little and its clear regions teach fully."""
+    return (2 * target - 1).abs()
+
+
+def confident_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The mixed loss with per-pixel confidence: BCE weighted by `confidence` (so every teacher-labelled photo
+    teaches its clear regions, with no per-photo agreement cut), the Lovasz hinge on masks and the soft IoU on
+    the teacher's confident pixels only."""
+    weight = confidence(target)
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="sum")
+    bce = bce / weight.sum().clamp_min(1.0)
+    soft = is_soft(target)
+    parts = []
+    if (~soft).any():
+        parts.append(lovasz_hinge(logits[~soft], target[~soft]) * (~soft).sum())
+    if soft.any():
+        sure = (weight[soft] >= 0.5).float()  # outside the 0.25-0.75 band
+        parts.append(soft_jaccard(logits[soft], target[soft], mask=sure).sum())
+    return bce + torch.stack(parts).sum() / len(target)
+
+
+LOSSES = {"dice_bce": dice_bce_loss, "bce_lovasz": bce_lovasz_loss, "mixed": mixed_loss,
+          "confident": confident_loss}
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -157,27 +185,43 @@ def prepare_data(tc: TrainConfig) -> TrainData:
         rows = rows[: tc.limit_rows]
     train_rows, val_rows = split_rows(rows)
     long_side = int(tc.size * 1.6)  # a bit above the training size so scale augmentation keeps detail
-    primary = [load_pair(r, long_side=long_side) for r in train_rows]
+    load = _loader(tc.workers)
+    primary = load(train_rows, long_side)
     pairs, sizes, weights, ood_rows = list(primary), [len(primary)], [1.0], []
     for spec in tc.extra:
         extra_train, held = split_by_sequence(read_dataset(spec.path), tc.holdout_sequences)
         ood_rows += held
-        pairs += [load_pair(r, long_side=long_side) for r in extra_train]
+        pairs += load(extra_train, long_side)
         sizes.append(len(extra_train))
         weights.append(spec.weight)
     teach_rows, scenes = [], []
     for spec in tc.distill:
         rows = labelled_rows(spec.path, min_agreement=tc.min_agreement, min_area=tc.min_area)
-        pairs += [load_pair(r, long_side=long_side, soft=True) for r in rows]
+        distilled = load(rows, long_side, soft=True)
+        pairs += distilled
         sizes.append(len(rows))
         weights.append(spec.weight)
         teach_rows += labelled_rows(spec.path, min_agreement=tc.min_agreement, split="heldout", min_area=tc.min_area)
-        if tc.scene_p:
+        if tc.scene_p and tc.min_agreement <= 0:  # every photo is a training pair already: reuse its image
+            scenes += [image for image, _ in distilled]
+        elif tc.scene_p:
             scenes += [load_image(r.image).resize(_fit(r.image, long_side), Image.Resampling.BILINEAR)
                        for r in labelled_rows(spec.path, min_agreement=0.0)]
     log.info(logkv(event="train_data", train=",".join(map(str, sizes)), weights=",".join(map(str, weights)),
                    val=len(val_rows), ood=len(ood_rows), teach=len(teach_rows), scenes=len(scenes), size=tc.size))
     return TrainData(pairs, primary, sizes, weights, val_rows, ood_rows, teach_rows, scenes)
+
+
+def _loader(workers: int):
+    """load_pair over many rows, in `workers` threads (decoding and resizing release the GIL)."""
+    def load(rows: list, long_side: int, soft: bool = False) -> list:
+        if workers <= 1:
+            return [load_pair(r, long_side=long_side, soft=soft) for r in rows]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(lambda r: load_pair(r, long_side=long_side, soft=soft), rows))
+    return load
 
 
 def _fit(path: Path, long_side: int) -> tuple[int, int]:
@@ -234,9 +278,10 @@ class Run:
         self.tc, self.model = tc, model
         self.ema = Ema(model, tc.ema_decay)
         self.opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        total = steps_per_epoch * tc.epochs
+        self.steps_per_epoch, self.epochs = steps_per_epoch, tc.epochs
         warmup = max(1, int(tc.warmup_epochs * steps_per_epoch))
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, total, warmup))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_factor(s, self.steps_per_epoch * self.epochs, warmup))
         self.rng = random.Random(tc.seed)
         self.state: dict[str, Any] = {"epoch": 0, "step": 0, "best_iou": -1.0, "best_score": -1.0,
                                       "history": [], "seconds": 0.0}
@@ -249,6 +294,8 @@ class Run:
         self.opt.load_state_dict(ckpt["opt"])
         self.sched.load_state_dict(ckpt["sched"])
         self.state = {"best_score": ckpt["state"].get("best_iou", -1.0), **ckpt["state"]}
+        if self.tc.time_budget:  # the budget fixed the epochs after the first one: keep that schedule
+            self.epochs = self.state.get("epochs", self.epochs)
         self.rng.setstate(ckpt["py_rng"])
         torch.set_rng_state(ckpt["torch_rng"])
         log.info(logkv(event="train_resumed", epoch=self.state["epoch"], step=self.state["step"],
@@ -260,9 +307,12 @@ class Run:
                     "torch_rng": torch.get_rng_state()}, self.last)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, loss_fn) -> float:
+        x, y = x.to(self.tc.device, non_blocking=True), y.to(self.tc.device, non_blocking=True)
         if self.tc.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        loss = loss_fn(self.model(x), y)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.tc.device.startswith("cuda")):
+            logits = self.model(x)
+        loss = loss_fn(logits.float(), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -276,51 +326,72 @@ class Run:
 
 
 def train(tc: TrainConfig) -> dict:
-    """Train, validating each epoch; keeps best/ (by val mean IoU, averaged with the OOD check's) and last.pt."""
+    """Train, validating each `val_every` epochs; keeps best/ (by val mean IoU, averaged with the OOD check's),
+    final/ (the last EMA weights) and last.pt (to resume)."""
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    torch.backends.cudnn.benchmark = tc.device.startswith("cuda")  # fixed input size: pick the fastest kernels
     seed_everything(tc.seed)
     tc.out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(tc)
     model, cfg = build_for_training(tc)
-    steps_per_epoch = max(1, data.sizes[0] // tc.batch_size)  # an epoch: as many samples as the primary set
+    model.to(tc.device)
+    samples = tc.epoch_samples or data.sizes[0]  # default epoch: as many samples as the primary set
+    steps_per_epoch = max(1, samples // tc.batch_size)
     run = Run(tc, model, steps_per_epoch)
     ds = SegDataset(data.train_pairs, Augmenter(tc.size, cfg.mean, train=True, rng=run.rng), cfg.mean, cfg.std,
                     paste_p=tc.paste_p, bystander_p=tc.bystander_p, people=data.people, scenes=data.scenes,
                     scene_p=tc.scene_p)
     if tc.resume and run.last.is_file():
         run.resume()
-    gen = torch.Generator().manual_seed(tc.seed + run.state["epoch"])
     loss_fn = LOSSES[tc.loss]
-    for epoch in range(run.state["epoch"], tc.epochs):
+    while run.state["epoch"] < run.epochs:
+        epoch = run.state["epoch"]
         t0 = time.perf_counter()
         model.train()
-        order = weighted_order(data.sizes, data.weights, steps_per_epoch * tc.batch_size, gen)
-        batches = [order[i : i + tc.batch_size] for i in range(0, len(order), tc.batch_size)]
-        bar = _progress(batches, f"epoch {epoch + 1}/{tc.epochs}", tc.progress)
         losses = []
-        for idx in bar:
-            xs, ys = zip(*(ds[i] for i in idx), strict=False)
-            losses.append(run.step(torch.stack(xs), torch.stack(ys), loss_fn))
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        for x, y in _epoch_batches(ds, data, tc, steps_per_epoch, epoch):
+            losses.append(run.step(x, y, loss_fn))
             if run.done():
                 break
         run.state["epoch"] = epoch + 1
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": run.sched.get_last_lr()[0]}
+        if (epoch + 1) % tc.val_every == 0 or epoch + 1 >= run.epochs or run.done():
+            record.update(validate(run.ema.model, cfg, data))
+            if record["score"] > run.state["best_score"]:
+                run.state.update(best_score=record["score"], best_iou=record["val_miou"], best_epoch=epoch + 1,
+                                 best_ood_iou=record.get("ood_miou"))
+                save_model_dir(run.ema.model, _with_meta(cfg, tc, run.state), tc.out / "best")
         run.state["seconds"] += time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": run.sched.get_last_lr()[0],
-                  **validate(run.ema.model, cfg, data)}
-        if record["score"] > run.state["best_score"]:
-            run.state.update(best_score=record["score"], best_iou=record["val_miou"], best_epoch=epoch + 1,
-                             best_ood_iou=record.get("ood_miou"))
-            save_model_dir(run.ema.model, _with_meta(cfg, tc, run.state), tc.out / "best")
+        if tc.time_budget and epoch == 0:  # fit the schedule into the budget, measured on this first epoch
+            run.epochs = max(1, int(tc.time_budget // run.state["seconds"]))
+        run.state["epochs"] = run.epochs
+        record["seconds"] = round(run.state["seconds"], 1)
         run.state["history"].append(record)
-        log.info(logkv(event="epoch_done", **record))
+        log.info(logkv(event="epoch_done", epochs=run.epochs, **record))
         run.save_last()
         if run.done():
             break
+    save_model_dir(run.ema.model, _with_meta(cfg, tc, run.state), tc.out / "final")
     (tc.out / "history.json").write_text(json.dumps(run.state, indent=2, default=str))
     return run.state
+
+
+def _epoch_batches(ds: SegDataset, data: TrainData, tc: TrainConfig, steps: int, epoch: int):
+    """One epoch's batches, drawn by dataset weight; `tc.workers` processes augment them (each reseeded)."""
+    gen = torch.Generator().manual_seed(tc.seed + epoch)
+    order = weighted_order(data.sizes, data.weights, steps * tc.batch_size, gen)
+    batches = [order[i : i + tc.batch_size] for i in range(0, len(order), tc.batch_size)]
+    loader = torch.utils.data.DataLoader(
+        ds, batch_sampler=batches, num_workers=tc.workers, worker_init_fn=_reseed_worker,
+        generator=torch.Generator().manual_seed(tc.seed * 1000 + epoch), pin_memory=tc.device.startswith("cuda"))
+    return _progress(loader, f"epoch {epoch + 1}", tc.progress)
+
+
+def _reseed_worker(worker_id: int) -> None:
+    """Each loader process augments with its own random stream (they would all copy the parent's)."""
+    info = torch.utils.data.get_worker_info()
+    info.dataset.aug.rng.seed(info.seed)
 
 
 def _with_meta(cfg: ModelConfig, tc: TrainConfig, state: dict) -> ModelConfig:
