@@ -24,7 +24,16 @@ from humanseg.ml.teach import (
     read_manifest,
     teach,
 )
-from humanseg.ml.train import TrainConfig, bce_lovasz_loss, is_soft, mixed_loss, soft_jaccard, train
+from humanseg.ml.train import (
+    TrainConfig,
+    bce_lovasz_loss,
+    confidence,
+    confident_loss,
+    is_soft,
+    mixed_loss,
+    soft_jaccard,
+    train,
+)
 
 RED, BLUE = (1.0, -0.5, -0.5), (-0.5, -0.5, 1.0)
 
@@ -196,3 +205,35 @@ def test_labelled_rows_need_their_photos(teachers, photos, tmp_path):
     teach(photos, out, teachers)
     with pytest.raises(TeacherError, match="not found"):
         labelled_rows(out, images=tmp_path / "moved")
+
+
+def test_confident_loss_ignores_where_the_teacher_hesitates():
+    target = torch.full((1, 1, 8, 8), 0.02)
+    target[..., 2:6, 2:6] = 0.98
+    target[..., 0, :] = 0.5  # the teacher cannot tell: this row must teach nothing
+    assert torch.equal(confidence(target)[0, 0, 0], torch.zeros(8))
+    right = torch.where(target > 0.5, 6.0, -6.0)
+    flipped_unsure = right.clone()
+    flipped_unsure[..., 0, :] = 6.0  # any answer where the teacher hesitates
+    assert torch.isclose(confident_loss(right, target), confident_loss(flipped_unsure, target))
+    flipped_sure = right.clone()
+    flipped_sure[..., 3, 3] = -6.0  # a wrong answer where the teacher is sure costs
+    assert confident_loss(flipped_sure, target) > confident_loss(right, target) + 0.01
+    # Ground truth keeps the mixed loss's terms in full (no pixel of a 0/1 mask is unsure).
+    gt = (target > 0.5).float()
+    assert torch.isclose(confident_loss(right * 0.1, gt), mixed_loss(right * 0.1, gt))
+
+
+def test_teach_in_processes_by_split_and_teacher_matches_teach_in_one(teachers, photos, tmp_path):
+    write_colour_teacher(teachers / "u2netp.onnx", BLUE)
+    serial = teach(photos, tmp_path / "one", teachers, names={"modnet"}, split="train")
+    parallel = teach(photos, tmp_path / "many", teachers, names={"modnet"}, split="train", workers=2)
+    assert serial["teachers"] == parallel["teachers"] and serial["teachers"].startswith("modnet:")
+    assert "u2netp" not in serial["teachers"]
+    one, many = read_manifest(tmp_path / "one"), read_manifest(tmp_path / "many")
+    assert one.keys() == many.keys() and all(not held_out(name) for name in one)
+    for name, entry in one.items():
+        a = np.asarray(Image.open(tmp_path / "one" / entry.label))
+        assert np.array_equal(a, np.asarray(Image.open(tmp_path / "many" / many[name].label)))
+    held = teach(photos, tmp_path / "held", teachers, names={"modnet"}, split="heldout")
+    assert held["photos"] + serial["photos"] == 14  # the two parts make the whole folder

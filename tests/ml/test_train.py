@@ -184,3 +184,28 @@ def test_norm_overrides_the_encoders_input_normalisation():
     _, usual = build_for_training(TrainConfig(**common))
     _, half = build_for_training(TrainConfig(**common, norm="half"))
     assert usual.mean == (0.485, 0.456, 0.406) and half.mean == half.std == (0.5, 0.5, 0.5)
+
+
+def test_loader_processes_and_a_time_budget_fix_the_schedule(dataset_dir, tmp_path):
+    out = tmp_path / "run"
+    # A budget far below one epoch's time leaves a one-epoch schedule, whatever --epochs says.
+    state = train(_tiny_train_config(dataset_dir, out, epochs=50, workers=2, epoch_samples=8, time_budget=0.001))
+    assert state["epoch"] == 1 and state["epochs"] == 1 and state["step"] == 2
+    assert np.isfinite(state["history"][0]["loss"]) and "val_miou" in state["history"][0]
+    assert (out / "final" / "config.json").is_file() and (out / "best" / "config.json").is_file()
+    # Resuming a budgeted run keeps the schedule the budget chose.
+    again = train(_tiny_train_config(dataset_dir, out, epochs=50, workers=2, epoch_samples=8, time_budget=0.001,
+                                     resume=True))
+    assert again["epoch"] == 1 and again["step"] == 2
+
+
+def test_loader_processes_draw_different_augmentations(dataset_dir, tmp_path):
+    from humanseg.ml.data import Augmenter, SegDataset, load_pair, read_dataset
+    from humanseg.ml.train import _reseed_worker
+
+    pair = load_pair(read_dataset(dataset_dir)[0])
+    ds = SegDataset([pair], Augmenter(64, (0.5,) * 3, train=True), (0.5,) * 3, (0.5,) * 3)
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=[[0], [0], [0], [0]], num_workers=2,
+                                         worker_init_fn=_reseed_worker)
+    first, second, *_ = [x for x, _ in loader]  # one batch from each process
+    assert not torch.equal(first, second)
