@@ -382,8 +382,9 @@ def _epoch_batches(ds: SegDataset, data: TrainData, tc: TrainConfig, steps: int,
     gen = torch.Generator().manual_seed(tc.seed + epoch)
     order = weighted_order(data.sizes, data.weights, steps * tc.batch_size, gen)
     batches = [order[i : i + tc.batch_size] for i in range(0, len(order), tc.batch_size)]
-    loader = torch.utils.data.DataLoader(
-        ds, batch_sampler=batches, num_workers=tc.workers, worker_init_fn=_reseed_worker,
+    loader: torch.utils.data.DataLoader = torch.utils.data.DataLoader(
+        ds,  # type: ignore[arg-type]  # a map-style dataset (__getitem__ + __len__), not a Dataset subclass
+        batch_sampler=batches, num_workers=tc.workers, worker_init_fn=_reseed_worker,
         generator=torch.Generator().manual_seed(tc.seed * 1000 + epoch), pin_memory=tc.device.startswith("cuda"))
     return _progress(loader, f"epoch {epoch + 1}", tc.progress)
 
@@ -391,7 +392,9 @@ def _epoch_batches(ds: SegDataset, data: TrainData, tc: TrainConfig, steps: int,
 def _reseed_worker(worker_id: int) -> None:
     """Each loader process augments with its own random stream (they would all copy the parent's)."""
     info = torch.utils.data.get_worker_info()
-    info.dataset.aug.rng.seed(info.seed)
+    assert info is not None  # called in loader processes only
+    dataset: Any = info.dataset
+    dataset.aug.rng.seed(info.seed)
 
 
 def _with_meta(cfg: ModelConfig, tc: TrainConfig, state: dict) -> ModelConfig:
