@@ -13,8 +13,8 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
