@@ -1,8 +1,8 @@
 """Result images from the photo, its alpha and mask, with PIL only (the web image has no numpy).
 
 One path for every variant: find the crop box on the full-size alpha, pick the output size,
-crop and scale each source once (at output size, so compositing is cheap), compose the kind,
-encode. The worker calls it with images in memory; the web tier with images from storage,
+crop and scale each source the kind is drawn from once (at output size, so compositing is cheap),
+hand them to the kind's maker (its entry in core/results.py names it), encode. The worker calls it with images in memory; the web tier with images from storage,
 the photo decoded at reduced scale when a small output allows (JPEG draft).
 """
 
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from PIL import Image, ImageEnhance, ImageOps
 
 from humanseg.core.images import orientation, to_rgb
-from humanseg.core.variants import ORIGINAL, THUMB, Margin, Options, defaults
+from humanseg.core.results import known_kind
+from humanseg.core.variants import Margin, Options, defaults
 
 TINT = (0, 190, 255)  # the person is tinted with this colour in the overlay
 CROP_LEVEL = 8  # alpha at or above this is subject when cropping, so faint speckle is not
@@ -118,19 +119,47 @@ def make(opts: Options, src: Sources) -> Image.Image:
     if opts.crop and src.alpha is not None:
         box = subject_box(src.alpha, opts.margin) or box  # nothing found: keep the whole photo
     out = fit(box[2] - box[0], box[3] - box[1], opts.size)
-    want = (math.ceil(full[0] * out[0] / (box[2] - box[0])), math.ceil(full[1] * out[1] / (box[3] - box[1])))
-    if opts.kind == "mask":
-        mask = _scaled(_needed(src.mask, "mask"), box, full, out)
-        return mask if mask is src.mask else mask.point(lambda v: 255 if v >= 128 else 0)
-    if opts.kind == "alpha":
-        return _scaled(_needed(src.alpha, "alpha"), box, full, out)
-    photo = _scaled(src.photo(want), box, full, out)
-    if opts.kind == ORIGINAL:
-        return photo
-    alpha = _scaled(_needed(src.alpha, "alpha"), box, full, out)
-    if opts.kind == "overlay":
-        return overlay(photo, alpha)
-    return compose(photo, alpha, opts, src.background)
+    drawing = opts.drawing
+    pieces = {name: _piece(name, src, box, full, out) for name in drawing.drawn_from}
+    return MAKERS[drawing.maker](pieces, opts, src.background)
+
+
+def _piece(name: str, src: Sources, box: tuple[int, int, int, int], full: tuple[int, int],
+           out: tuple[int, int]) -> Image.Image:
+    """One source (image, alpha or mask) cropped to the box and scaled to the output size."""
+    if name == "image":
+        want = (math.ceil(full[0] * out[0] / (box[2] - box[0])), math.ceil(full[1] * out[1] / (box[3] - box[1])))
+        return _scaled(src.photo(want), box, full, out)
+    whole = _needed(getattr(src, name), name)
+    piece = _scaled(whole, box, full, out)
+    if name == "mask" and piece is not whole:
+        return piece.point(lambda v: 255 if v >= 128 else 0)  # a scaled mask stays 0/255
+    return piece
+
+
+Pieces = dict[str, Image.Image]  # source name -> that source cropped and scaled for the output
+
+
+def _source(pieces: Pieces, opts: Options, background: Image.Image | None) -> Image.Image:
+    """The one source the kind is drawn from, as it comes (mask, alpha, the photo)."""
+    (only,) = pieces.values()
+    return only
+
+
+def _overlay(pieces: Pieces, opts: Options, background: Image.Image | None) -> Image.Image:
+    """The overlay maker: the photo tinted where the alpha is."""
+    return overlay(pieces["image"], pieces["alpha"])
+
+
+def _cutout(pieces: Pieces, opts: Options, background: Image.Image | None) -> Image.Image:
+    """The cut-out maker: the photo through the alpha, over the background the options name."""
+    return compose(pieces["image"], pieces["alpha"], opts, background)
+
+
+# Maker name (a kind's `maker` in core/results.py) -> how it draws from its cropped, scaled sources.
+MAKERS: dict[str, Callable[[Pieces, Options, Image.Image | None], Image.Image]] = {
+    "source": _source, "overlay": _overlay, "cutout": _cutout,
+}
 
 
 def overlay(photo: Image.Image, alpha: Image.Image) -> Image.Image:
@@ -178,9 +207,8 @@ def render(opts: Options, src: Sources) -> bytes:
 
 def render_result(name: str, src: Sources) -> bytes:
     """A result kind as stored under its plain key (the worker's writes and lazy defaults)."""
-    if name == "thumb":
-        return render(THUMB, src)
-    opts = defaults(name)
-    if name in ("mask", "alpha"):  # stored as they come: no crop, no scale, quick PNG
-        return encode(_needed(src.mask if name == "mask" else src.alpha, name), "png", png_level=STORED_PNG_LEVEL)
-    return render(opts, src)
+    kind = known_kind(name)
+    if kind.maker == "source" and not kind.stored:  # a source stored as it comes: quick PNG
+        (source,) = kind.drawn_from
+        return encode(_needed(getattr(src, source), source), "png", png_level=STORED_PNG_LEVEL)
+    return render(defaults(name), src)

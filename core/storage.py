@@ -21,11 +21,6 @@ log = logging.getLogger(__name__)
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
 
 
-def results_prefix(job_id: str) -> str:
-    """Where a job's results live: the worker writes under it, deletion removes it."""
-    return f"results/{job_id}/"
-
-
 def check_key(key: str) -> str:
     """Accept only relative, slash-separated keys without '..' or odd bytes."""
     if not isinstance(key, str) or len(key) > 512 or not _KEY_RE.match(key):

@@ -2,9 +2,10 @@
 
 A request such as `/api/v1/jobs/<id>/cutout?bg=%23ffffff&format=jpeg&size=800` names one
 variant; equal requests however spelled (`format=jpg`, `bg=FFFFFF`, `crop=1`...) get one
-canonical name, so a variant is rendered once and then served from storage under
-`results/<job_id>/variants/<canonical>`. A kind's default options name its plain result file
-(`cutout` with no options is `results/<job_id>/cutout.png`). No PIL here: the web tier
+canonical name, so a variant is rendered once and then served from storage under its
+variant key (core/layout.py). A kind's default options name its plain result file
+(`cutout` with no options is the job's `cutout.png`). What each kind takes and is drawn from
+is its entry in core/results.py. No PIL here: the web tier
 validates before it loads anything.
 """
 
@@ -14,12 +15,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from humanseg.core.results import RESULTS, known_kind, on_request_kinds, result_key, result_kind
-from humanseg.core.storage import results_prefix
+from humanseg.core.layout import variant_key
+from humanseg.core.results import (
+    ORIGINAL,  # the upload; with options, a scaled copy of it (page previews)
+    RESULTS,
+    ResultKind,
+    drawable,
+    on_request_kinds,
+    result_kind,
+)
 
-ORIGINAL = "original"  # the upload; with options, a scaled copy of it (page previews)
-ORIGINAL_OPTIONS = ("format", "quality", "size")
-ORIGINAL_FORMATS = ("jpeg", "png", "webp")
 OPTION_NAMES = ("bg", "format", "quality", "size", "crop", "margin")
 FORMATS = {"png": ("image/png", ".png"), "webp": ("image/webp", ".webp"),
            "jpeg": ("image/jpeg", ".jpg")}
@@ -66,7 +71,6 @@ class Background:
 
 
 TRANSPARENT = Background()
-WHITE = Background("colour", "ffffff")
 
 
 @dataclass(frozen=True)
@@ -104,15 +108,19 @@ class Options:
         return FORMATS[self.format][1]
 
     @property
+    def drawing(self) -> ResultKind:
+        """The table entry of its kind: what it is drawn from and by which maker."""
+        return drawable(self.kind)
+
+    @property
     def transparent(self) -> bool:
         """True when the variant keeps an alpha channel (a cut-out with no background)."""
-        return self.kind == "cutout" and self.bg.kind == "transparent"
+        return self.drawing.has_alpha and self.bg.kind == "transparent"
 
     @property
     def sources(self) -> frozenset[str]:
         """What it is rendered from: image, alpha, mask, background."""
-        need = {"cutout": {"image", "alpha"}, "overlay": {"image", "alpha"}, "mask": {"mask"},
-                "alpha": {"alpha"}, "thumb": {"image", "alpha"}, ORIGINAL: {"image"}}[self.kind]
+        need = set(self.drawing.drawn_from)
         if self.crop:
             need = need | {"alpha"}  # the subject's box comes from the alpha for every kind
         if self.bg.kind == "image":
@@ -133,30 +141,22 @@ class Options:
             parts.append(f"q{self.quality}")
         return "_".join(parts) + self.extension
 
-    def key(self, job_id: str, original_key: str) -> str:
+    def key(self, job_id: str, original_key: str, model: str | None = None) -> str:
         """Storage key: the plain result (or upload) for default options, else a cached variant."""
         if self == defaults(self.kind):
-            return original_key if self.kind == ORIGINAL else result_key(job_id, self.kind)
-        return f"{results_prefix(job_id)}variants/{self.canonical()}"
-
-
-def _spec(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(options, formats) a kind accepts; KeyError for an unknown kind."""
-    if kind == ORIGINAL:
-        return ORIGINAL_OPTIONS, ORIGINAL_FORMATS
-    found = result_kind(kind)
-    if found is None:
-        raise KeyError(kind)
-    return found.options, found.formats
+            return original_key if self.kind == ORIGINAL else self.drawing.key(job_id, model)
+        return variant_key(job_id, self.canonical(), model)
 
 
 def defaults(kind: str) -> Options:
-    """The options of a kind's plain result; for the original, 'as uploaded' (format 'upload')."""
+    """The options of a kind's plain result (its stored file); for the original, 'as uploaded'
+    (format 'upload'). KeyError for an unknown kind."""
+    found = drawable(kind)
     if kind == ORIGINAL:
         return Options(ORIGINAL, "upload")
-    _, formats = _spec(kind)
-    fmt = formats[0] if formats else known_kind(kind).suffix.lstrip(".").replace("jpg", "jpeg")
-    return Options(kind, fmt, quality=JPEG_QUALITY if fmt in LOSSY else None)
+    fmt = found.formats[0] if found.formats else found.suffix.lstrip(".").replace("jpg", "jpeg")
+    plain = Options(kind, fmt, quality=JPEG_QUALITY if fmt in LOSSY else None)
+    return _apply(plain, dict(found.stored), (fmt,)) if found.stored else plain
 
 
 def _one(pairs: Iterable[tuple[str, str]], allowed: tuple[str, ...], kind: str) -> dict[str, str]:
@@ -179,11 +179,16 @@ def _one(pairs: Iterable[tuple[str, str]], allowed: tuple[str, ...], kind: str) 
 
 def parse(kind: str, pairs: Iterable[tuple[str, str]]) -> Options:
     """Validate a request's options for `kind` (KeyError: no such kind; OptionError: refused)."""
-    allowed, formats = _spec(kind)
-    raw = _one(pairs, allowed, kind)
+    found = drawable(kind)
+    raw = _one(pairs, found.options, kind)
     if not raw:
         return defaults(kind)
     base = defaults(kind) if kind != ORIGINAL else Options(ORIGINAL, "jpeg", quality=JPEG_QUALITY)
+    return _apply(base, raw, found.formats)
+
+
+def _apply(base: Options, raw: dict[str, str], formats: tuple[str, ...]) -> Options:
+    """`base` with the options in `raw` (each already allowed for its kind), checked together."""
     bg = parse_bg(raw["bg"]) if "bg" in raw else base.bg
     fmt = _format(raw["format"], formats) if "format" in raw else base.format
     quality = _quality(raw.get("quality"), fmt)
@@ -260,10 +265,6 @@ def _margin(value: str) -> Margin:
         raise OptionError("margin", f"must be pixels (0 to {MAX_MARGIN_PX}, e.g. 20 or 20px) or "
                                     f"a share of the subject (0% to {MAX_MARGIN_PCT}%)")
     return Margin(int(number), unit)
-
-
-# The gallery thumbnail is the cut-out on white, longest side 256 px, JPEG quality 85.
-THUMB = Options("cutout", "jpeg", bg=WHITE, quality=85, size=256)
 
 
 def parse_outputs(values: Iterable[str]) -> str | None:

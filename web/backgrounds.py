@@ -11,6 +11,7 @@ from werkzeug.datastructures import FileStorage
 
 from humanseg.core.errors import ImageError, ObjectNotFound, StorageError
 from humanseg.core.images import FORMATS, ImageInfo, Limits, sniff, validate
+from humanseg.core.layout import background_key
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import is_public_id, new_id
 from humanseg.web.errors import IMAGE_ERROR_STATUS, ErrorAnswer, storage_unavailable
@@ -19,14 +20,6 @@ from humanseg.web.services import Services, services
 log = logging.getLogger(__name__)
 
 bp = Blueprint("backgrounds", __name__)
-
-PREFIX = "backgrounds/"
-
-
-def background_key(background_id: str) -> str:
-    """Where a background image is stored (bytes as uploaded; the format is sniffed on reading)."""
-    return PREFIX + background_id
-
 
 def store_background(part: FileStorage | None, svc: Services) -> tuple[str, ImageInfo]:
     """Validate one uploaded image like a photo upload and store it; returns (id, info)."""

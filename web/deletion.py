@@ -12,7 +12,7 @@ from humanseg.core.db import session_scope
 from humanseg.core.errors import StorageError
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, Job
-from humanseg.core.storage import results_prefix
+from humanseg.core.layout import results_prefix
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404
 from humanseg.web.services import Services
 

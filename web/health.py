@@ -11,6 +11,7 @@ from flask.wrappers import Response
 
 from humanseg.core.db import ping
 from humanseg.core.heartbeat import require_worker
+from humanseg.core.layout import probe_key
 from humanseg.core.logfmt import logkv
 from humanseg.core.queue import ping_broker
 from humanseg.core.storage import Storage
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("health", __name__)
 
-PROBE_PREFIX = "health/probe-"
 PROBE_BYTES = b"humanseg readiness probe\n"
 
 
@@ -35,7 +35,7 @@ def probe_storage(storage: Storage) -> None:
 
     Each probe has its own key: probes running at once never see each other's object.
     """
-    key = PROBE_PREFIX + secrets.token_hex(8)
+    key = probe_key(secrets.token_hex(8))
     storage.put(key, PROBE_BYTES, "text/plain")
     try:
         if storage.get(key) != PROBE_BYTES:

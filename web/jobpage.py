@@ -11,18 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from humanseg.core.models import Job
-from humanseg.core.results import RESULTS, ResultKind
+from humanseg.core.results import RESULTS, ResultKind, drawable
 from humanseg.core.storage import Storage
 from humanseg.core.variants import OptionError, parse
 from humanseg.web.serialize import object_url
 from humanseg.web.variant_cache import variant_url
 
 PREVIEW_SIDE = 720  # CSS pixels of the widest view on a desktop, about, at 2x on a phone
-# Per view: options that keep previews light (lossy WebP keeps the cut-out's transparency).
-PREVIEW_QUERY: dict[str, dict[str, str | int]] = {
-    "original": {"quality": 80}, "cutout": {"format": "webp", "quality": 80},
-    "overlay": {"quality": 80}, "mask": {}, "alpha": {},
-}
 SWATCHES = ("#ffffff", "#000000", "#1e40af", "#16a34a", "#f59e0b", "#ec4899")
 FORMAT_CHOICES = (("png", "PNG"), ("webp", "WebP"), ("jpeg", "JPEG"))
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")  # what the page's colour input and swatches send
@@ -44,14 +39,15 @@ class View:
 
 
 def preview_url(job: Job, kind: str) -> str:
-    """Our URL of a display-size preview of one result (or of the original)."""
-    return variant_url(job, kind, size=PREVIEW_SIDE, **PREVIEW_QUERY[kind])
+    """Our URL of a display-size preview of one result (or of the original): the options of its
+    entry in core/results.py keep it light (lossy WebP keeps the cut-out's transparency)."""
+    return variant_url(job, kind, size=PREVIEW_SIDE, **dict(drawable(kind).preview))
 
 
 def views(job: Job, storage: Storage) -> list[View]:
     """The full-size kinds, each as a preview plus its download (presigned on S3 when stored); the
-    cut-out first: it is what most visitors came for."""
-    kinds = sorted((kind for kind in RESULTS if kind.full_size), key=lambda kind: kind.name != "cutout")
+    featured kind (the cut-out) first."""
+    kinds = sorted((kind for kind in RESULTS if kind.full_size), key=lambda kind: not kind.featured)
     return [View(kind, preview_url(job, kind.name), object_url(job, kind.name, storage)) for kind in kinds]
 
 

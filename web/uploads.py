@@ -16,6 +16,7 @@ from werkzeug.datastructures import FileStorage
 from humanseg.core.db import session_scope
 from humanseg.core.errors import ImageError, StorageError
 from humanseg.core.images import ImageInfo, Limits, validate
+from humanseg.core.layout import original_key
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import ACTIVE_STATUSES, Batch, Job, JobStatus, is_public_id, new_id
 from humanseg.core.queue import BrokerError, send_segment
@@ -129,7 +130,7 @@ def create_batch(uploads: list[Upload], batch_name: str | None, services: Servic
         # Store first: the database transaction (a write lock on SQLite) stays short.
         for up in uploads:
             job_id = new_id()
-            key = f"originals/{job_id}{up.info.extension}"
+            key = original_key(job_id, up.info.extension)
             services.storage.put(key, up.read(), up.info.content_type)
             stored.append((job_id, key, up))
         with session_scope(services.sessions) as session:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from humanseg.core.errors import ObjectNotFound, StorageError
 from humanseg.core.images import orientation
+from humanseg.core.layout import background_key
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job
 from humanseg.core.render import Sources, load_gray, load_photo, render
@@ -36,7 +37,6 @@ from humanseg.core.variants import (
     parse,
     parse_outputs,
 )
-from humanseg.web.backgrounds import background_key
 from humanseg.web.errors import ErrorAnswer, storage_unavailable
 from humanseg.web.offload import off_loop
 

@@ -20,7 +20,8 @@ from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.redact import without_paths
 from humanseg.core.results import known_kind
 from humanseg.core.settings import Settings
-from humanseg.core.storage import Storage, results_prefix
+from humanseg.core.layout import results_prefix
+from humanseg.core.storage import Storage
 from humanseg.core.variants import outputs_of
 from humanseg.core.webhooks import record_finished
 from humanseg.worker.outputs import Segmented, render_job

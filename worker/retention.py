@@ -15,7 +15,8 @@ from humanseg.core.errors import StorageError
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, Job, JobStatus, utcnow
 from humanseg.core.settings import Settings
-from humanseg.core.storage import Storage, results_prefix
+from humanseg.core.layout import results_prefix
+from humanseg.core.storage import Storage
 
 log = logging.getLogger(__name__)
 

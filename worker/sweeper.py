@@ -16,6 +16,7 @@ from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
+from humanseg.core.layout import ORIGINALS, job_id_of
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.queue import BrokerError, broker_client, make_sender, send_segment
@@ -32,7 +33,6 @@ BATCH = 500  # jobs re-queued or re-sent per pass, at most
 # lost jobs are all reached over the next passes instead of the oldest BATCH again and again.
 CANDIDATES = 10 * BATCH
 ORPHAN_PAGE = 1000  # originals looked at per pass, at most
-ORIGINALS = "originals/"
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def sweep_orphans(settings: Settings, sessions: sessionmaker[Session], storage: 
     page = storage.list_objects(ORIGINALS, start_after=start_after, limit=ORPHAN_PAGE)
     before = utcnow() - timedelta(seconds=settings.orphan_grace_seconds)
     # Uploads store the original before committing its row: a young file may be one in flight.
-    old = {obj.key: _job_id(obj.key) for obj in page if obj.modified < before}
+    old = {obj.key: job_id_of(obj.key) for obj in page if obj.modified < before}
     with session_scope(sessions) as session:
         owned = set(session.scalars(select(Job.original_key).where(Job.id.in_(set(old.values())))))
     removed = 0
@@ -142,11 +142,6 @@ def sweep_orphans(settings: Settings, sessions: sessionmaker[Session], storage: 
         removed += 1
         log.info(logkv(event="orphan_original_removed", key=key))
     return removed, page[-1].key if len(page) == ORPHAN_PAGE else ""
-
-
-def _job_id(key: str) -> str:
-    # Server-made keys: originals/<job_id><.ext>.
-    return key[len(ORIGINALS):].split(".", 1)[0]
 
 
 def interval(settings: Settings) -> float:

@@ -13,7 +13,8 @@ from humanseg.core.db import make_sessionmaker, session_scope
 from humanseg.core.models import Job, JobStatus, new_id
 from humanseg.core.queue import make_sender, send_segment
 from humanseg.core.results import stored_kinds
-from humanseg.core.storage import make_storage, results_prefix
+from humanseg.core.layout import results_prefix
+from humanseg.core.storage import make_storage
 from humanseg.web import create_app
 
 

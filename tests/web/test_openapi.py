@@ -283,14 +283,14 @@ def test_every_delivery_status_is_in_the_document(doc):
 
 
 def test_every_result_option_is_in_the_document(doc):
-    from humanseg.core.results import RESULTS
-    from humanseg.core.variants import OPTION_NAMES, ORIGINAL_OPTIONS
+    from humanseg.core.results import ORIGINAL_KIND, RESULTS
+    from humanseg.core.variants import OPTION_NAMES
 
     params = doc["components"]["parameters"]
     documented = {p["name"] for key, p in params.items() if key.startswith("Option_")}
     assert documented == set(OPTION_NAMES)
     assert all(params[f"Option_{n}"]["description"] for n in OPTION_NAMES)
-    assert {o for k in RESULTS for o in k.options} | set(ORIGINAL_OPTIONS) <= documented
+    assert {o for k in RESULTS for o in k.options} | set(ORIGINAL_KIND.options) <= documented
     for path in ("/api/v1/jobs/{job_id}/{kind}", "/api/v1/batches/{batch_id}/archive"):
         refs = {p.get("$ref", "").rsplit("_", 1)[-1] for p in doc["paths"][path]["get"]["parameters"]}
         assert set(OPTION_NAMES) <= refs, path
