@@ -20,7 +20,6 @@ from typing import Any
 
 import requests
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 _MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
 
@@ -47,18 +46,14 @@ class Job:
     urls: Mapping[str, str | None]
     created_at: str
     finished_at: str | None
-
-    @property
-    def done(self) -> bool:
-        """True when the job will not change any more (unless retried)."""
-        return self.status in TERMINAL
+    done: bool  # the server's word: the job will not change any more (unless retried)
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Job:
         """Build from the API's JSON."""
         return cls(body["id"], body["batch_id"], body["filename"], body["status"], body["error"],
                    body["attempts"], body["width"], body["height"], dict(body["urls"]),
-                   body["created_at"], body["finished_at"])
+                   body["created_at"], body["finished_at"], body["done"])
 
 
 @dataclass(frozen=True)

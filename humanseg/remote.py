@@ -215,7 +215,7 @@ class Run:
                 f"{c.get('failed', 0)} failed, {c.get('cancelled', 0)} cancelled")
         if line != self._shown:  # one line per change: readable in logs and on terminals
             self._shown = line
-            end = "\r" if self.out.isatty() and finished < batch.job_count else "\n"
+            end = "\r" if self.out.isatty() and not batch.done else "\n"
             print(line, end=end, file=self.out, flush=True)
 
     def _download(self, batch: Batch) -> None:

@@ -21,7 +21,6 @@ import numpy as np
 import requests
 from PIL import Image, ImageDraw
 
-TERMINAL = {"succeeded", "failed"}
 
 
 @dataclass
@@ -113,7 +112,7 @@ class Client:
             if on_progress:
                 on_progress(body)
             statuses = [j["status"] for j in body["jobs"]]
-            if statuses and all(s in TERMINAL for s in statuses):
+            if statuses and body["done"]:
                 return body
             if time.monotonic() > deadline:
                 raise AssertionError(f"batch {batch_id} not finished after {timeout:.0f}s: "

@@ -14,7 +14,6 @@ import requests
 from factories import settings_env
 from support_live import free_port, stop_process, wait_until
 
-from humanseg.core.models import JobStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -222,7 +221,7 @@ class Stack:
         def finished() -> dict | None:
             seen.append(requests.get(self.url(f"/api/v1/jobs/{job_id}"), timeout=10).json())
             # cancelled counts too: it will not change by itself
-            return seen[-1] if JobStatus(seen[-1]["status"]).is_terminal() else None
+            return seen[-1] if seen[-1]["done"] else None
 
         return wait_until(finished, timeout, lambda: f"job {job_id} finished ({seen[-1]})", interval=0.1)
 

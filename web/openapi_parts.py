@@ -86,7 +86,10 @@ SCHEMAS: Obj = {
     "JobStatus": {"type": "string", "enum": STATUSES},
     "Job": obj({
         "id": PUBLIC_ID, "batch_id": PUBLIC_ID, "filename": STR,
-        "status": ref("schemas", "JobStatus"), "content_type": STR,
+        "status": ref("schemas", "JobStatus"),
+        "done": {"type": "boolean", "description": "true when no more work will happen (succeeded, "
+                 "failed or cancelled); a retry makes it false again"},
+        "content_type": STR,
         "width": INT, "height": INT, "bytes": INT,
         "attempts": {**INT, "description": "deliveries so far, retries included"},
         "error": nullable(STR), "created_at": TIME, "started_at": nullable(TIME),

@@ -63,6 +63,7 @@ def job_json(job: Job, storage: Storage) -> dict[str, Any]:
         "batch_id": job.batch_id,
         "filename": job.filename,
         "status": job.status.value,
+        "done": job.status.is_terminal(),  # clients stop polling on it: no list of statuses of their own
         "content_type": job.content_type,
         "width": job.width,
         "height": job.height,

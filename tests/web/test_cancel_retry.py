@@ -57,7 +57,7 @@ def test_a_cancelled_queued_job_never_runs_and_a_retry_runs_it(live, redis_url):
     client = app.test_client()
     job_id = insert_job(storage, sessions, si.jpeg(), name="queued")
     resp = client.post(f"/api/v1/jobs/{job_id}/cancel")
-    assert resp.status_code == 200 and resp.json["status"] == "cancelled"
+    assert resp.status_code == 200 and resp.json["status"] == "cancelled" and resp.json["done"] is True
     assert resp.json["finished_at"] is not None
     assert client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 200  # again: same answer
     # Its doorbell still rings; the worker takes the message and leaves the job alone.
@@ -71,10 +71,11 @@ def test_a_cancelled_queued_job_never_runs_and_a_retry_runs_it(live, redis_url):
     assert 'id="job-cancelled"' in client.get(f"/jobs/{job_id}").get_data(as_text=True)
 
     resp = client.post(f"/api/v1/jobs/{job_id}/retry")
-    assert resp.status_code == 202 and resp.json["status"] == "queued"
+    assert resp.status_code == 202 and resp.json["status"] == "queued" and resp.json["done"] is False
     assert resp.headers["Location"] == f"/api/v1/jobs/{job_id}"
     done = _terminal(sessions, job_id)
     assert done.status is JobStatus.succeeded and done.attempts == 1 and done.error is None
+    assert client.get(f"/api/v1/jobs/{job_id}").json["done"] is True
     assert all(storage.exists(kind.key(job_id)) for kind in stored_kinds())
     # Finished jobs can be neither cancelled nor retried.
     refused = client.post(f"/api/v1/jobs/{job_id}/cancel")

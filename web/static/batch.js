@@ -11,7 +11,6 @@
   var note = document.getElementById("poll-note");
   var MIN = 1000, MAX = 10000;
   var delay = MIN;
-  var TERMINAL = { succeeded: true, failed: true, cancelled: true };
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -63,7 +62,7 @@
       img.loading = "lazy";
       img.src = thumbUrl;
       thumb.appendChild(img);
-    } else if (job.status === "failed" || job.status === "cancelled") {
+    } else if (job.done) {  // failed or cancelled
       var sp = thumb.querySelector(".spinner");
       if (sp) sp.className = "spinner still";
       var meta = tile.querySelector(".meta");
@@ -130,7 +129,7 @@
       if (cancelForm) cancelForm.hidden = !open;
       if (retryForm) retryForm.hidden = !(c.failed + c.cancelled);
       setText("retry-count", String(c.failed + c.cancelled));
-      if (!open && acc.jobs.every(function (j) { return TERMINAL[j.status]; })) {
+      if (!open && acc.jobs.every(function (j) { return j.done; })) {
         root.setAttribute("data-done", "true");
         // The same words as the server's (gallery.done_label): "All done" only when something was done.
         setText("live-label", c.total && c.cancelled === c.total ? "Cancelled"

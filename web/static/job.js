@@ -5,14 +5,13 @@
   "use strict";
   var root = document.getElementById("job");
   if (!root) return;
-  var status = root.getAttribute("data-status");
-  if (status === "queued" || status === "running") {
+  if (root.getAttribute("data-done") === "false") {
     var delay = 1000;
     var poll = function () {
       fetch(root.getAttribute("data-api"), { headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (j) {
-          if (j && (j.status === "succeeded" || j.status === "failed" || j.status === "cancelled")) { window.location.reload(); return; }
+          if (j && j.done) { window.location.reload(); return; }
           delay = Math.min(10000, delay * 1.5);
           setTimeout(poll, delay);
         })
