@@ -14,8 +14,14 @@ from humanseg.web.exposure import keys_required
 from humanseg.web.services import Services
 
 
-def create_app(settings: Settings | None = None, *, storage: Storage | None = None) -> Flask:
-    """Build the Flask app from settings (read from the environment when None)."""
+def create_app(settings: Settings | None = None, *, storage: Storage | None = None,
+               bound: tuple[str, ...] = ()) -> Flask:
+    """Build the Flask app from settings (read from the environment when None).
+
+    bound: the addresses the server really listens on, when its launcher knows them (gunicorn's
+    master binds before its workers load the app); with the configured host they decide, here
+    and once, whether every request needs an API key.
+    """
     # Imported here, not at the top: a module of the package alone (web/exposure.py, which the
     # launcher uses) must not load every blueprint.
     from humanseg.core.queue import make_sender
@@ -53,7 +59,8 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         storage=storage or make_storage(settings),
         celery=make_sender(settings),
         wait_slots=threading.BoundedSemaphore(max(0, settings.segment_wait_slots)),
-        keys_required=keys_required(settings),
+        # Stricter, never laxer, than the configured host alone: either one beyond loopback needs keys.
+        keys_required=keys_required(settings, [settings.host, *bound]),
     )
     from humanseg.web import metrics
 

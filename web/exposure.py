@@ -2,8 +2,8 @@
 
 Bound beyond loopback (a wildcard, another address or a host name), a server needs API keys on
 every request and must not run with .env.example's placeholder secret. `humanseg up` and the
-app ask about the configured host; gunicorn asks about the addresses it really bound and hands
-the answer to each worker's app (web/gunicorn_conf.py), which may differ when --bind does.
+app ask about the configured host; gunicorn hands each worker's app the addresses it really bound
+(web/gunicorn_conf.py), which may differ when --bind does, and the app decides once from both.
 """
 
 from __future__ import annotations

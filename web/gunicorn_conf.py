@@ -17,8 +17,10 @@ from humanseg.core.settings import Settings
 
 # A config file is read once, at start: the one place gunicorn lets settings shape its options.
 _settings = Settings.from_env()
+# The addresses the master bound (when_ready), which every worker it forks afterwards inherits.
+_bound: tuple[str, ...] = ()
 
-wsgi_app = "humanseg.web:create_app()"
+wsgi_app = "humanseg.web.gunicorn_conf:web_app()"
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
 worker_connections = 1000
@@ -61,7 +63,8 @@ def when_ready(server) -> None:
     """Once the sockets are bound: refuse the placeholder secret unless they are all loopback."""
     from humanseg.web.exposure import check_secret, exposed
 
-    hosts = bound_hosts(server.LISTENERS)
+    global _bound
+    hosts = _bound = tuple(bound_hosts(server.LISTENERS))
     # ExposedSecret is a RuntimeError: gunicorn prints it and exits 1 before serving anything.
     warning = check_secret(_settings, hosts)
     if warning:
@@ -72,19 +75,21 @@ def when_ready(server) -> None:
         server.log.info(logkv(event="api_keys_required", listening=",".join(exposed(hosts))))
 
 
+def web_app():
+    """One worker's app, told the addresses the master bound (--bind may differ from HUMANSEG_HOST),
+    so that it decides once whether they require API keys. Workers load it after when_ready: this
+    config never preloads the app in the master."""
+    from humanseg.web import create_app
+
+    return create_app(bound=_bound)
+
+
 def post_worker_init(worker) -> None:
-    """Hand this worker's app what only gunicorn knows, once it has loaded it: whether the
-    addresses really bound require API keys (--bind may differ from HUMANSEG_HOST), and the body
-    deadline around it."""
+    """Wrap this worker's app, once loaded, in the body deadline, and freeze what loading made."""
     from humanseg.core.logfmt import logkv
     from humanseg.web.body_deadline import BodyDeadline
-    from humanseg.web.exposure import keys_required
 
-    services = worker.wsgi.extensions["humanseg"]  # the app of humanseg.web:create_app()
-    # Stricter, never laxer, than the configured host alone: either one beyond loopback needs keys.
-    hosts = [services.settings.host, *bound_hosts(worker.sockets)]
-    services.keys_required = keys_required(services.settings, hosts)
-    settings = services.settings
+    settings = worker.wsgi.extensions["humanseg"].settings  # the app of web_app()
     worker.wsgi = BodyDeadline(worker.wsgi, settings.body_timeout_seconds, settings.body_min_rate)
     # What loading the app made (Flask, SQLAlchemy, PIL, routes...) lives as long as the process.
     # Frozen, the collector never scans it again: a full collection of it took about 40 ms, a

@@ -30,8 +30,8 @@ class Services:
     # Requests of this process that may wait for results at once (/segment, Prefer: wait): a
     # waiting request holds a server thread, and the rest must stay free for everything else.
     wait_slots: threading.BoundedSemaphore
-    # Whether every request needs an API key (web/exposure.py decides; gunicorn may set it from the
-    # addresses it really bound, which the settings' host may not name).
+    # Whether every request needs an API key: decided once by create_app (web/exposure.py), from the
+    # configured host and the addresses really bound, which --bind may make differ.
     keys_required: bool
     # The pages' image origins besides us (web/pages.py works them out on first use).
     gallery_img_origins: list[str] | None = None

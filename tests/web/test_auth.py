@@ -80,6 +80,23 @@ def test_the_app_takes_its_keys_answer_from_the_exposure(tmp_path, db_url, redis
         app.extensions["humanseg"].engine.dispose()
 
 
+@pytest.mark.parametrize("host,bound,required", [
+    ("127.0.0.1", (), False), ("127.0.0.1", ("127.0.0.1",), False),
+    ("127.0.0.1", ("0.0.0.0",), True),  # --bind beyond loopback while HUMANSEG_HOST stays local
+    ("0.0.0.0", ("127.0.0.1",), True),  # never laxer than the configured host
+])
+def test_the_app_decides_once_from_its_host_and_the_addresses_bound(tmp_path, db_url, redis_url,
+                                                                     private_queue, host, bound, required):
+    app = create_app(make_settings(tmp_path, database_url=db_url, broker_url=redis_url,
+                                   queue=private_queue, host=host), bound=bound)
+    try:
+        assert app.extensions["humanseg"].keys_required is required
+        status = app.test_client().get("/api/v1/batches").status_code
+        assert status == (401 if required else 200)
+    finally:
+        app.extensions["humanseg"].engine.dispose()
+
+
 def test_without_a_key_every_call_is_401(app):
     client = app.test_client()
     for method, path in [("get", "/api/v1/jobs/" + "a" * 32), ("post", "/api/v1/jobs"),
