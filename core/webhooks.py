@@ -33,7 +33,12 @@ SECRET_PREFIX = "whsec_"
 
 
 class WebhookConfigError(HumansegError):
-    """A refused webhook field (the message says which and why)."""
+    """A refused webhook field: `parameter` names it, `reason` says why."""
+
+    def __init__(self, parameter: str, reason: str):
+        super().__init__(f"{parameter}: {reason}")
+        self.parameter = parameter
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def parse_events(values: Iterable[str]) -> tuple[str, ...]:
     names = [n.strip().lower() for v in values for n in v.split(",") if n.strip()]
     unknown = sorted(set(names) - set(EVENTS))
     if unknown:
-        raise WebhookConfigError(f"webhook_events: unknown {', '.join(unknown)}; "
+        raise WebhookConfigError("webhook_events", f"unknown {', '.join(unknown)}; "
                                  f"one or more of {', '.join(EVENTS)}")
     return tuple(e for e in EVENTS if e in names) or EVENTS
 
@@ -66,9 +71,9 @@ def secret_bytes(secret: str) -> bytes:
     try:
         key = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise WebhookConfigError("webhook_secret must be whsec_ + base64") from exc
+        raise WebhookConfigError("webhook_secret", "must be whsec_ + base64") from exc
     if not 24 <= len(key) <= 64:
-        raise WebhookConfigError("webhook_secret must hold 24 to 64 bytes")
+        raise WebhookConfigError("webhook_secret", "must hold 24 to 64 bytes")
     return key
 
 

@@ -50,7 +50,7 @@ def webhook_fields(form: MultiDict) -> WebhookConfig | None:
         if secret:
             secret_bytes(secret)
     except WebhookConfigError as exc:
-        raise _bad("webhook_events" if "events" in str(exc) else "webhook_secret", str(exc)) from exc
+        raise _bad(exc.parameter, exc.reason) from exc
     return WebhookConfig(url, wanted, secret or new_secret())
 
 

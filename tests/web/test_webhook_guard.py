@@ -66,6 +66,8 @@ def test_bad_webhook_fields_are_400(tmp_path, monkeypatch, fields, parameter):
     resp = _upload(app.test_client(), **fields)
     assert resp.status_code == 400 and resp.json["error"]["code"] == "bad_parameter"
     assert resp.json["error"]["parameter"] == parameter
+    message = resp.json["error"]["message"]  # names the parameter once, then says why
+    assert message.startswith(f"{parameter}: ") and not message.startswith(f"{parameter}: {parameter}")
 
 
 def test_a_webhook_is_set_only_on_a_new_batch(tmp_path, monkeypatch):
