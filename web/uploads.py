@@ -115,6 +115,10 @@ def create_jobs(parts: list[FileStorage], services: Services, *, batch_name: str
     outputs: on-request kinds the worker makes too (core.variants.parse_outputs's text).
     Raises ErrorAnswer (with per-file reasons in .files) when anything is rejected.
     """
+    if webhook is not None and batch_id:  # parameters first: before decoding, quota or storage
+        raise ErrorAnswer(400, "bad_parameter", "webhook_url applies to a new batch only; "
+                          "the batch keeps the callback it was made with",
+                          extra={"parameter": "webhook_url"})
     uploads = read_parts(parts, services)
     with ratelimit.images(len(uploads)):  # 429 past the key's daily quota; refunded on failure
         return create_batch(uploads, batch_name, services, batch_id=batch_id, outputs=outputs,
@@ -136,10 +140,6 @@ def create_batch(uploads: list[Upload], batch_name: str | None, services: Servic
         with session_scope(services.sessions) as session:
             batch, first_seq = _claim_batch(session, batch_id, batch_name, len(uploads))
             if webhook is not None:  # set before any job can finish (web/webhooks_api.py)
-                if batch_id:
-                    raise ErrorAnswer(400, "bad_parameter", "webhook_url applies to a new batch only; "
-                                   "the batch keeps the callback it was made with",
-                                   extra={"parameter": "webhook_url"})
                 batch.webhook_url, batch.webhook_secret = webhook.url, webhook.secret
                 batch.webhook_events = ",".join(webhook.events)
             jobs = [Job(id=job_id, batch_id=batch.id, seq=first_seq + offset,

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from humanseg.core import webhook_targets
 from humanseg.core.db import session_scope
+from humanseg.core.layout import ORIGINALS
 from humanseg.core.models import Batch
 from humanseg.core.webhooks import record_finished, secret_bytes, sign
 
@@ -74,8 +75,16 @@ def test_a_webhook_is_set_only_on_a_new_batch(tmp_path, monkeypatch):
     app = make_app(tmp_path, monkeypatch, webhook_allow_hosts=("127.0.0.1",))
     client = app.test_client()
     first = _upload(client).json
+    storage = app.extensions["humanseg"].storage
+    stored = storage.list_objects(ORIGINALS)
     resp = _upload(client, batch_id=first["batch_id"], webhook_url="http://127.0.0.1:9/")
     assert resp.status_code == 400 and resp.json["error"]["parameter"] == "webhook_url"
+    # Parameters are checked first: a broken image does not hide the conflict, and nothing is stored.
+    broken = client.post("/api/v1/jobs", content_type="multipart/form-data",
+                         data={"images": [(io.BytesIO(b"not an image"), "a.jpg")],
+                               "batch_id": first["batch_id"], "webhook_url": "http://127.0.0.1:9/"})
+    assert broken.status_code == 400 and broken.json["error"]["parameter"] == "webhook_url"
+    assert storage.list_objects(ORIGINALS) == stored
 
 
 def test_signature_matches_the_standard_webhooks_example():
