@@ -1,13 +1,25 @@
 """The status enums: one definition each, and what reads them gets their values, not their names."""
 
+import pytest
+
+from humanseg.core.counts import StatusCounts
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import ACTIVE_STATUSES, DeliveryStatus, JobStatus
 
 
-def test_active_and_terminal_job_statuses_split_the_enum():
-    assert set(ACTIVE_STATUSES) == {s for s in JobStatus if not s.is_terminal()}
-    assert set(ACTIVE_STATUSES) | {s for s in JobStatus if s.is_terminal()} == set(JobStatus)
-    assert JobStatus.cancelled.is_terminal() and not JobStatus.running.is_terminal()
+@pytest.mark.parametrize("status", list(JobStatus))
+def test_every_reader_of_the_split_agrees_whether_a_job_can_still_change(status):
+    """The split decides what a wait waits for, what cancel may stop, what keeps a batch open, what
+    retention may delete and what the job JSON calls done: each reader must get the same answer."""
+    from humanseg.web.jobs_control import CANCELLABLE, RETRYABLE
+
+    active = status in {JobStatus.queued, JobStatus.running}  # only these can move without a client
+    assert status.is_terminal() is not active
+    assert (status in ACTIVE_STATUSES) is active
+    assert (status in CANCELLABLE) is active
+    assert status not in RETRYABLE or not active  # only a finished job can be run again
+    counts = StatusCounts({s.value: int(s is status) for s in JobStatus})
+    assert counts.done is not active and counts.progress == (0.0 if active else 1.0)
 
 
 def test_only_a_pending_delivery_has_attempts_left():
