@@ -47,10 +47,9 @@ class NoWorker(RuntimeError):
 
 
 def require_worker(settings: Settings) -> None:
-    """Raise NoWorker unless a worker beat within worker_stale_seconds (opens its own connection)."""
-    from humanseg.core.queue import broker_client
+    """Raise NoWorker unless a worker beat within worker_stale_seconds."""
+    from humanseg.core.queue import shared_client
 
-    with broker_client(settings.broker_url) as client:
-        if not live_workers(client, settings):
-            raise NoWorker(f"no worker of queue {settings.queue} beat in the last "
+    if not live_workers(shared_client(settings.broker_url), settings):
+        raise NoWorker(f"no worker of queue {settings.queue} beat in the last "
                            f"{settings.worker_stale_seconds} s")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any
 
 from humanseg.core.errors import HumansegError
 
@@ -32,6 +33,21 @@ def broker_client(url: str, timeout: float = BROKER_TIMEOUT):
     import redis
 
     return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+_SHARED: dict[tuple[str, float], Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_client(url: str, timeout: float = BROKER_TIMEOUT):
+    """The process's one client of the broker at `url`, made on first use and kept: its pool is
+    thread- and greenlet-safe and starts afresh in a forked child, so callers never connect per
+    call. Never close it."""
+    with _SHARED_LOCK:
+        client = _SHARED.get((url, timeout))
+        if client is None:
+            client = _SHARED[(url, timeout)] = broker_client(url, timeout)
+        return client
 
 
 def celery_config(settings: Settings) -> dict:
@@ -83,7 +99,6 @@ def ping_broker(url: str, timeout: float = BROKER_TIMEOUT) -> None:
     if not url:
         raise BrokerError("no broker URL configured")
     try:
-        with broker_client(url, timeout) as client:
-            client.ping()
+        shared_client(url, timeout).ping()
     except Exception as exc:
         raise BrokerError(f"broker not reachable: {exc}") from exc

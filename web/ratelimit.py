@@ -19,7 +19,7 @@ from flask import current_app, g, has_request_context
 from flask.wrappers import Response
 
 from humanseg.core.logfmt import logkv
-from humanseg.core.queue import broker_client
+from humanseg.core.queue import shared_client
 from humanseg.web.errors import ErrorAnswer
 from humanseg.web.principal import Principal, principal
 from humanseg.web.services import services
@@ -27,7 +27,6 @@ from humanseg.web.services import services
 log = logging.getLogger(__name__)
 
 PREFIX = "humanseg:limits:"
-_CLIENT = "humanseg_limits_redis"
 _COUNT = "humanseg_limits_count"
 # INCRBY and, for a new counter, its expiry: one command and one round trip per counted request
 # (a MULTI/INCR/EXPIRE/EXEC pipeline cost about 0.4 ms of the web tier's CPU per request).
@@ -39,12 +38,8 @@ return n
 
 
 def _redis():
-    """This app's Redis client (made on first use; thread- and greenlet-safe pool)."""
-    client = current_app.extensions.get(_CLIENT)
-    if client is None:
-        client = broker_client(services().settings.broker_url)
-        current_app.extensions[_CLIENT] = client
-    return client
+    """The process's Redis client of this app's broker (core/queue.shared_client)."""
+    return shared_client(services().settings.broker_url)
 
 
 def limited(status_code: str, message: str, limit: int, reset: int) -> ErrorAnswer:

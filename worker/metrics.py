@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from humanseg.core.logfmt import logkv
-from humanseg.core.queue import broker_client
+from humanseg.core.queue import shared_client
 from humanseg.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ class QueueDepth:
         family = GaugeMetricFamily("humanseg_queue_depth", "Messages waiting in the job queue",
                                    labels=["queue"])
         try:
-            with broker_client(self.settings.broker_url) as client:
-                family.add_metric([self.settings.queue], client.llen(self.settings.queue))
+            depth = shared_client(self.settings.broker_url).llen(self.settings.queue)
+            family.add_metric([self.settings.queue], depth)
         except Exception as exc:  # noqa: BLE001 - a scrape must answer even with the broker down
             log.warning(logkv(event="queue_depth_unavailable", error=exc))
         yield family

@@ -19,7 +19,7 @@ from humanseg.core.db import make_engine, make_sessionmaker, session_scope
 from humanseg.core.layout import ORIGINALS, job_id_of
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus, utcnow
-from humanseg.core.queue import BrokerError, broker_client, make_sender, send_segment
+from humanseg.core.queue import BrokerError, make_sender, send_segment, shared_client
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, make_storage
 from humanseg.core.webhooks import record_finished
@@ -104,8 +104,7 @@ def _not_sent_lately(settings: Settings, job_ids: list[str], limit: int) -> list
         return []
     ttl = max(1, settings.stale_queued_seconds)
     try:
-        with broker_client(settings.broker_url) as client:
-            pipe = client.pipeline(transaction=False)
+        with shared_client(settings.broker_url).pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.exists(_sent_key(settings, job_id))
             unmarked = [j for j, marked in zip(job_ids, pipe.execute(), strict=False) if not marked][:limit]

@@ -5,6 +5,7 @@ import re
 import socket
 
 import pytest
+from factories import make_settings
 
 from humanseg.core.queue import BROKER_TIMEOUT, BrokerError, broker_client, ping_broker
 
@@ -41,3 +42,22 @@ def test_the_client_carries_the_one_timeout(redis_url):
         kwargs = client.connection_pool.connection_kwargs
         assert kwargs["socket_timeout"] == BROKER_TIMEOUT == kwargs["socket_connect_timeout"]
         assert client.ping()
+
+
+def test_our_own_commands_share_one_client_per_process(redis_url):
+    from humanseg.core.heartbeat import NoWorker, require_worker
+    from humanseg.core.queue import shared_client
+    from humanseg.worker.metrics import QueueDepth
+    from humanseg.worker.sweeper import _not_sent_lately
+
+    settings = make_settings(broker_url=redis_url, queue=f"q-{id(object())}")
+    client = shared_client(redis_url)
+    assert shared_client(redis_url) is client and shared_client(redis_url, 0.5) is not client
+    before = client.connection_pool._created_connections
+    for _ in range(3):  # readiness, queue depth and sweep marks: none opens a connection per call
+        ping_broker(redis_url)
+        with pytest.raises(NoWorker):
+            require_worker(settings)
+        list(QueueDepth(settings).collect())
+        _not_sent_lately(settings, ["a" * 32], 1)
+    assert client.connection_pool._created_connections - before <= 1
