@@ -39,6 +39,10 @@ FORMATS = {  # PIL format -> (content type, extension)
     "PNG": ("image/png", ".png"),
     "WEBP": ("image/webp", ".webp"),
 }
+# File names that hold an accepted image: what every tool that walks a folder picks up (the server
+# still goes by magic bytes). Copies that cannot import this (the remote CLI, upload.js) are tested
+# against it.
+IMAGE_SUFFIXES = tuple(sorted({ext for _, ext in FORMATS.values()} | {".jpeg"}))
 
 _UNSUPPORTED_MAGIC = (
     (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from humanseg.client import ApiError, Batch, Client
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}  # core.images.IMAGE_SUFFIXES (the client imports no server code)
 KINDS = ("mask", "alpha", "cutout", "overlay", "thumb")
 # File names as `humanseg segment` writes them: the mask keeps <stem>.png, the rest say their kind.
 SUFFIXES = {"mask": ".png", "alpha": ".alpha.png", "cutout": ".cutout.png", "overlay": ".overlay.jpg",

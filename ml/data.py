@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageChops, ImageEnhance, ImageFilter, ImageOps
 
+from humanseg.core.images import IMAGE_SUFFIXES
+
 CSV_PREFIX = "Human-Segmentation-Dataset-master/"
 
 
@@ -29,7 +31,6 @@ def read_rows(data_dir: str | Path) -> list[Row]:
     return rows
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # The out-of-distribution check: two whole DAVIS sequences no training image comes from.
 # dance-jump has bystanders (main-subject behaviour), lucia is an everyday street walk.
 DEFAULT_HELDOUT_SEQUENCES = ("dance-jump", "lucia")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from humanseg.core.images import IMAGE_SUFFIXES
 from humanseg.ml.imageio import load_image
 from humanseg.ml.predictor import Predictor
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 # Output kind -> file name suffix; the mask keeps its historical `<stem>.png`.
 OUTPUTS = {"mask": ".png", "alpha": ".alpha.png", "cutout": ".cutout.png"}
 

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from humanseg.core.images import IMAGE_SUFFIXES
 from humanseg.core.logfmt import logkv
 from humanseg.ml.imageio import load_image
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "teach.jsonl"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 IMAGENET_MEAN = np.array((0.485, 0.456, 0.406), np.float32)
 IMAGENET_STD = np.array((0.229, 0.224, 0.225), np.float32)
 HELD_OUT_BUCKETS = 10  # 1 photo in 10 (by a hash of its name) is the held-out teacher-agreement check

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from humanseg.core.counts import counts_by_batch, status_counts
 from humanseg.core.db import session_scope
+from humanseg.core.images import FORMATS, IMAGE_SUFFIXES
 from humanseg.core.models import Batch, Job, JobStatus
 from humanseg.core.results import on_request_kinds
 from humanseg.core.variants import Background, Options
@@ -45,6 +46,8 @@ bp = Blueprint(
     static_folder="static", static_url_path="/assets",
 )
 
+# The file inputs' accept=: the types and file names the server takes (core/images.py).
+ACCEPT_IMAGES = ",".join([*(content_type for content_type, _ in FORMATS.values()), *IMAGE_SUFFIXES])
 PAGE_SIZE = 48
 BATCHES_PAGE = 50
 BATCH_PAGE_LIMIT = 1000  # tiles rendered server-side; the script fetches the rest
@@ -55,7 +58,7 @@ def _template_helpers() -> dict:
     svc = services()
     return {"csrf_token": csrf_token,
             "thumb_url": lambda job: object_url(job, "thumb", svc.storage),
-            "preview_url": jobpage.preview_url}
+            "preview_url": jobpage.preview_url, "accept_images": ACCEPT_IMAGES}
 
 
 @bp.after_app_request
