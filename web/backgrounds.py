@@ -15,6 +15,7 @@ from humanseg.core.layout import background_key
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import is_public_id, new_id
 from humanseg.web.errors import IMAGE_ERROR_STATUS, ErrorAnswer, storage_unavailable
+from humanseg.web.offload import off_loop
 from humanseg.web.services import Services, services
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ def store_background(part: FileStorage | None, svc: Services) -> tuple[str, Imag
     data = part.stream.read(settings.max_file_bytes + 1)  # one byte past the limit tells 'too large'
     name = part.filename or "background"
     try:
-        info = validate(data, Limits(max_file_bytes=settings.max_file_bytes,
-                                     max_pixels=settings.max_pixels))
+        # Decoded in gevent's thread pool, as uploads are: the loop keeps serving meanwhile.
+        info = off_loop(validate, data, Limits(max_file_bytes=settings.max_file_bytes,
+                                               max_pixels=settings.max_pixels))
     except ImageError as exc:  # the same answers as for uploads: the client learns one set of codes
         raise ErrorAnswer(IMAGE_ERROR_STATUS.get(exc.code, 400), exc.code, f"{name}: {exc.message}",
                        file=name) from exc

@@ -120,6 +120,25 @@ def test_background_uploads_are_validated_like_photos(app):
     assert empty.status_code == 400 and empty.json["error"]["code"] == "no_files"
 
 
+def test_background_images_are_decoded_off_the_event_loop(app, monkeypatch):
+    """As uploads are (web/offload.py): the decode and checks go through off_loop, refusals too."""
+    from humanseg.web import backgrounds, offload
+
+    offloaded = []
+
+    def spy(fn, *args):
+        offloaded.append(fn.__name__)
+        return offload.off_loop(fn, *args)
+
+    monkeypatch.setattr(backgrounds, "off_loop", spy)
+    client = app.test_client()
+    for data, status in ((si.jpeg(), 201), (si.truncated_jpeg(), 400)):
+        resp = client.post("/api/v1/backgrounds", data={"image": (io.BytesIO(data), "bg.jpg")},
+                           content_type="multipart/form-data")
+        assert resp.status_code == status
+    assert offloaded == ["validate", "validate"]
+
+
 def test_webp_lossless_and_with_alpha(app):
     client = app.test_client()
     job_id = add_photo_job(app)
