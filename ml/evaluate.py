@@ -23,7 +23,6 @@ from humanseg.ml.data import (
 )
 from humanseg.ml.imageio import load_image
 from humanseg.ml.predictor import Predictor
-from humanseg.ml.refine import guided_filter
 
 if TYPE_CHECKING:
     from humanseg.ml.teach import TeacherPredictor
@@ -55,7 +54,9 @@ def evaluate_predictor(predictor: Predictor | TeacherPredictor, rows: Sequence[R
                        resolution: str = "mask", refine: bool | None = None) -> dict:
     """Score each image against its mask at the mask's resolution, or at the photo's ("image").
 
-    refine: apply the guided-filter refinement (default: as the model's config says).
+    What is scored is the mask the worker stores (Predictor.segment, the one path), brought to the
+    mask's resolution when that differs. refine: apply the guided-filter refinement (default: as
+    the model's config says).
     """
     per_image, tp = [], np.zeros(4, dtype=np.int64)
     t0 = time.perf_counter()
@@ -66,11 +67,10 @@ def evaluate_predictor(predictor: Predictor | TeacherPredictor, rows: Sequence[R
         if resolution == "image" and target_img.size != image.size:
             target_img = target_img.resize(image.size, Image.Resampling.NEAREST)
         target = np.asarray(target_img) >= 128
-        prob = predictor.probabilities([image], sizes=[target_img.size])[0]
-        if predictor.cfg.refine if refine is None else refine:
-            guide = image if image.size == target_img.size else image.resize(target_img.size, Image.Resampling.BILINEAR)
-            prob = guided_filter(guide, prob)
-        pred = prob >= predictor.cfg.threshold
+        served = predictor.segment(image, refine).mask
+        if served.size != target_img.size:
+            served = served.resize(target_img.size, Image.Resampling.NEAREST)
+        pred = np.asarray(served) >= 128
         tp += np.asarray(scores.confusion(pred, target))
         per_image.append({
             "image": row.image.name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from PIL import Image
 from humanseg.core.images import IMAGE_SUFFIXES
 from humanseg.core.logfmt import logkv
 from humanseg.ml.imageio import load_image
+from humanseg.ml.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -285,8 +286,9 @@ def _maybe_progress(items, enabled, total=None):
     return tqdm(items, desc="teach", unit="photo", total=total)
 
 
-class TeacherPredictor:
-    """The teachers behind the predictor's evaluation interface, so they are scored exactly like our model."""
+class TeacherPredictor(Predictor):
+    """The teachers behind the predictor's interface (their mean is the probability map), so they
+    are scored exactly like our model: through Predictor.segment."""
 
     def __init__(self, teachers: list[OnnxTeacher]):
         from humanseg.ml.config import ModelConfig
@@ -294,9 +296,10 @@ class TeacherPredictor:
         self.teachers = teachers
         self.cfg = ModelConfig(refine=False, threshold=0.5)
 
-    def probabilities(self, images: list[Image.Image], sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+    def probabilities(self, images: Sequence[Image.Image], sizes=None) -> list[np.ndarray]:
+        """The teachers' mean soft map of each image, at its size (or at sizes[i])."""
         out = []
-        for image, size in zip(images, sizes, strict=True):
+        for image, size in zip(images, sizes or [im.size for im in images], strict=True):
             soft = np.mean([t.soft(image) for t in self.teachers], axis=0)
             if soft.shape[::-1] != tuple(size):
                 soft = np.asarray(Image.fromarray(soft, mode="F").resize(size, Image.Resampling.BILINEAR))
