@@ -1,4 +1,4 @@
-"""Records: Batch and Job with their status enum."""
+"""Records: batches, jobs, webhook deliveries, idempotent answers and API keys, with their status enums."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ class Batch(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     # Seq numbers handed out so far (appends reserve ranges); never decremented, so seqs stay
-    # unique for paging. How many jobs a batch has is counted (web.lookup.status_counts).
+    # unique for paging. How many jobs a batch has is counted (core.counts.status_counts).
     job_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     # The API key that made it (None: made without one, on an open server). No foreign key:
     # keys are revoked, never deleted, and the web tier checks ownership on every lookup.
@@ -145,7 +145,7 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     original_key: Mapped[str] = mapped_column(String(255), nullable=False)
-    # Result keys are not stored: they follow from the id (core.results.ResultKind.key).
+    # Result keys are not stored: they follow from the id (core/layout.py, via core.results.ResultKind.key).
     # On-request kinds the upload asked the worker to make too (`outputs=`), comma-separated.
     outputs: Mapped[str | None] = mapped_column(String(200))
 
