@@ -2,8 +2,9 @@
 
 One path for every variant: find the crop box on the full-size alpha, pick the output size,
 crop and scale each source the kind is drawn from once (at output size, so compositing is cheap),
-hand them to the kind's maker (its entry in core/results.py names it), encode. The worker calls it with images in memory; the web tier with images from storage,
-the photo decoded at reduced scale when a small output allows (JPEG draft).
+hand them to the kind's maker (its entry in core/results.py names it), encode. The worker calls it
+with images in memory; the web tier with images from storage, the photo decoded at reduced scale
+when a small output allows (JPEG draft).
 """
 
 from __future__ import annotations

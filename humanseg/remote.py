@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("--api-key", default=os.environ.get("HUMANSEG_API_KEY"),
                      help="API key when the server requires one (default: $HUMANSEG_API_KEY)")
     helps = {"bg": "cut-out background: transparent, white, #RRGGBB, image:<id>", "format": "png, jpeg or webp",
-             "quality": "1-100 (jpeg, webp)", "size": "longest side in px (16-10000), or full", "crop": "true: crop to the person",
+             "quality": "1-100 (jpeg, webp)", "size": "longest side in px (16-10000), or full",
+             "crop": "true: crop to the person",
              "margin": "with --crop: px or %% around the person"}
     for name in CUTOUT_OPTIONS:  # the cut-out's options, as on a result URL: --bg white --format jpeg --size 1000
         seg.add_argument(f"--{name}", default=None, help=helps[name])

@@ -22,7 +22,6 @@ import requests
 from PIL import Image, ImageDraw
 
 
-
 @dataclass
 class Photo:
     """One upload: its bytes, and the person mask it should yield when known."""

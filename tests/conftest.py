@@ -14,7 +14,6 @@ import requests
 from factories import settings_env
 from support_live import free_port, stop_process, wait_until
 
-
 ROOT = Path(__file__).resolve().parent.parent
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

@@ -10,9 +10,9 @@ from sqlalchemy import delete, select
 
 from humanseg.core.db import session_scope
 from humanseg.core.errors import StorageError
+from humanseg.core.layout import results_prefix
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, Job
-from humanseg.core.layout import results_prefix
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404
 from humanseg.web.services import Services
 

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from humanseg.core.db import session_scope
 from humanseg.core.errors import ObjectNotFound, StorageError
 from humanseg.core.images import load_oriented
+from humanseg.core.layout import results_prefix
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.redact import without_paths
 from humanseg.core.results import known_kind
 from humanseg.core.settings import Settings
-from humanseg.core.layout import results_prefix
 from humanseg.core.storage import Storage
 from humanseg.core.variants import outputs_of
 from humanseg.core.webhooks import record_finished

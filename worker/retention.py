@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from humanseg.core.db import session_scope
 from humanseg.core.errors import StorageError
+from humanseg.core.layout import results_prefix
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Batch, Job, JobStatus, utcnow
 from humanseg.core.settings import Settings
-from humanseg.core.layout import results_prefix
 from humanseg.core.storage import Storage
 
 log = logging.getLogger(__name__)

@@ -19,20 +19,20 @@ def _local_suffix(name: str) -> str:
 
 
 def test_the_remote_cli_offers_every_kind_named_as_the_table_says():
-    assert remote.KINDS == tuple(kind.name for kind in RESULTS)
-    assert remote.SUFFIXES == {name: _local_suffix(name) for name in remote.KINDS}
-    assert remote.MADE_BY_WORKER == {kind.name for kind in on_request_kinds()}
-    assert remote.CUTOUT_OPTIONS == known_kind("cutout").options
+    assert tuple(kind.name for kind in RESULTS) == remote.KINDS
+    assert {name: _local_suffix(name) for name in remote.KINDS} == remote.SUFFIXES
+    assert {kind.name for kind in on_request_kinds()} == remote.MADE_BY_WORKER
+    assert known_kind("cutout").options == remote.CUTOUT_OPTIONS
 
 
 def test_the_local_cli_names_its_outputs_as_the_remote_cli_does():
     assert set(files.OUTPUTS) <= {kind.name for kind in RESULTS}
-    assert files.OUTPUTS == {name: _local_suffix(name) for name in files.OUTPUTS}
+    assert {name: _local_suffix(name) for name in files.OUTPUTS} == files.OUTPUTS
 
 
 def test_one_list_of_image_files():
     assert set(IMAGE_SUFFIXES) >= {ext for _, ext in FORMATS.values()}  # every accepted format's own
-    assert remote.IMAGE_SUFFIXES == set(IMAGE_SUFFIXES)
+    assert set(IMAGE_SUFFIXES) == remote.IMAGE_SUFFIXES
     script = (ROOT / "web" / "static" / "upload.js").read_text()
     pattern = re.search(r"var ACCEPT = /(.+)/i;", script).group(1)
     picked = {s for s in (".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".bmp", ".heic", ".jpe")

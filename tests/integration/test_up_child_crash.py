@@ -13,7 +13,6 @@ import requests
 import support_images as si
 from support_live import free_port, wait_until
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

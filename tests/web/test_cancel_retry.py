@@ -10,10 +10,10 @@ from factories import batch_row, insert_job, job_row
 from support_live import load_job, pending_deliveries, running_test_worker, wait_until, worker_env
 
 from humanseg.core.db import make_sessionmaker, session_scope
+from humanseg.core.layout import results_prefix
 from humanseg.core.models import Job, JobStatus, new_id
 from humanseg.core.queue import make_sender, send_segment
 from humanseg.core.results import stored_kinds
-from humanseg.core.layout import results_prefix
 from humanseg.core.storage import make_storage
 from humanseg.web import create_app
 
