@@ -64,7 +64,8 @@ def when_ready(server) -> None:
     from humanseg.web.exposure import check_secret, exposed
 
     global _bound
-    hosts = _bound = tuple(bound_hosts(server.LISTENERS))
+    hosts = bound_hosts(server.LISTENERS)
+    _bound = tuple(hosts)
     # ExposedSecret is a RuntimeError: gunicorn prints it and exits 1 before serving anything.
     warning = check_secret(_settings, hosts)
     if warning:
