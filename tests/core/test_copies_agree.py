@@ -12,22 +12,18 @@ from humanseg.ml import files
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _local_suffix(name: str) -> str:
-    """How `humanseg segment` names a result: the mask keeps <stem>.png, the rest say their kind."""
-    suffix = known_kind(name).suffix
-    return suffix if name == "mask" else f".{name}{suffix}"
-
-
 def test_the_remote_cli_offers_every_kind_named_as_the_table_says():
-    assert tuple(kind.name for kind in RESULTS) == remote.KINDS
-    assert {name: _local_suffix(name) for name in remote.KINDS} == remote.SUFFIXES
+    assert {kind.name for kind in RESULTS} == set(remote.KINDS) == set(remote.SUFFIXES)
+    for name, suffix in remote.SUFFIXES.items():  # <stem>[.<kind>]<the stored file's extension>
+        assert suffix.endswith(known_kind(name).suffix) and suffix.count(".") <= 2, name
+    assert len(set(remote.SUFFIXES.values())) == len(remote.SUFFIXES)  # no two kinds share a file
     assert {kind.name for kind in on_request_kinds()} == remote.MADE_BY_WORKER
     assert known_kind("cutout").options == remote.CUTOUT_OPTIONS
 
 
 def test_the_local_cli_names_its_outputs_as_the_remote_cli_does():
     assert set(files.OUTPUTS) <= {kind.name for kind in RESULTS}
-    assert {name: _local_suffix(name) for name in files.OUTPUTS} == files.OUTPUTS
+    assert {name: remote.SUFFIXES[name] for name in files.OUTPUTS} == files.OUTPUTS
 
 
 def test_one_list_of_image_files():
