@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from PIL import Image
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from humanseg.core.db import session_scope
@@ -17,7 +17,7 @@ from humanseg.core.errors import ObjectNotFound, StorageError
 from humanseg.core.images import load_oriented
 from humanseg.core.layout import results_prefix
 from humanseg.core.logfmt import logkv
-from humanseg.core.models import Job, JobStatus, utcnow
+from humanseg.core.models import Batch, Job, JobStatus, utcnow
 from humanseg.core.redact import without_paths
 from humanseg.core.results import known_kind
 from humanseg.core.settings import Settings
@@ -61,38 +61,45 @@ class Claimed:
     original_key: str
     outputs: str | None
     queue_wait_ms: float  # from the upload to this claim (a retry counts its earlier tries too)
+    webhooks: bool = True  # the batch has a webhook: finishing records its events
 
 
 def claim(sessions: sessionmaker[Session], job_id: str, lease_seconds: int) -> Claimed | None:
     """queued -> running (or re-claim an expired lease); None when another delivery holds it."""
     now = utcnow()
+    # Whether the batch wants webhooks comes back with the claim: a batch's webhook is set when it
+    # is made, before its jobs are queued, so the outcome's transaction can skip looking for one.
+    webhooks = exists().where(Batch.id == Job.batch_id, Batch.webhook_url.is_not(None))
     with session_scope(sessions) as session:
-        claimed = session.execute(
+        # One statement (UPDATE ... RETURNING) and the commit: two round trips per claim.
+        row = session.execute(
             update(Job)
             .where(Job.id == job_id,
                    or_(Job.status == JobStatus.queued,
                        (Job.status == JobStatus.running) & (Job.lease_expires_at < now)))
             .values(status=JobStatus.running, attempts=Job.attempts + 1, started_at=now,
                     lease_expires_at=now + timedelta(seconds=lease_seconds), error=None)
-        ).rowcount  # type: ignore[attr-defined]  # DML: a CursorResult
-        if not claimed:
-            return None
-        # Same transaction: one commit per claim, not a second round trip for the row.
-        row = session.execute(select(Job.attempts, Job.original_key, Job.outputs, Job.created_at)
-                              .where(Job.id == job_id)).one()
+            .returning(Job.attempts, Job.original_key, Job.outputs, Job.created_at,
+                       webhooks.label("webhooks"))
+        ).first()
+    if row is None:
+        return None
     waited = (now - row.created_at).total_seconds() * 1000
-    return Claimed(row.attempts, row.original_key, row.outputs, max(0.0, waited))
+    return Claimed(row.attempts, row.original_key, row.outputs, max(0.0, waited), bool(row.webhooks))
 
 
-def _finish(sessions, job_id: str, attempt: int, **values) -> bool:
-    """Record the outcome only if we still own the lease (status running, same attempt)."""
+def _finish(sessions, job_id: str, attempt: int, webhooks: bool = True, **values) -> bool:
+    """Record the outcome only if we still own the lease (status running, same attempt).
+
+    webhooks=False (the claim saw the batch has none) skips looking for events to record.
+    """
     with session_scope(sessions) as session:
         done = session.execute(
             update(Job).where(Job.id == job_id, Job.status == JobStatus.running,
                               Job.attempts == attempt)
             .values(lease_expires_at=None, **values)
         ).rowcount  # type: ignore[attr-defined]  # DML: a CursorResult
-        if done and values.get("status") in (JobStatus.succeeded, JobStatus.failed):
+        if done and webhooks and values.get("status") in (JobStatus.succeeded, JobStatus.failed):
             # The webhook events commit with the outcome; worker/webhook_sender.py delivers them.
             record_finished(session, [job_id])
     if not done:
@@ -148,8 +155,8 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
     except StorageError as exc:
         return transient(sessions, settings, job_id, attempt, f"writing results: {exc}")
     with stages.timed("db"):
-        ok = _finish(sessions, job_id, attempt, status=JobStatus.succeeded, finished_at=utcnow(),
-                     error=None)
+        ok = _finish(sessions, job_id, attempt, claimed.webhooks, status=JobStatus.succeeded,
+                     finished_at=utcnow(), error=None)
     # One line per job with where its time went (bench/e2e_ratio.py sums these).
     log.info(logkv(event="job_done", job_id=job_id, attempt=attempt, recorded=ok,
                    queue_wait_ms=round(claimed.queue_wait_ms, 1), **stages.fields()))

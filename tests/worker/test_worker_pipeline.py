@@ -254,3 +254,41 @@ def test_sweeper_requeues_expired_and_fails_exhausted(env):
     assert sorted(queued_job_ids(settings.broker_url, settings.queue)) == sorted([expired, stale])
     client.delete(settings.queue)
     client.close()
+
+
+def test_a_job_costs_six_database_round_trips_and_records_its_webhook_events(env, predictor):
+    from sqlalchemy import event, func, select
+
+    from humanseg.core.models import Batch, WebhookDelivery
+
+    settings, sessions, storage = env
+    plain = add_job(sessions, storage, si.jpeg((90, 60)))
+    hooked = add_job(sessions, storage, si.jpeg((90, 60)))
+    with session_scope(sessions) as s:
+        batch_id = s.get(Job, hooked).batch_id
+        s.execute(update(Batch).where(Batch.id == batch_id).values(
+            webhook_url="http://127.0.0.1:9/hook", webhook_events="job.finished,batch.finished",
+            webhook_secret="whsec_" + "A" * 32))
+    trips: list[str] = []
+    engine = sessions.kw["bind"]
+    listen = {"before_cursor_execute": lambda *a, **k: trips.append(a[2].split()[0]),
+              "commit": lambda *a: trips.append("COMMIT"), "rollback": lambda *a: trips.append("ROLLBACK")}
+    for name, fn in listen.items():
+        event.listen(engine, name, fn)
+    try:
+        assert run_job(plain, settings, storage, sessions, predictor).status == "succeeded"
+        plain_trips, trips[:] = list(trips), []
+        assert run_job(hooked, settings, storage, sessions, predictor).status == "succeeded"
+    finally:
+        for name, fn in listen.items():
+            event.remove(engine, name, fn)
+    # claim (UPDATE ... RETURNING, commit), ownership check (SELECT, commit), outcome (UPDATE, commit)
+    assert plain_trips == ["UPDATE", "COMMIT", "SELECT", "COMMIT", "UPDATE", "COMMIT"]
+    assert len(trips) > len(plain_trips)  # a batch with a webhook: its events are looked up and written
+    with session_scope(sessions) as s:
+        events = dict(s.execute(select(WebhookDelivery.event, func.count())
+                                .group_by(WebhookDelivery.event)).all())
+        assert s.scalar(select(func.count()).select_from(WebhookDelivery)
+                        .where(WebhookDelivery.job_id == plain)) == 0
+    assert events == {"job.finished": 1, "batch.finished": 1}
+    assert load(sessions, plain).status == load(sessions, hooked).status == JobStatus.succeeded
