@@ -83,6 +83,7 @@ def _cuda_available() -> bool:
 
 MAX_MAP_SIDE = 2048  # float maps are made at most this size (see Predictor.segment)
 ALPHA_RAMP = 0.25  # probabilities within threshold +- this fade; outside are fully in or out
+_MASK_LUT = [0] * 128 + [255] * 128  # alpha -> mask: 128 and above is at or over the threshold
 
 
 def soft_alpha(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -148,14 +149,21 @@ class Predictor:
             scale = MAX_MAP_SIDE / max(image.size)
             small = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             work = image.resize(small, Image.Resampling.BILINEAR, reducing_gap=3.0)
-        prob = self.foreground([work], refine)[0]
-        alpha = Image.fromarray(soft_alpha(prob, self.cfg.threshold), "L")
-        if work is image:
-            return Segmentation(self._binary(prob), alpha)
-        del prob
-        alpha = alpha.resize(image.size, Image.Resampling.BILINEAR)
-        # The alpha ramp is centred on the threshold, so 128 is the threshold in alpha units.
-        return Segmentation(alpha.point(lambda v: 255 if v >= 128 else 0), alpha)
+        alpha = Image.fromarray(self._alpha(work, refine), "L")
+        if work is not image:
+            alpha = alpha.resize(image.size, Image.Resampling.BILINEAR)
+        # The alpha ramp is centred on the threshold, so 128 is the threshold in alpha units:
+        # the mask is the map's threshold, read from the 8-bit alpha (no float pass at full size).
+        return Segmentation(alpha.point(_MASK_LUT), alpha)
+
+    def _alpha(self, work: Image.Image, refine: bool | None) -> np.ndarray:
+        """uint8 soft alpha at work's size; refined straight to 8 bits (no float map at full size)."""
+        if not (self.cfg.refine if refine is None else refine):
+            return soft_alpha(self.probabilities([work])[0], self.cfg.threshold)
+        from humanseg.ml.refine import guided_alpha, work_size
+
+        prob = self.probabilities([work], sizes=[work_size(*work.size)])[0]
+        return guided_alpha(work, prob, self.cfg.threshold, ALPHA_RAMP)
 
     def predict_batch(self, images: Sequence[Image.Image]) -> list[Image.Image]:
         """Masks for several images (same contract as predict)."""

@@ -12,15 +12,32 @@ from PIL import Image
 
 
 def box_mean(x: np.ndarray, r: int) -> np.ndarray:
-    """Mean over the (2r+1)^2 window around each pixel, windows clipped at the borders."""
+    """Mean over the (2r+1)^2 window around each pixel, windows clipped at the borders.
+
+    Summed separably (rows, then columns) from running sums in float64 (the variances below
+    subtract near-equal means), each window sum one subtraction of two shifted slices.
+    """
     h, w = x.shape
-    c = np.zeros((h + 1, w + 1), dtype=np.float64)
-    np.cumsum(np.cumsum(x, axis=0, dtype=np.float64), axis=1, out=c[1:, 1:])
+    s = _window_sums(_window_sums(x, r, 0), r, 1)
     y0, y1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
     x0, x1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
-    s = c[y1][:, x1] - c[y0][:, x1] - c[y1][:, x0] + c[y0][:, x0]
-    n = (y1 - y0)[:, None] * (x1 - x0)[None, :]
-    return (s / n).astype(np.float32)
+    s *= 1.0 / ((y1 - y0)[:, None] * (x1 - x0)[None, :])
+    return s.astype(np.float32)
+
+
+def _window_sums(x: np.ndarray, r: int, axis: int) -> np.ndarray:
+    """Sums over [i - r, i + r] along axis (outside the array counts as zero), float64."""
+    n = x.shape[axis]
+    shape = list(x.shape)
+    shape[axis] = n + 2 * r + 1
+    c = np.zeros(shape, np.float64)  # c[k] = sum of x[:k - r - 1]: zeros, running sum, then its total
+
+    def at(start: int, stop: int | None) -> tuple[slice, ...]:
+        return (slice(None),) * axis + (slice(start, stop),)
+
+    np.cumsum(x, axis=axis, dtype=np.float64, out=c[at(r + 1, r + 1 + n)])
+    c[at(r + 1 + n, None)] = c[at(r + n, r + n + 1)]
+    return c[at(2 * r + 1, None)] - c[at(0, n)]
 
 
 def _resize(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -40,13 +57,43 @@ def guided_filter(guide: Image.Image, prob: np.ndarray, radius: int | None = Non
     work_side: the coefficients are fitted on a grid with this longest side (the fast guided filter);
     256 scored as well as 384 and 512 on our val and held-out photos, at a fraction of the cost.
     """
-    w, h = guide.size
+    rgb = _rgb(guide)
+    a_coef, b_coef = _fit(rgb, prob, radius, eps, work_side)
+    q = _apply(rgb, a_coef / 255.0, b_coef)
+    return np.clip(q, 0.0, 1.0, out=q)
+
+
+def guided_alpha(guide: Image.Image, prob: np.ndarray, threshold: float, ramp: float,
+                 radius: int | None = None, eps: float = 1e-4, work_side: int = 256) -> np.ndarray:
+    """uint8 soft alpha of the refined map: round(clip((q - (threshold - ramp)) / (2 ramp)) * 255).
+
+    The same as soft_alpha(guided_filter(...)), but the ramp is folded into the low-resolution
+    coefficients, so full size sees one multiply-add per channel and no float RGB copy.
+    The alpha is 128 or more exactly where the refined map is at least the threshold.
+    """
+    rgb = _rgb(guide)
+    a_coef, b_coef = _fit(rgb, prob, radius, eps, work_side)
+    scale = 255.0 / (2 * ramp)
+    q = _apply(rgb, a_coef * (scale / 255.0), (b_coef - (threshold - ramp)) * scale + 0.5)
+    np.clip(q, 0.0, 255.0, out=q)
+    return q.astype(np.uint8)  # +0.5 above, then truncation: rounds half up
+
+
+def _rgb(guide: Image.Image) -> Image.Image:
+    # convert() copies even when the mode already matches: the full photo is not copied again.
+    return guide if guide.mode == "RGB" else guide.convert("RGB")
+
+
+def _fit(rgb: Image.Image, prob: np.ndarray, radius: int | None, eps: float,
+         work_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The filter's linear coefficients (a: h x w x 3 per unit of colour in [0, 1], b), box-averaged,
+    on the small grid."""
+    w, h = rgb.size
     small = work_size(w, h, work_side)
     if prob.shape not in ((h, w), small[::-1]):
-        raise ValueError(f"probability map {prob.shape[::-1]} does not match the guide {guide.size}")
+        raise ValueError(f"probability map {prob.shape[::-1]} does not match the guide {rgb.size}")
     radius = radius or max(2, round(max(w, h) / 100))
     r = max(1, round(radius * small[0] / w))
-    rgb = guide.convert("RGB")
     i_s = np.asarray(rgb.resize(small, Image.Resampling.BILINEAR), np.float32) / 255.0  # (h, w, 3)
     p_s = _resize(prob, small)
     mean_i = np.stack([box_mean(i_s[..., c], r) for c in range(3)], -1)
@@ -60,11 +107,22 @@ def guided_filter(guide: Image.Image, prob: np.ndarray, radius: int | None = Non
                 var[x, y] = var[x, y] + eps
     a_coef = _solve_sym3(var, cov_ip)
     b_coef = mean_p - (a_coef * mean_i).sum(-1)
-    full = np.asarray(rgb, np.float32) / 255.0
-    q = _resize(box_mean(b_coef, r), (w, h)).copy()
-    for c in range(3):
-        q += _resize(box_mean(a_coef[..., c], r), (w, h)) * full[..., c]
-    return np.clip(q, 0.0, 1.0)
+    return np.stack([box_mean(a_coef[..., c], r) for c in range(3)], -1), box_mean(b_coef, r)
+
+
+def _apply(rgb: Image.Image, a_coef: np.ndarray, b_coef: np.ndarray) -> np.ndarray:
+    """b + sum_c a_c * colour_c at full size (a per unit of 8-bit colour), the coefficients scaled up
+    bilinearly; float32, one band of the photo at a time."""
+    size = rgb.size
+    q = np.array(_upscale(b_coef, size), np.float32)  # a writable copy
+    for c, band in enumerate(rgb.split()):
+        term = np.asarray(_upscale(a_coef[..., c], size))
+        q += term * np.asarray(band)
+    return q
+
+
+def _upscale(arr: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    return Image.fromarray(np.ascontiguousarray(arr, np.float32), "F").resize(size, Image.Resampling.BILINEAR)
 
 
 def work_size(width: int, height: int, work_side: int = 256) -> tuple[int, int]:

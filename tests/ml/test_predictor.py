@@ -88,6 +88,20 @@ def test_segment_gives_a_binary_mask_and_a_soft_alpha_from_one_map(predictor):
     assert (alpha[mask == 255] >= 127).all() and (alpha[mask == 0] <= 128).all()  # one map, one threshold
 
 
+def test_segment_serves_the_refined_map_that_evaluation_scores(predictor):
+    # segment() makes its alpha straight from the filter's coefficients; evaluation and predict()
+    # threshold foreground(): both must be the same map.
+    from humanseg.ml.predictor import soft_alpha
+
+    image, _ = draw_person((150, 110), seed=5)
+    seg = predictor.segment(image, refine=True)
+    prob = predictor.foreground([image], refine=True)[0]
+    alpha = np.asarray(seg.alpha).astype(int)
+    assert np.abs(alpha - soft_alpha(prob, predictor.cfg.threshold)).max() <= 1
+    differ = np.count_nonzero((np.asarray(seg.mask) == 255) != (prob >= predictor.cfg.threshold))
+    assert differ <= prob.size // 10_000  # float rounding right at the threshold at most
+
+
 def test_soft_alpha_ramps_around_the_threshold():
     from humanseg.ml.predictor import soft_alpha
 
