@@ -14,30 +14,24 @@ from PIL import Image
 def box_mean(x: np.ndarray, r: int) -> np.ndarray:
     """Mean over the (2r+1)^2 window around each pixel, windows clipped at the borders.
 
-    Summed separably (rows, then columns) from running sums in float64 (the variances below
-    subtract near-equal means), each window sum one subtraction of two shifted slices.
+    x: (h, w), or (h, w, k) for k maps at once. Summed separably as 2r+1 shifted slices per axis
+    in float32 (r is about 3 on the filter's grid; each window sum adds few values, so no running
+    sums of thousands of values whose differences lose precision).
     """
-    h, w = x.shape
-    s = _window_sums(_window_sums(x, r, 0), r, 1)
+    h, w = x.shape[:2]
+    padded = np.zeros((h + 2 * r, w + 2 * r, *x.shape[2:]), np.float32)
+    padded[r:r + h, r:r + w] = x
+    rows = padded[0:h].copy()
+    for k in range(1, 2 * r + 1):
+        rows += padded[k:k + h]
+    out = rows[:, 0:w].copy()
+    for k in range(1, 2 * r + 1):
+        out += rows[:, k:k + w]
     y0, y1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
     x0, x1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
-    s *= 1.0 / ((y1 - y0)[:, None] * (x1 - x0)[None, :])
-    return s.astype(np.float32)
-
-
-def _window_sums(x: np.ndarray, r: int, axis: int) -> np.ndarray:
-    """Sums over [i - r, i + r] along axis (outside the array counts as zero), float64."""
-    n = x.shape[axis]
-    shape = list(x.shape)
-    shape[axis] = n + 2 * r + 1
-    c = np.zeros(shape, np.float64)  # c[k] = sum of x[:k - r - 1]: zeros, running sum, then its total
-
-    def at(start: int, stop: int | None) -> tuple[slice, ...]:
-        return (slice(None),) * axis + (slice(start, stop),)
-
-    np.cumsum(x, axis=axis, dtype=np.float64, out=c[at(r + 1, r + 1 + n)])
-    c[at(r + 1 + n, None)] = c[at(r + n, r + n + 1)]
-    return c[at(2 * r + 1, None)] - c[at(0, n)]
+    inverse = (1.0 / ((y1 - y0)[:, None] * (x1 - x0)[None, :])).astype(np.float32)
+    out *= inverse if x.ndim == 2 else inverse[..., None]
+    return out
 
 
 def _resize(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -94,20 +88,28 @@ def _fit(rgb: Image.Image, prob: np.ndarray, radius: int | None, eps: float,
         raise ValueError(f"probability map {prob.shape[::-1]} does not match the guide {rgb.size}")
     radius = radius or max(2, round(max(w, h) / 100))
     r = max(1, round(radius * small[0] / w))
-    i_s = np.asarray(rgb.resize(small, Image.Resampling.BILINEAR), np.float32) / 255.0  # (h, w, 3)
+    # reducing_gap: a large photo is first box-reduced by an integer factor (a third of the time)
+    i_s = np.asarray(rgb.resize(small, Image.Resampling.BILINEAR, reducing_gap=2.0), np.float32) / 255.0
     p_s = _resize(prob, small)
-    mean_i = np.stack([box_mean(i_s[..., c], r) for c in range(3)], -1)
-    mean_p = box_mean(p_s, r)
-    cov_ip = np.stack([box_mean(i_s[..., c] * p_s, r) for c in range(3)], -1) - mean_i * mean_p[..., None]
+    pairs = [(x, y) for x in range(3) for y in range(x, 3)]
+    # Every window mean the fit needs, in one call: I (3 bands), p, I*p (3), I_x*I_y (6).
+    maps = np.empty((*p_s.shape, 13), np.float32)
+    maps[..., 0:3], maps[..., 3] = i_s, p_s
+    maps[..., 4:7] = i_s * p_s[..., None]
+    for k, (x, y) in enumerate(pairs):
+        maps[..., 7 + k] = i_s[..., x] * i_s[..., y]
+    means = box_mean(maps, r)
+    mean_i, mean_p = means[..., 0:3], means[..., 3]
+    cov_ip = means[..., 4:7] - mean_i * mean_p[..., None]
     var = {}
-    for x in range(3):
-        for y in range(x, 3):
-            var[x, y] = box_mean(i_s[..., x] * i_s[..., y], r) - mean_i[..., x] * mean_i[..., y]
-            if x == y:
-                var[x, y] = var[x, y] + eps
+    for k, (x, y) in enumerate(pairs):
+        var[x, y] = means[..., 7 + k] - mean_i[..., x] * mean_i[..., y]
+        if x == y:
+            var[x, y] = var[x, y] + eps
     a_coef = _solve_sym3(var, cov_ip)
-    b_coef = mean_p - (a_coef * mean_i).sum(-1)
-    return np.stack([box_mean(a_coef[..., c], r) for c in range(3)], -1), box_mean(b_coef, r)
+    coef = np.dstack([a_coef, mean_p - (a_coef * mean_i).sum(-1)])
+    coef = box_mean(coef, r)
+    return coef[..., :3], coef[..., 3]
 
 
 def _apply(rgb: Image.Image, a_coef: np.ndarray, b_coef: np.ndarray) -> np.ndarray:
