@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -148,7 +149,7 @@ class Broker:
         from humanseg.core.queue import broker_client, make_sender
         from humanseg.core.settings import Settings
 
-        self.queue = "stage-table"
+        self.queue = f"stage-table-{uuid.uuid4().hex[:8]}"  # ours alone on a shared broker
         self.sender = make_sender(Settings(broker_url=url, queue=self.queue))
         self.client = broker_client(url, timeout=10)
         self.url = url
@@ -163,6 +164,7 @@ class Broker:
             raise RuntimeError(f"unexpected message {body['headers']}")
 
     def close(self) -> None:
+        self.client.delete(self.queue)
         self.client.close()
         if self.server is not None:
             self.server.stop()
