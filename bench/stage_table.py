@@ -261,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", action="append", default=[], help="model folder (repeatable; default shipped)")
     ap.add_argument("--backend", default="auto", help="auto, onnx or torch")
     ap.add_argument("--threads", type=int, default=1, help="model threads (1: as each of the workers)")
-    ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    ap.add_argument("--database-url", default=None,
+                    help="a scratch database (its rows are left there); default: a temporary SQLite file")
     ap.add_argument("--broker", default=None, help="Redis URL (default: an embedded Valkey)")
     args = ap.parse_args(argv)
     source, files = photos(args.images, args.n + args.warmup)
