@@ -14,7 +14,7 @@ from humanseg.ml.predictor import Predictor
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 # Output kind -> file name suffix: each says its kind (a mask named `<stem>.png` passed for the photo).
-OUTPUTS = {"mask": ".mask.png", "alpha": ".alpha.png", "cutout": ".cutout.png"}
+OUTPUTS = {"cutout": ".cutout.png", "mask": ".mask.png", "alpha": ".alpha.png"}
 
 
 def expand(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
