@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 
 SERVE_EXTRAS = ("web", "worker", "client")  # the Makefile's install-serve

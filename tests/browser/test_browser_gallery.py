@@ -262,7 +262,12 @@ def test_cancel_and_retry_buttons_then_the_download_keeps_the_upload_name(browse
     assert "was cancelled" in browser.find_element(By.ID, "job-cancelled").text
     shot("job-cancelled")
     browser.find_element(By.ID, "job-retry").click()  # queues it and rings the doorbell
-    stack.wait_job(job_id)
+    # The job is cancelled, a finished state, until the form's POST lands: wait for the page to say
+    # it was queued again, or wait_job would take "cancelled" for the end (and browser.get below
+    # would abort the POST still in flight).
+    _wait(browser, lambda d: not d.find_elements(By.ID, "job-cancelled")
+          and d.find_element(By.ID, "job-status").text != "Cancelled", 20, "the page to show the job queued again")
+    assert stack.wait_job(job_id)["status"] == "succeeded"
     browser.get(stack.url(f"/jobs/{job_id}"))
     link = browser.find_element(By.CSS_SELECTOR, f"a[href$='/api/v1/jobs/{job_id}/cutout'][download]")
     link.click()

@@ -2,7 +2,6 @@ import json
 import math
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -157,7 +156,8 @@ def test_cli_segment_rejects_an_unknown_output_before_loading_the_model(tmp_path
     img = tmp_path / "x.png"
     Image.new("RGB", (8, 8)).save(img)
     no_model = tmp_path / "no-model"  # loading it would fail: the refusal comes first
-    assert ml_main(["segment", str(img), "--out", str(tmp_path), "--checkpoint", str(no_model), "--outputs", "gif"]) == 2
+    argv = ["segment", str(img), "--out", str(tmp_path), "--checkpoint", str(no_model), "--outputs", "gif"]
+    assert ml_main(argv) == 2
     assert "--outputs takes cutout, mask, alpha" in capsys.readouterr().err
 
 
