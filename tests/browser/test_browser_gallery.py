@@ -78,6 +78,7 @@ def test_upload_three_watch_open_and_download(browser, stack, shot, tmp_path):
     assert _external_loads(browser, stack.base_url) == []
     shot("02-batch-done")
     batch_url = browser.current_url
+    _no_finished_batch_controls(browser)
 
     # Download all: the browser saves the zip; it holds three masks.
     browser.find_element(By.ID, "download-all").click()
@@ -125,7 +126,16 @@ def test_upload_three_watch_open_and_download(browser, stack, shot, tmp_path):
     browser.set_window_size(390, 844)
     browser.get(batch_url)
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+    _no_finished_batch_controls(browser)
     shot("06-batch-phone")
+
+
+def _no_finished_batch_controls(driver) -> None:
+    """A finished batch with nothing failed offers neither 'Cancel remaining' nor 'Retry ... (0)'."""
+    from selenium.webdriver.common.by import By
+
+    for form in ("batch-cancel-form", "batch-retry-form"):
+        assert not driver.find_element(By.ID, form).is_displayed(), form
 
 
 def test_rejected_file_shows_the_servers_reason(browser, stack, shot, tmp_path):
@@ -139,6 +149,9 @@ def test_rejected_file_shows_the_servers_reason(browser, stack, shot, tmp_path):
     rows = {r.find_element(By.CLASS_NAME, "name").text: r
             for r in browser.find_elements(By.CSS_SELECTOR, "#upload-list li")}
     assert rows["good.jpg"].get_attribute("class") == "done"
+    # The page stays (a file was refused): the accepted row follows its job to the end, not "queued" forever.
+    _wait(browser, lambda d: rows["good.jpg"].find_element(By.CLASS_NAME, "state").text == "Done · segmented",
+          60, "the accepted row to say its job finished")
     bad = rows["x.jpg"]
     assert bad.get_attribute("class") == "rejected"
     reason = bad.find_element(By.CLASS_NAME, "state").text
