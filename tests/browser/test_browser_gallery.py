@@ -101,6 +101,8 @@ def test_upload_three_watch_open_and_download(browser, stack, shot, tmp_path):
     assert browser.find_element(By.ID, "view-cutout").find_element(By.XPATH, "..") \
         .get_attribute("class") == "frame checker"
     shot("03-job-detail")
+    job_url = browser.current_url
+    assert _placeholder_fits(browser, "opt-margin")
     field = browser.find_element(By.ID, "bg-text")
     field.clear()
     field.send_keys("#1e40af")
@@ -128,6 +130,24 @@ def test_upload_three_watch_open_and_download(browser, stack, shot, tmp_path):
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
     _no_finished_batch_controls(browser)
     shot("06-batch-phone")
+    browser.get(job_url)  # on a phone the downloads come before the previews, two previews to a row
+    downloads = browser.find_element(By.ID, "downloads")
+    figures = browser.find_elements(By.CSS_SELECTOR, ".views figure")
+    assert browser.execute_script("return arguments[0].getBoundingClientRect().bottom;", downloads) \
+        <= browser.execute_script("return arguments[0].getBoundingClientRect().top;", figures[0])
+    assert browser.execute_script("return arguments[0].getBoundingClientRect().top;", figures[1]) \
+        == browser.execute_script("return arguments[0].getBoundingClientRect().top;", figures[0])
+    assert _placeholder_fits(browser, "opt-margin")
+    shot("06b-job-phone")
+
+
+def _placeholder_fits(driver, field_id: str) -> bool:
+    """Whether a text field's placeholder fits inside it (measured in the field's own font)."""
+    return driver.execute_script(
+        "const i = document.getElementById(arguments[0]); const st = getComputedStyle(i);"
+        "const c = document.createElement('canvas').getContext('2d'); c.font = st.font;"
+        "const inner = i.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight);"
+        "return c.measureText(i.placeholder).width <= inner;", field_id)
 
 
 def _no_finished_batch_controls(driver) -> None:
