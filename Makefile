@@ -15,12 +15,17 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check
 
 install-serve: $(SERVE_STAMP)
 
+# One line on the screen while pip works; its output goes to $(INSTALL_LOG), shown (the end) if it fails.
+INSTALL_LOG := $(VENV)/install.log
+LOGGED = >> $(INSTALL_LOG) 2>&1 || { tail -n 40 $(INSTALL_LOG); echo "make: pip failed; its whole output: $(INSTALL_LOG)"; exit 1; }
+
 $(SERVE_STAMP): pyproject.toml setup.py
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) -q --upgrade pip setuptools wheel
-	$(PIP) -e '.[web,worker,client]'
-	rm -f $(VENV)/.serve-*
-	touch $(SERVE_STAMP)
+	@echo "make up: installing the web tier, worker and client into $(VENV) (pip's output: $(INSTALL_LOG))"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@: > $(INSTALL_LOG) && $(PIP) --upgrade pip setuptools wheel $(LOGGED)
+	@$(PIP) -e '.[web,worker,client]' $(LOGGED)
+	@rm -f $(VENV)/.serve-*
+	@touch $(SERVE_STAMP)
 
 # Everything: serving plus torch (training, export) and the test tools.
 install: $(STAMP)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +22,10 @@ from humanseg.core.errors import ImageError
 
 # Orientation values 5..8 rotate by 90/270 degrees, swapping width and height.
 _EXIF_ORIENTATION = 0x0112
+_SHORT = 3  # the TIFF type EXIF gives Orientation; one stored otherwise is ignored, as browsers do
 _SWAPS_AXES = {5, 6, 7, 8}
 # The transposition that makes each EXIF orientation upright (as ImageOps.exif_transpose,
-# but keyed by our own reading of the tag, so a value stored as text is honoured too).
+# but keyed by our own reading of the tag, which honours it only when stored as a SHORT).
 _UPRIGHT = {
     2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
@@ -161,14 +163,29 @@ def validate(source: Source, limits: Limits | None = None) -> ImageInfo:
             turned = orientation(img)
     except ImageError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageError("too_many_pixels", f"the image is too large: {exc}") from exc
+    except Image.DecompressionBombError as exc:  # PIL's own limit, met before ours could look
+        raise _too_many_pixels(_claimed_pixels(str(exc)), limits) from exc
     except Exception as exc:  # PIL raises many types for garbage headers and data
         raise ImageError("corrupt_image", f"the {fmt} file is truncated or cannot be read") from exc
     if turned in _SWAPS_AXES:
         width, height = height, width
     content_type, ext = FORMATS[fmt]
     return ImageInfo(fmt, content_type, ext, width, height, size)
+
+
+def _claimed_pixels(bomb_message: str) -> int | None:
+    """The pixel count in PIL's 'Image size (N pixels) exceeds limit of M pixels...', if it is there."""
+    found = re.search(r"\((\d+) pixels\)", bomb_message)
+    return int(found.group(1)) if found else None
+
+
+def _too_many_pixels(pixels: int | None, limits: Limits, size: tuple[int, int] | None = None) -> ImageError:
+    """Over our configured pixel limit, stated in it (never in PIL's own bomb threshold)."""
+    limit = f"the limit is {limits.max_pixels / 1e6:.1f} megapixels"
+    if pixels is None:
+        return ImageError("too_many_pixels", f"the image has too many pixels; {limit}")
+    shown = f"{size[0]}x{size[1]} ({pixels / 1e6:.1f} megapixels)" if size else f"{pixels / 1e6:.1f} megapixels"
+    return ImageError("too_many_pixels", f"the image is {shown}; {limit}")
 
 
 def _check_header(img: Image.Image, limits: Limits) -> tuple[int, int]:
@@ -178,8 +195,7 @@ def _check_header(img: Image.Image, limits: Limits) -> tuple[int, int]:
     if width <= 0 or height <= 0:
         raise ImageError("corrupt_image", "the image has no pixels")
     if pixels > limits.max_pixels:
-        raise ImageError("too_many_pixels", f"the image is {width}x{height} ({pixels / 1e6:.1f} megapixels); "
-                                            f"the limit is {limits.max_pixels / 1e6:.1f} megapixels")
+        raise _too_many_pixels(pixels, limits, (width, height))
     if max(width, height) > limits.max_side:
         raise ImageError("side_too_long", f"the image is {width}x{height}; no side may be longer "
                                           f"than {limits.max_side} pixels")
@@ -187,12 +203,17 @@ def _check_header(img: Image.Image, limits: Limits) -> tuple[int, int]:
 
 
 def orientation(img: Image.Image) -> int:
-    """The EXIF orientation (1..8) that validation and decoding both honour; 1 if absent or malformed."""
+    """The EXIF orientation (1..8) that validation and decoding both honour; 1 if absent, malformed or
+    stored as another type than SHORT (browsers ignore such a tag, so the user sees the image unturned)."""
     try:
         with _quiet():
-            # int(str(...)): a value stored as ASCII ("6") means what the SHORT 6 means.
-            value = int(str(img.getexif().get(_EXIF_ORIENTATION, 1)).strip())
+            exif = img.getexif()
+            value = exif.get(_EXIF_ORIENTATION, 1)
+            # The type it was stored as (Pillow's parsed IFD); none there when it came from XMP.
+            stored = getattr(getattr(exif, "_info", None), "tagtype", {}).get(_EXIF_ORIENTATION, _SHORT)
     except Exception:  # noqa: BLE001 - malformed EXIF (any PIL error type): treat as upright
+        return 1
+    if stored != _SHORT or type(value) is not int:
         return 1
     return value if value in _UPRIGHT else 1
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageEnhance, ImageOps
 
 from humanseg.core.images import orientation, to_rgb
+from humanseg.core.matte import decontaminated
 from humanseg.core.results import known_kind
 from humanseg.core.variants import Margin, Options, defaults
 
@@ -173,17 +174,16 @@ def overlay(photo: Image.Image, alpha: Image.Image) -> Image.Image:
 def compose(photo: Image.Image, alpha: Image.Image, opts: Options,
             background: Image.Image | None) -> Image.Image:
     """The cut-out: with its alpha (transparent), or over a colour or a background image."""
+    cut = decontaminated(photo, alpha)  # no colour under alpha 0, no old background in soft edges
     if opts.bg.kind == "transparent":
-        out = photo.convert("RGBA")
-        out.putalpha(alpha)
-        return out
+        return cut
     if opts.bg.kind == "colour":
         under = Image.new("RGB", photo.size, opts.bg.rgb)
     else:
         if background is None:
             raise ValueError("a background image was asked for but not given")
         under = ImageOps.fit(to_rgb(background), photo.size, _RESAMPLE)  # cover, centred
-    return Image.composite(photo, under, alpha)
+    return Image.composite(cut.convert("RGB"), under, alpha)
 
 
 def encode(img: Image.Image, fmt: str, quality: int | None = None, png_level: int = PNG_LEVEL) -> bytes:

@@ -2,7 +2,7 @@
 
 Uploads the folder's images (subfolders included) in chunks into one batch, shows progress while
 the jobs finish, downloads the chosen results as each job succeeds, named like `humanseg segment`
-names them (OUT/<subfolder>/<stem>.png for the mask, <stem>.cutout.png, <stem>.alpha.png, ...),
+names them (OUT/<subfolder>/<stem>.cutout.png, <stem>.mask.png, <stem>.alpha.png, ...),
 and ends with a summary; the exit status is 1 when some images failed. OUT/.humanseg-remote.json records the
 run, so the same command resumes an interrupted one: uploaded files are not sent again (each
 chunk carries an Idempotency-Key, so a chunk whose answer was lost is answered again, not
@@ -21,16 +21,27 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from humanseg.client import ApiError, Batch, Client
+from humanseg.core.variants import MAX_MARGIN_PX, MAX_SIDE, MIN_SIDE, NAMED_COLOURS, OptionError, parse
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}  # core.images.IMAGE_SUFFIXES (the client imports no server code)
 KINDS = ("mask", "alpha", "cutout", "overlay", "thumb")
-# File names as `humanseg segment` writes them: the mask keeps <stem>.png, the rest say their kind.
-SUFFIXES = {"mask": ".png", "alpha": ".alpha.png", "cutout": ".cutout.png", "overlay": ".overlay.jpg",
+# File names as `humanseg segment` writes them: each says its kind (a mask named <stem>.png passed for the photo).
+SUFFIXES = {"mask": ".mask.png", "alpha": ".alpha.png", "cutout": ".cutout.png", "overlay": ".overlay.jpg",
             "thumb": ".thumb.jpg"}
 FORMAT_EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "jpg": ".jpg", "webp": ".webp"}
 CUTOUT_OPTIONS = ("bg", "format", "quality", "size", "crop", "margin")  # as on a result URL
 MADE_BY_WORKER = {"cutout", "overlay"}  # asked for at upload, so the workers make them
 STATE = ".humanseg-remote.json"
+# What the server accepts for each cut-out option (core.variants.parse, which main() checks them with).
+OPTION_HELP = {
+    "bg": "cut-out background: transparent (default), #RRGGBB, " + ", ".join(sorted(NAMED_COLOURS))
+          + ", or image:<id> (an id from POST /api/v1/backgrounds)",
+    "format": "png (default), webp, or jpeg (jpg) with a --bg",
+    "quality": "1-100, for jpeg (default 90) and webp (lossy when given); not png",
+    "size": f"longest side in px, {MIN_SIDE} to {MAX_SIDE}, or full (default)",
+    "crop": "true or false (default): crop to the person",
+    "margin": f"with --crop true: px (0-{MAX_MARGIN_PX}, e.g. 20) or %% of the person (e.g. 5%%)",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,12 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"comma-separated results to download ({', '.join(KINDS)}); default cutout")
     seg.add_argument("--api-key", default=os.environ.get("HUMANSEG_API_KEY"),
                      help="API key when the server requires one (default: $HUMANSEG_API_KEY)")
-    helps = {"bg": "cut-out background: transparent, white, #RRGGBB, image:<id>", "format": "png, jpeg or webp",
-             "quality": "1-100 (jpeg, webp)", "size": "longest side in px (16-10000), or full",
-             "crop": "true: crop to the person",
-             "margin": "with --crop: px or %% around the person"}
     for name in CUTOUT_OPTIONS:  # the cut-out's options, as on a result URL: --bg white --format jpeg --size 1000
-        seg.add_argument(f"--{name}", default=None, help=helps[name])
+        seg.add_argument(f"--{name}", default=None, help=OPTION_HELP[name])
     seg.add_argument("--chunk", type=int, default=50, help="images per upload request (default 50)")
     seg.add_argument("--batch-name", default=None, help="batch name (default: the folder's name)")
     seg.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
@@ -68,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not args.source.is_dir():
         print(f"humanseg remote: {args.source} is not a folder", file=sys.stderr)
+        return 2
+    problem = option_problem(args, kinds)
+    if problem:  # before a byte is sent: a refused option must not leave a finished batch behind
+        print(f"humanseg remote: {problem}", file=sys.stderr)
         return 2
     client = Client(args.server, args.api_key)
     try:
@@ -93,6 +104,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.close()
 
 
+def option_problem(args: argparse.Namespace, kinds: list[str]) -> str | None:
+    """Why the server would refuse these cut-out options (checked as it checks them); None when it would not."""
+    given = [(name, value) for name in CUTOUT_OPTIONS if (value := getattr(args, name, None)) is not None]
+    if given and "cutout" not in kinds:
+        return (f"{', '.join('--' + name for name, _ in given)} apply to the cut-out: "
+                "add cutout to --outputs")
+    try:
+        parse("cutout", given)
+    except OptionError as exc:
+        if exc.reason.startswith("jpeg has no transparency"):
+            return "--format jpeg has no transparency: give --bg (e.g. --bg white), or use png or webp"
+        return f"--{exc.parameter}: {exc.reason}"
+    return None
+
+
 def _reason(exc: Exception) -> str:
     """The innermost reason of a connection error (requests nests urllib3's several levels deep)."""
     while exc.args and isinstance(exc.args[0], Exception) and exc.args[0] is not exc:
@@ -115,8 +141,10 @@ class Run:
     def __init__(self, client: Client, args: argparse.Namespace, kinds: list[str], out: TextIO):
         self.client, self.args, self.kinds, self.out = client, args, kinds, out
         self.dest: Path = args.out
-        self.files = sorted(p.relative_to(args.source).as_posix() for p in args.source.rglob("*")
-                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        found = [p for p in args.source.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        self.files = sorted(p.relative_to(args.source).as_posix() for p in found if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.skipped = sorted(p.relative_to(args.source).as_posix() for p in found
+                              if p.suffix.lower() not in IMAGE_SUFFIXES)
         self.names = output_names(self.files)
         self.options = {k: v for k in CUTOUT_OPTIONS if (v := getattr(args, k, None)) is not None}
         self._seen_succeeded = 0
@@ -142,6 +170,10 @@ class Run:
 
     def run(self) -> int:
         """Upload, follow and download; the exit status."""
+        if self.skipped:  # said once, so a file left out is never a surprise
+            shown = ", ".join(self.skipped[:3]) + (", ..." if len(self.skipped) > 3 else "")
+            print(f"skipping {len(self.skipped)} file(s) that are not JPEG, PNG or WebP images: {shown}",
+                  file=self.out)
         if not self.files:
             print(f"humanseg remote: no JPEG, PNG or WebP images in {self.args.source}", file=self.out)
             return 2

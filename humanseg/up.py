@@ -11,6 +11,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from humanseg.core.logfmt import logkv
 from humanseg.core.secret_key import ensure_secret_key
@@ -18,6 +19,7 @@ from humanseg.core.settings import Settings
 from humanseg.web.exposure import ExposedSecret, check_secret
 
 log = logging.getLogger(__name__)
+LOG_NAME = "up.log"  # in the data dir: the web tier's and the worker's output (banners, access lines)
 
 
 class _OwnSessionSubprocess:
@@ -87,9 +89,11 @@ class Child:
 class Supervisor:
     """Starts child processes in their own sessions, restarts crashed ones with backoff, stops all."""
 
-    def __init__(self, backoff: float = 1.0, max_backoff: float = 30.0, stable_after: float = 60.0):
+    def __init__(self, backoff: float = 1.0, max_backoff: float = 30.0, stable_after: float = 60.0,
+                 output: IO[bytes] | None = None):
         self.children: dict[str, Child] = {}
         self.backoff, self.max_backoff, self.stable_after = backoff, max_backoff, stable_after
+        self.output = output  # where the children's stdout and stderr go; None: this process's
         self.stopping = False
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
@@ -98,7 +102,8 @@ class Supervisor:
         self._start(self.children[name])
 
     def _start(self, child: Child) -> None:
-        child.proc = subprocess.Popen(child.argv, env=child.env, start_new_session=True)
+        child.proc = subprocess.Popen(child.argv, env=child.env, start_new_session=True, stdout=self.output,
+                                      stderr=subprocess.STDOUT if self.output else None)
         child.started_at, child.restart_at = time.monotonic(), None
         log.info(logkv(event="child_started", name=child.name, pid=child.proc.pid))
 
@@ -207,7 +212,10 @@ def run_up(settings: Settings) -> int:
         storage = make_storage(settings)
         assert isinstance(storage, S3Storage)  # settings.storage is "s3"
         storage.ensure_bucket()
-    sup = Supervisor()
+    log_path = settings.data_dir / LOG_NAME
+    output = open(log_path, "ab")  # noqa: SIM115 - closed in the finally below, after the children
+    print(f"humanseg: web and worker logs go to {log_path}", flush=True)
+    sup = Supervisor(output=output)
     stop_requested = []
 
     def _on_signal(signum, _frame):
@@ -219,7 +227,10 @@ def run_up(settings: Settings) -> int:
         sup.spawn("web", [sys.executable, "-m", "humanseg.cli", "web"], env)
         url = f"http://{settings.host}:{settings.port}"
         if _wait_healthy(url, sup.proc("web")):
-            print(f"humanseg: ready at {url}  (Ctrl-C to stop)", flush=True)
+            print(f"humanseg: running the web tier and {settings.effective_concurrency()} worker process(es); "
+                  f"ready at {url}  (Ctrl-C to stop)", flush=True)
+        else:
+            print(f"humanseg: the web tier did not start; see {log_path}", file=sys.stderr, flush=True)
         while not stop_requested:
             # A crashed child (an OOM-killed worker, say) comes back; the others keep serving.
             sup.check()
@@ -230,6 +241,7 @@ def run_up(settings: Settings) -> int:
         sup.stop(order=("web", "worker"))  # no new uploads, then the workers finish, then the broker
         if valkey is not None:
             valkey.stop()
+        output.close()
         for s, handler in old.items():
             signal.signal(s, handler)
         print("humanseg: stopped", flush=True)

@@ -40,9 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
     e.add_argument("--json", type=Path, default=Path("evaluation.json"), help="where to write the results")
 
-    s = sub.add_parser("segment", help="masks (<stem>.png), soft alpha and cut-outs for image files and folders")
+    s = sub.add_parser("segment", help="cut-outs (<stem>.cutout.png), masks and soft alpha for image files and folders")
     s.add_argument("images", nargs="+", type=Path, help="image files and/or folders (searched recursively)")
-    s.add_argument("--outputs", default="mask", help="comma-separated: mask, alpha, cutout (default: mask)")
+    s.add_argument("--outputs", default="cutout",
+                   help="comma-separated: cutout (<stem>.cutout.png), mask (<stem>.mask.png), "
+                        "alpha (<stem>.alpha.png); default: cutout")
     s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--checkpoint", type=Path, default=None)
@@ -127,10 +129,33 @@ def _train_arguments(t: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point for the ML sub-commands."""
     args = _parser().parse_args(argv)
+    missing = _missing_training_modules(args.command)
+    if missing:  # `make up` installs what segment needs; these come with `make train` (the ml extra)
+        print(f"humanseg {args.command}: needs the training extra, missing {', '.join(missing)}: run `make train` "
+              "(or pip install 'humanseg[ml]')", file=sys.stderr)
+        return 2
     configure_logging("INFO")  # the one set-up (core/logsetup.py), as the server commands have
     commands = {"train": _train, "evaluate": _evaluate, "segment": _segment, "export": _export, "teach": _teach,
                 "fetch-teachers": _fetch_teachers}
     return commands[args.command](args)
+
+
+# Modules of the ml extra (not installed by `make up`) that each command cannot run without.
+TRAINING_MODULES = {"train": ("torch", "segmentation_models_pytorch", "safetensors"), "evaluate": ("scipy",),
+                    "export": ("torch", "onnx")}
+
+
+def _missing_training_modules(command: str) -> list[str]:
+    """The modules `command` needs that cannot be imported here."""
+    import importlib
+
+    missing = []
+    for name in TRAINING_MODULES.get(command, ()):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError:
+            missing.append(name)
+    return missing
 
 
 def _train(args) -> int:
@@ -192,7 +217,7 @@ def _evaluate(args) -> int:
 
 
 def _segment(args) -> int:
-    from humanseg.ml.files import NameClash, check_unique, expand, segment_files
+    from humanseg.ml.files import OUTPUTS, NameClash, check_unique, expand, segment_files
     from humanseg.ml.predictor import load_predictor
 
     missing = [str(p) for p in args.images if not p.exists()]
@@ -204,8 +229,11 @@ def _segment(args) -> int:
     except NameClash as exc:
         print(f"humanseg segment: {exc}", file=sys.stderr)
         return 2
+    outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
+    if not outputs or set(outputs) - set(OUTPUTS):  # before the model loads
+        print(f"humanseg segment: --outputs takes {', '.join(OUTPUTS)}, comma-separated", file=sys.stderr)
+        return 2
     predictor = load_predictor(args.checkpoint, backend=args.backend)
-    outputs = [o for o in args.outputs.split(",") if o]
     failed = segment_files(predictor, args.images, args.out, outputs, progress=not args.no_progress)
     return 1 if failed else 0
 

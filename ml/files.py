@@ -9,11 +9,12 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from humanseg.core.images import IMAGE_SUFFIXES
+from humanseg.core.matte import decontaminated
 from humanseg.ml.imageio import load_image
 from humanseg.ml.predictor import Predictor
 
-# Output kind -> file name suffix; the mask keeps its historical `<stem>.png`.
-OUTPUTS = {"mask": ".png", "alpha": ".alpha.png", "cutout": ".cutout.png"}
+# Output kind -> file name suffix: each says its kind (a mask named `<stem>.png` passed for the photo).
+OUTPUTS = {"cutout": ".cutout.png", "mask": ".mask.png", "alpha": ".alpha.png"}
 
 
 def expand(paths: Iterable[Path]) -> Iterator[tuple[Path, Path]]:
@@ -52,10 +53,8 @@ def check_unique(items: list[tuple[Path, Path]]) -> None:
 
 
 def cutout(image: Image.Image, alpha: Image.Image) -> Image.Image:
-    """RGBA cut-out: the photo with the (soft) alpha."""
-    out = image.convert("RGBA")
-    out.putalpha(alpha)
-    return out
+    """RGBA cut-out, as the server makes it: no colour under alpha 0, soft edges decontaminated."""
+    return decontaminated(image, alpha)
 
 
 def segment_files(predictor: Predictor, paths: Iterable[Path], out: Path, outputs: Iterable[str],

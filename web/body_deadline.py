@@ -99,22 +99,29 @@ class DeadlineInput:
 
 
 class BodyDeadline:
-    """WSGI middleware: every request body is read through a DeadlineInput."""
+    """WSGI middleware: every request body is read through a DeadlineInput; a body that is late, or
+    that its Content-Length puts over the app's MAX_CONTENT_LENGTH (answered 413 unread), is never
+    drained: the connection closes after the answer."""
 
     def __init__(self, app: Callable, timeout: float, min_rate: float) -> None:
         self.app, self.timeout, self.min_rate = app, timeout, min_rate
+        self.max_bytes = getattr(app, "config", {}).get("MAX_CONTENT_LENGTH")
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         body = DeadlineInput(environ["wsgi.input"], self.timeout, self.min_rate)
         environ["wsgi.input"] = body
         result = self.app(environ, start_response)
-        if body.expired:
+        if body.expired or self._over_limit(environ):
             return _CloseAfter(result, environ.get("gunicorn.socket"))
         return result
 
+    def _over_limit(self, environ: dict) -> bool:
+        length = str(environ.get("CONTENT_LENGTH") or "")
+        return self.max_bytes is not None and length.isdigit() and int(length) > self.max_bytes
+
 
 class _CloseAfter:
-    """The 408's body; once it is sent, stop reading from the client so the rest is not awaited."""
+    """The 408's or 413's body; once it is sent, stop reading from the client so the rest is not awaited."""
 
     def __init__(self, result: Iterable[bytes], sock: socket.socket | None) -> None:
         self.result, self.sock = result, sock

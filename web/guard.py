@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from flask.wrappers import Response
-from werkzeug.exceptions import RequestURITooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, RequestURITooLarge
 
 from humanseg.core.logfmt import logkv
 from humanseg.core.settings import Settings
@@ -114,6 +114,9 @@ def install(app: Flask, settings: Settings) -> None:
         if _url_bytes() > MAX_URL_BYTES:
             message = f"the URL is longer than {MAX_URL_BYTES} bytes"
             raise ErrorAnswer(414, "url_too_long", message) if is_api_path() else RequestURITooLarge(message)
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if limit is not None and (request.content_length or 0) > limit:
+            raise RequestEntityTooLarge()  # from the header alone, before any route reads the body
         if is_api_path() and request.method in UNSAFE_METHODS and cross_site():
             log.warning(logkv(event="cross_origin_refused", method=request.method, path=request.path,
                               origin=request.headers.get("Origin"),

@@ -161,16 +161,19 @@ def _deleted(props: Obj) -> Obj:
 
 def _list_paths() -> Obj:
     """The two lists (batches, jobs); POST on the jobs list is the upload."""
-    page = [limit(1), query("cursor", STR, CURSOR)]
+    cursor = query("cursor", STR, CURSOR)
     listing: list[Err] = [(400, ["bad_parameter"], "a bad limit, cursor or status")]
     return {
         "/api/v1/batches": {"get": op(
             "listBatches", "Batches, newest first, with counts by status",
-            {200: ok("a page of batches", ref("schemas", "BatchList"))}, listing, params=page)},
+            {200: ok("a page of batches", ref("schemas", "BatchList"))}, listing,
+            params=[limit(1, 50, "batches per page, 1 to 500"), cursor])},
         "/api/v1/jobs": {"get": op(
             "listJobs", "Jobs, newest first, optionally of one status or batch",
             {200: ok("a page of jobs", ref("schemas", "JobList"))}, [*listing, BATCH_404],
-            params=[*page, query("status", enum(STATUSES)), query("batch_id", STR)]),
+            params=[limit(1, 100, "jobs per page, 1 to 500"), cursor,
+                    query("status", enum(STATUSES), "only jobs in this status"),
+                    query("batch_id", STR, "only the jobs of this batch (a batch's public id)")]),
             "post": _create_jobs()},
     }
 
@@ -246,7 +249,8 @@ def _batch_paths() -> Obj:
         "/api/v1/batches/{batch_id}/webhooks": {"get": op(
             "getBatchWebhooks", "The batch's callback and its deliveries, newest first",
             {200: ok("the deliveries", ref("schemas", "Deliveries"))},
-            [(400, ["bad_parameter"], "a bad limit"), BATCH_404], params=[BATCH, limit(1, 100)])},
+            [(400, ["bad_parameter"], "a bad limit"), BATCH_404],
+            params=[BATCH, limit(1, 100, "deliveries per page, 1 to 500")])},
     }
 
 
@@ -280,7 +284,8 @@ def _retry_batch() -> Obj:
     return op("retryBatch", "Queue a batch's failed (and, if asked, cancelled) jobs again",
               {202: ok("how many were queued", _change("retried"), LOCATION)},
               [(400, ["bad_parameter"], "a bad status"), BATCH_404],
-              params=[BATCH, query("status", status)], unsafe=True)
+              params=[BATCH, query("status", status, "which to queue again: failed (default), cancelled, "
+                                                       "or both comma-separated")], unsafe=True)
 
 
 def _segment_paths() -> Obj:
@@ -332,7 +337,8 @@ def _page_paths() -> Obj:
             "links; prefer /api/v1/jobs/{job_id}/cutout?bg=...)",
             {200: ok("the PNG", content={"image/png": {"schema": BINARY}}),
              404: ok("no such job, or not succeeded (the HTML error page)", content=html)},
-            params=[JOB, ref("parameters", "Option_bg"), query("download", STR)])},
+            params=[JOB, ref("parameters", "Option_bg"),
+                    query("download", STR, "any value: saved as a file (Content-Disposition: attachment)")])},
     }
 
 

@@ -78,6 +78,7 @@ def test_upload_three_watch_open_and_download(browser, stack, shot, tmp_path):
     assert _external_loads(browser, stack.base_url) == []
     shot("02-batch-done")
     batch_url = browser.current_url
+    _no_finished_batch_controls(browser)
 
     # Download all: the browser saves the zip; it holds three masks.
     browser.find_element(By.ID, "download-all").click()
@@ -100,6 +101,8 @@ def test_upload_three_watch_open_and_download(browser, stack, shot, tmp_path):
     assert browser.find_element(By.ID, "view-cutout").find_element(By.XPATH, "..") \
         .get_attribute("class") == "frame checker"
     shot("03-job-detail")
+    job_url = browser.current_url
+    assert _placeholder_fits(browser, "opt-margin")
     field = browser.find_element(By.ID, "bg-text")
     field.clear()
     field.send_keys("#1e40af")
@@ -125,7 +128,34 @@ def test_upload_three_watch_open_and_download(browser, stack, shot, tmp_path):
     browser.set_window_size(390, 844)
     browser.get(batch_url)
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+    _no_finished_batch_controls(browser)
     shot("06-batch-phone")
+    browser.get(job_url)  # on a phone the downloads come before the previews, two previews to a row
+    downloads = browser.find_element(By.ID, "downloads")
+    figures = browser.find_elements(By.CSS_SELECTOR, ".views figure")
+    assert browser.execute_script("return arguments[0].getBoundingClientRect().bottom;", downloads) \
+        <= browser.execute_script("return arguments[0].getBoundingClientRect().top;", figures[0])
+    assert browser.execute_script("return arguments[0].getBoundingClientRect().top;", figures[1]) \
+        == browser.execute_script("return arguments[0].getBoundingClientRect().top;", figures[0])
+    assert _placeholder_fits(browser, "opt-margin")
+    shot("06b-job-phone")
+
+
+def _placeholder_fits(driver, field_id: str) -> bool:
+    """Whether a text field's placeholder fits inside it (measured in the field's own font)."""
+    return driver.execute_script(
+        "const i = document.getElementById(arguments[0]); const st = getComputedStyle(i);"
+        "const c = document.createElement('canvas').getContext('2d'); c.font = st.font;"
+        "const inner = i.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight);"
+        "return c.measureText(i.placeholder).width <= inner;", field_id)
+
+
+def _no_finished_batch_controls(driver) -> None:
+    """A finished batch with nothing failed offers neither 'Cancel remaining' nor 'Retry ... (0)'."""
+    from selenium.webdriver.common.by import By
+
+    for form in ("batch-cancel-form", "batch-retry-form"):
+        assert not driver.find_element(By.ID, form).is_displayed(), form
 
 
 def test_rejected_file_shows_the_servers_reason(browser, stack, shot, tmp_path):
@@ -139,6 +169,9 @@ def test_rejected_file_shows_the_servers_reason(browser, stack, shot, tmp_path):
     rows = {r.find_element(By.CLASS_NAME, "name").text: r
             for r in browser.find_elements(By.CSS_SELECTOR, "#upload-list li")}
     assert rows["good.jpg"].get_attribute("class") == "done"
+    # The page stays (a file was refused): the accepted row follows its job to the end, not "queued" forever.
+    _wait(browser, lambda d: rows["good.jpg"].find_element(By.CLASS_NAME, "state").text == "Done · segmented",
+          60, "the accepted row to say its job finished")
     bad = rows["x.jpg"]
     assert bad.get_attribute("class") == "rejected"
     reason = bad.find_element(By.CLASS_NAME, "state").text
@@ -262,7 +295,12 @@ def test_cancel_and_retry_buttons_then_the_download_keeps_the_upload_name(browse
     assert "was cancelled" in browser.find_element(By.ID, "job-cancelled").text
     shot("job-cancelled")
     browser.find_element(By.ID, "job-retry").click()  # queues it and rings the doorbell
-    stack.wait_job(job_id)
+    # The job is cancelled, a finished state, until the form's POST lands: wait for the page to say
+    # it was queued again, or wait_job would take "cancelled" for the end (and browser.get below
+    # would abort the POST still in flight).
+    _wait(browser, lambda d: not d.find_elements(By.ID, "job-cancelled")
+          and d.find_element(By.ID, "job-status").text != "Cancelled", 20, "the page to show the job queued again")
+    assert stack.wait_job(job_id)["status"] == "succeeded"
     browser.get(stack.url(f"/jobs/{job_id}"))
     link = browser.find_element(By.CSS_SELECTOR, f"a[href$='/api/v1/jobs/{job_id}/cutout'][download]")
     link.click()

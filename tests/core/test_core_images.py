@@ -40,6 +40,17 @@ def test_bomb_is_refused_from_the_header_even_past_pil_limit():
     assert err.value.code == "too_many_pixels"
 
 
+@pytest.mark.parametrize("width,height,shown", [(20_000, 20_000, "400.0"), (65_535, 65_535, "4294.8"),
+                                                (15_000, 15_000, "225.0")])
+def test_a_bomb_is_refused_in_the_configured_limit_not_pils(width, height, shown):
+    with pytest.raises(ImageError) as err:
+        validate(si.png_bomb(width, height), Limits(max_pixels=40_000_000))
+    assert err.value.code == "too_many_pixels"
+    assert err.value.message.endswith(f"is {width}x{height} ({shown} megapixels); the limit is 40.0 megapixels") or \
+        err.value.message == f"the image is {shown} megapixels; the limit is 40.0 megapixels", err.value.message
+    assert "178956970" not in err.value.message and "bomb" not in err.value.message
+
+
 def test_oversize_bytes():
     with pytest.raises(ImageError) as err:
         validate(si.jpeg((200, 200)), Limits(max_file_bytes=100))

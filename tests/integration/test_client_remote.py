@@ -77,12 +77,14 @@ def test_remote_segment_does_a_folder_reports_failures_and_resumes(stack, client
     assert run.returncode == 1, run.stderr
     assert "6 succeeded, 1 failed" in run.stderr and "broken.jpg: rejected" in run.stderr
     assert "] 6/6 finished, 0 failed, 0 cancelled" in run.stderr  # the progress bar
-    # Named as `humanseg segment` names them: <stem>.png for the mask, <stem>.cutout.png.
+    assert run.stderr.count("skipping 1 file(s) that are not JPEG, PNG or WebP images: notes.txt") == 1
+    # Named as `humanseg segment` names them: <stem>.mask.png, <stem>.cutout.png.
     names = sorted(p.name for p in out.glob("*.cutout.png"))
     assert names == [f"{s}.cutout.png" for s in ("p0_jpg", "p0_png", "p1", "p2", "p3", "p4")]
     with Image.open(out / "p3.cutout.png") as img:
         assert img.mode == "RGBA" and img.size == (67, 48)
-    with Image.open(out / "p0_png.png") as img:
+    assert not (out / "p0_png.png").exists()  # a mask never takes the name of a photo
+    with Image.open(out / "p0_png.mask.png") as img:
         assert img.mode == "L" and img.size == (40, 30)
 
     state = json.loads((out / ".humanseg-remote.json").read_text())
@@ -105,6 +107,65 @@ def test_remote_segment_does_a_folder_reports_failures_and_resumes(stack, client
     assert fresh.returncode == 0, fresh.stderr
     assert "6 succeeded, 0 failed" in fresh.stderr
     assert len(list((tmp_path / "out2").glob("*.cutout.png"))) == 6
+
+
+class CountingServer:
+    """A server that only counts the requests it gets: options must be refused before any is sent."""
+
+    def __enter__(self):
+        import http.server
+        import threading
+
+        counter = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                counter.requests += 1
+                self.send_error(500)
+
+            do_POST = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.requests = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("options,said", [
+    (["--format", "jpeg"], "--format jpeg has no transparency: give --bg"),
+    (["--size", "300x200"], "--size: must be full or a longest side from 16 to 10000 px"),
+    (["--size", "8"], "--size: must be full or a longest side from 16 to 10000 px"),
+    (["--bg", "pink"], "--bg: must be transparent"),
+    (["--format", "gif"], "--format: must be one of png, webp, jpeg"),
+    (["--format", "png", "--quality", "80"], "--quality: applies to jpeg and webp only"),
+    (["--margin", "5%"], "--margin: applies only with crop=true"),
+    (["--crop", "maybe"], "--crop: must be true or false"),
+    (["--outputs", "mask", "--bg", "white"], "--bg apply to the cut-out: add cutout to --outputs"),
+])
+def test_remote_segment_refuses_a_bad_option_before_sending_anything(tmp_path, options, said):
+    (tmp_path / "a.jpg").write_bytes(si.jpeg())
+    with CountingServer() as server:
+        run = _remote(str(tmp_path), "--server", server.url, "--out", str(tmp_path / "o"), *options)
+    assert run.returncode == 2 and said in run.stderr, run.stderr
+    assert server.requests == 0 and not (tmp_path / "o").exists()
+
+
+def test_remote_segment_help_says_what_the_server_accepts():
+    run = _remote("--help")
+    assert run.returncode == 0
+    text = " ".join(run.stdout.split())
+    assert "WxH" not in text
+    for said in ("16 to 10000, or full", "jpeg (jpg) with a --bg", "1-100, for jpeg", "image:<id>",
+                 "with --crop true: px (0-2000, e.g. 20) or % of the person"):
+        assert said in text, said
 
 
 def test_remote_segment_exits_2_when_the_server_is_unreachable(tmp_path):

@@ -44,7 +44,7 @@ def test_gunicorn_on_a_reachable_address_requires_keys(tmp_path):
         assert proc.poll() is None, "gunicorn exited"
         try:
             return (requests.get(f"http://127.0.0.1:{port}/api/v1/batches/{'a' * 32}", timeout=5),)
-        except (requests.ConnectionError, requests.Timeout):  # the master listens before a worker is up
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its workers still booting
             return None
 
     try:

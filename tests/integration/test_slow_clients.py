@@ -117,3 +117,34 @@ def test_tricklers_neither_stall_health_nor_stay_connected(web):
     answers = [t.answer for t in tricklers]
     assert all(a is not None for a in answers), "a trickler gave up before the server did"
     assert sum(a.startswith(b"HTTP/1.1 408") for a in answers) == CLIENTS, answers[:3]
+
+
+def _answer(sock: socket.socket, limit: float) -> tuple[bytes, bool]:
+    """(what the server sent, whether it closed the connection) within `limit` seconds."""
+    got, end = b"", time.monotonic() + limit
+    while time.monotonic() < end:
+        if not select.select([sock], [], [], 0.2)[0]:
+            continue
+        try:
+            chunk = sock.recv(65536)
+        except OSError:
+            return got, True
+        if not chunk:
+            return got, True
+        got += chunk
+    return got, False
+
+
+@pytest.mark.parametrize("sent", [0, 70_000])
+@pytest.mark.parametrize("path", ["/api/v1/jobs", "/api/v1/jobs/" + "0" * 32 + "/cancel"])
+def test_a_body_over_the_limit_is_answered_413_at_once_without_being_read(web, sent, path):
+    port, _ = web
+    claimed = 10**12  # a terabyte: never sent, so an answer can only come from the header
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: {claimed}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head.encode() + b"x" * sent)  # the client goes on sending, as curl and requests do
+        answer, closed = _answer(sock, 10)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b'"request_too_large"' in answer and b"exceeds 1073741824 bytes" in answer, answer
+    assert closed, "the server kept the connection to read the rest of the body"

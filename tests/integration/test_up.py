@@ -102,6 +102,11 @@ def test_up_port_flag_and_a_quiet_ctrl_c(tmp_path, tiny_model_dir):
     assert requests.get(url + "/healthz", timeout=10).status_code == 200
     code, out = stop_up(proc)
     assert code == 0, out
+    # The screen says what runs, where, and how to stop; Celery's banner, pip and access lines go to the log.
+    screen = [line for line in out.splitlines() if line.strip()]
+    assert all(line.startswith("humanseg: ") for line in screen), screen
+    logged = (tmp_path / "var" / "up.log").read_text()
+    assert "celery@" in logged and "GET /healthz" not in out and "celery@" not in out
     after = out.split("humanseg: stopping...", 1)[1]
     assert "Traceback" not in after and "Error" not in after, after  # no broker-lost errors, no teardown noise
     assert after.rstrip().endswith("humanseg: stopped")

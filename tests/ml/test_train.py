@@ -2,7 +2,6 @@ import json
 import math
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -100,8 +99,8 @@ def test_cli_train_evaluate_segment(dataset_dir, tmp_path, capsys):
     masks = tmp_path / "masks"
     assert ml_main(["segment", *map(str, images), "--out", str(masks), "--checkpoint", str(out / "best")]) == 0
     for image in images:
-        with Image.open(image) as im, Image.open(masks / f"{image.stem}.png") as m:
-            assert m.size == im.size and m.mode == "L"
+        with Image.open(image) as im, Image.open(masks / f"{image.stem}.cutout.png") as m:
+            assert m.size == im.size and m.mode == "RGBA"  # the cut-out by default
 
 
 def test_cli_segment_reports_unreadable_files_and_continues(tiny_model_dir, tmp_path, capsys):
@@ -113,7 +112,7 @@ def test_cli_segment_reports_unreadable_files_and_continues(tiny_model_dir, tmp_
     assert rc == 1
     err = capsys.readouterr().err
     assert "bad.jpg: error: not a JPEG, PNG, WebP" in err and "cannot identify" not in err
-    assert (tmp_path / "o" / "good.png").is_file()
+    assert (tmp_path / "o" / "good.cutout.png").is_file()
 
 
 def test_cli_segment_keeps_two_folders_apart_and_refuses_clashing_names(tiny_model_dir, tmp_path, capsys):
@@ -123,7 +122,7 @@ def test_cli_segment_keeps_two_folders_apart_and_refuses_clashing_names(tiny_mod
     out = tmp_path / "out"
     args = ["--out", str(out), "--checkpoint", str(tiny_model_dir), "--no-progress"]
     assert ml_main(["segment", str(tmp_path / "mon"), str(tmp_path / "tue"), *args]) == 0
-    assert (out / "mon" / "a.png").is_file() and (out / "tue" / "a.png").is_file()
+    assert (out / "mon" / "a.cutout.png").is_file() and (out / "tue" / "a.cutout.png").is_file()
     capsys.readouterr()
     # Two files of the same stem given directly would write one a.png: refused before anything runs.
     Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
@@ -146,18 +145,20 @@ def test_cli_segment_walks_folders_and_writes_every_output(tiny_model_dir, tmp_p
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2  # same stem in two folders: both kept, mirrored under out/
     for rel, size in (("a", (40, 30)), ("day2/a", (25, 50))):
-        with Image.open(out / f"{rel}.png") as m, Image.open(out / f"{rel}.alpha.png") as a, \
+        with Image.open(out / f"{rel}.mask.png") as m, Image.open(out / f"{rel}.alpha.png") as a, \
                 Image.open(out / f"{rel}.cutout.png") as c:
             assert m.size == a.size == c.size == size
             assert (m.mode, a.mode, c.mode) == ("L", "L", "RGBA")
             assert np.array_equal(np.asarray(c)[..., 3], np.asarray(a))
 
 
-def test_cli_segment_rejects_an_unknown_output(tiny_model_dir, tmp_path):
+def test_cli_segment_rejects_an_unknown_output_before_loading_the_model(tmp_path, capsys):
     img = tmp_path / "x.png"
     Image.new("RGB", (8, 8)).save(img)
-    with pytest.raises(ValueError, match="unknown output"):
-        ml_main(["segment", str(img), "--out", str(tmp_path), "--checkpoint", str(tiny_model_dir), "--outputs", "gif"])
+    no_model = tmp_path / "no-model"  # loading it would fail: the refusal comes first
+    argv = ["segment", str(img), "--out", str(tmp_path), "--checkpoint", str(no_model), "--outputs", "gif"]
+    assert ml_main(argv) == 2
+    assert "--outputs takes cutout, mask, alpha" in capsys.readouterr().err
 
 
 def test_segment_runs_on_onnx_runtime_without_importing_torch(tiny_model_dir, tmp_path):
@@ -171,8 +172,8 @@ def test_segment_runs_on_onnx_runtime_without_importing_torch(tiny_model_dir, tm
             "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'segment imported torch'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    with Image.open(tmp_path / "out" / "one.png") as mask:
-        assert mask.size == (48, 40)
+    with Image.open(tmp_path / "out" / "one.cutout.png") as cut:
+        assert cut.size == (48, 40) and cut.mode == "RGBA"
 
 
 def test_norm_overrides_the_encoders_input_normalisation():

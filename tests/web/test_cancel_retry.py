@@ -71,7 +71,9 @@ def test_a_cancelled_queued_job_never_runs_and_a_retry_runs_it(live, redis_url):
     assert 'id="job-cancelled"' in client.get(f"/jobs/{job_id}").get_data(as_text=True)
 
     resp = client.post(f"/api/v1/jobs/{job_id}/retry")
-    assert resp.status_code == 202 and resp.json["status"] == "queued" and resp.json["done"] is False
+    # queued, or already running: the live worker may claim it between the doorbell and the answer
+    assert resp.status_code == 202 and resp.json["status"] in ("queued", "running"), resp.json
+    assert resp.json["done"] is False
     assert resp.headers["Location"] == f"/api/v1/jobs/{job_id}"
     done = _terminal(sessions, job_id)
     assert done.status is JobStatus.succeeded and done.attempts == 1 and done.error is None

@@ -357,3 +357,19 @@ def test_every_image_rejection_is_documented_with_its_status(doc):
     for method, path in [("post", "/api/v1/jobs"), ("post", "/api/v1/segment"), ("post", "/api/v1/backgrounds")]:
         for code in codes | {"invalid_files"}:
             assert (method, path, IMAGE_ERROR_STATUS.get(code, 400), code) in documented, (path, code)
+
+
+def test_every_parameter_is_explained_and_the_quick_start_names_its_files_right(app, doc):
+    import re
+
+    def resolved(p):
+        return doc["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p
+
+    unexplained = [f"{method.upper()} {path} ?{p['name']}" for path, item in doc["paths"].items()
+                   for method, operation in item.items() for p in map(resolved, operation.get("parameters", []))
+                   if not p.get("description")]
+    assert unexplained == []  # /docs shows each one's meaning next to it
+    page = app.test_client().get("/docs").get_data(as_text=True)
+    for name, fmt in re.findall(r"curl -o \S+?\.(\w+) '[^']*format=(\w+)", page):
+        assert {"jpg": "jpeg"}.get(name, name) == fmt, (name, fmt)  # a JPEG is not saved as .png
+    assert re.search(r"curl -o \S+ '[^']*format=jpeg", page)

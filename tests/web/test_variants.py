@@ -68,6 +68,8 @@ def test_plain_cutout_is_made_on_first_request_then_served_from_storage(app):
     alpha = Image.open(io.BytesIO(storage.get(f"results/{job_id}/alpha.png")))
     assert np.array_equal(np.asarray(cut.getchannel("A")), np.asarray(alpha))  # soft, not binary
     assert len(np.unique(np.asarray(alpha))) > 2
+    # Nothing of the photo under alpha 0: dropping the alpha must not show the removed background.
+    assert (np.asarray(alpha) == 0).sum() > 1000 and not np.asarray(cut)[np.asarray(alpha) == 0].any()
     storage.put(key, b"\x89PNG cached", "image/png")  # a repeat request is a storage hit
     assert get(client, f"/api/v1/jobs/{job_id}/cutout")[2] == b"\x89PNG cached"
 

@@ -77,7 +77,8 @@ def test_background_colour_and_image_show_through_the_alpha():
     assert red.mode == "RGB"
     assert red.getpixel((0, 0)) == (255, 0, 0) and red.getpixel((15, 10)) == (200, 100, 0)
     rim = red.getpixel((9, 4))  # alpha 100: 100/255 of the photo over the red
-    assert abs(rim[0] - (200 * 100 + 255 * 155) / 255) <= 1 and abs(rim[1] - 100 * 100 / 255) <= 1
+    # within 2 levels: the colour goes through 8-bit premultiplied arithmetic (core.matte's decontamination)
+    assert abs(rim[0] - (200 * 100 + 255 * 155) / 255) <= 2 and abs(rim[1] - 100 * 100 / 255) <= 2
     backdrop = Image.new("RGB", (400, 100), (0, 0, 250))
     opts = parse("cutout", [("bg", "image:" + "a" * 32)])
     over = make(opts, Sources(image=image, background=backdrop, **vars(seg)))

@@ -116,7 +116,8 @@
           item.row.li.className = "done";
           item.row.state.textContent = "Uploaded · queued for segmentation";
           var jobs = data.jobs || [];
-          resolve({ ok: true, batchId: bid, jobId: jobs.length === 1 ? jobs[0].id : null });
+          item.jobId = jobs.length === 1 ? jobs[0].id : null;
+          resolve({ ok: true, batchId: bid, jobId: item.jobId });
         } else {
           item.row.bar.className = "progress bad";
           item.row.fill.style.width = "100%";
@@ -199,7 +200,39 @@
         // One photo: straight to its own page (a batch page with one tile is a needless stop).
         window.location.assign(items.length === 1 && lastJob && JOB_PAGE
           ? JOB_PAGE.replace("__ID__", encodeURIComponent(lastJob)) : openBatch.href);
+      } else if (batchId) {
+        var rows = {};
+        items.forEach(function (item) { if (item.jobId) rows[item.jobId] = item.row; });
+        follow(batchId, rows);
       }
+    });
+  }
+
+  // Staying on this page (a file was refused): the accepted rows follow their jobs to the end.
+  var FINISHED = { succeeded: "Done · segmented", failed: "Failed", cancelled: "Cancelled" };
+  function follow(batchId, rows) {
+    var url = API.replace(/\/jobs$/, "/batches/") + encodeURIComponent(batchId) + "?limit=500";
+    function page(cursor) {
+      return fetch(url + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""),
+                   { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (body) {
+          if (!body) return null;
+          (body.jobs || []).forEach(function (job) {
+            var row = rows[job.id];
+            if (!row) return;
+            if (FINISHED[job.status]) {
+              row.state.textContent = FINISHED[job.status] + (job.error ? ": " + job.error : "");
+              delete rows[job.id];
+            } else if (job.status === "running") {
+              row.state.textContent = "Uploaded · segmenting…";
+            }
+          });
+          return body.next_cursor ? page(body.next_cursor) : null;
+        });
+    }
+    page(null).catch(function () { return null; }).then(function () {
+      if (Object.keys(rows).length) setTimeout(function () { follow(batchId, rows); }, 2000);
     });
   }
 
