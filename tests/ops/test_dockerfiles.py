@@ -246,7 +246,8 @@ def test_the_wheel_carries_weights_templates_and_migrations_without_warnings(tmp
     assert "would be ignored" not in done.stdout + done.stderr
     (wheel,) = tmp_path.glob("humanseg-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("humanseg/ml/weights/model.onnx", "humanseg/ml/weights/config.json",
+    for needed in ("humanseg/ml/models/fast/model.onnx", "humanseg/ml/models/fast/config.json",
+                   "humanseg/ml/models/modnet/config.json",
                    "humanseg/web/templates/pages/job.html", "humanseg/web/static/job.js",
                    "humanseg/migrations/alembic.ini", "humanseg/migrations/script.py.mako"):
         assert needed in names, needed
@@ -308,6 +309,6 @@ def test_dockerignore_keeps_sources_and_drops_secrets():
         assert _ignored(patterns, path), f"{path} would enter the build context"
     for path in ["pyproject.toml", "README.md", "core/settings.py", "web/templates/base.html",
                  "worker/tasks.py", "migrations/env.py", "migrations/versions/0001_x.py",
-                 "ml/predictor.py", "ml/weights/model.onnx", "ml/weights/model.safetensors",
-                 "ml/weights/weights.pt"]:
+                 "ml/predictor.py", "ml/models/fast/model.onnx", "ml/models/fast/model.safetensors",
+                 "ml/models/fast/weights.pt", "ml/models/modnet/model.onnx"]:
         assert not _ignored(patterns, path), f"{path} is needed in the image but ignored"

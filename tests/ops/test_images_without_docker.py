@@ -47,6 +47,8 @@ def test_web_app_serves_healthz_with_only_web_extras(tmp_path):
         assert r.status_code == 404, (r.status_code, r.data)
         r = client.get("/")
         assert r.status_code < 500, (r.status_code, r.data[:500])
+        r = client.get("/api/v1/models")  # the registry's descriptions, read without the ml package
+        assert r.status_code == 200 and {"fast", "modnet"} <= {m["name"] for m in r.get_json()["models"]}, r.data
         heavy = sorted(m for m in ("torch", "onnxruntime", "numpy", "ml", "worker") if m in sys.modules)
         assert not heavy, heavy
         print("OK", _SEEN_BLOCKED)
@@ -81,9 +83,9 @@ def test_cpu_worker_starts_without_torch(tmp_path):
 
 
 def test_cpu_worker_runs_the_shipped_onnx_model_without_torch(tmp_path):
-    model = REPO / "ml" / "weights" / "model.onnx"
+    model = REPO / "ml" / "models" / "fast" / "model.onnx"
     if not model.is_file():
-        pytest.skip("ml/weights/model.onnx not shipped yet (the worker image build checks for it too)")
+        pytest.skip("ml/models/fast/model.onnx not shipped yet (the worker image build checks for it too)")
     code = """
         from PIL import Image
         from humanseg.ml.predictor import load_predictor

@@ -23,15 +23,17 @@ typecheck = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(typecheck)
 
 # README.md "Architecture": web -> core, worker -> core + ml, ml -> core (only core.images, the one
-# image decoder, core.matte, the one cut-out matting, and the torch-free core.logfmt/core.logsetup);
-# core imports none of them (migrations/, the schema, belongs with it); humanseg/ (cli, up, client,
-# remote) sits above them all. Each part may import its own modules and these prefixes, nothing else of ours.
+# image decoder, core.matte, the one cut-out matting, core.registry, the model registry's descriptions,
+# and the torch-free core.logfmt/core.logsetup); core imports none of them (migrations/, the schema,
+# belongs with it); humanseg/ (cli, up, client, remote) sits above them all. Each part may import its
+# own modules and these prefixes, nothing else of ours.
 MAY_IMPORT = {
     "core": ("humanseg.core",),
     "migrations": ("humanseg.core",),
     "web": ("humanseg.core",),
     "worker": ("humanseg.core", "humanseg.ml"),
-    "ml": ("humanseg.core.images", "humanseg.core.matte", "humanseg.core.logfmt", "humanseg.core.logsetup"),
+    "ml": ("humanseg.core.images", "humanseg.core.matte", "humanseg.core.logfmt", "humanseg.core.logsetup",
+           "humanseg.core.registry"),
     "humanseg": ("humanseg",),
 }
 # Third-party packages a part never imports: core is torch-free and the web tier never imports
