@@ -21,6 +21,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
+FIRST_MODEL = "fast"  # the model of every job recorded before jobs named one (model NULL)
+
+
+def model_of(job: Job) -> str:
+    """The name of the model that made (or makes) a job."""
+    return job.model or FIRST_MODEL
+
+
 def utcnow() -> datetime:
     """Timezone-aware now in UTC."""
     return datetime.now(timezone.utc)
@@ -148,6 +156,9 @@ class Job(Base):
     # Result keys are not stored: they follow from the id (core/layout.py, via core.results.ResultKind.key).
     # On-request kinds the upload asked the worker to make too (`outputs=`), comma-separated.
     outputs: Mapped[str | None] = mapped_column(String(200))
+    # The registered model (core/registry.py) that makes its results, and keys them (core/storage.py);
+    # kept by a retry. NULL: made before jobs chose one, by FIRST_MODEL.
+    model: Mapped[str | None] = mapped_column(String(64))
 
     batch: Mapped[Batch] = relationship(back_populates="jobs")
 

@@ -107,14 +107,14 @@ def known_kind(name: str) -> ResultKind:
     return _BY_NAME[name]
 
 
-def result_key(job_id: str, name: str) -> str:
-    """Storage key of the named result of a job (KeyError for an unknown name)."""
-    return _BY_NAME[name].key(job_id)
+def result_key(job_id: str, name: str, model: str | None = None) -> str:
+    """Storage key of the named result of a job and its model (KeyError for an unknown name)."""
+    return _BY_NAME[name].key(job_id, model)
 
 
-def result_keys(job_id: str) -> dict[str, str]:
-    """Kind name -> storage key, for every result of a job."""
-    return {kind.name: kind.key(job_id) for kind in RESULTS}
+def result_keys(job_id: str, model: str | None = None) -> dict[str, str]:
+    """Kind name -> storage key, for every result of a job and its model."""
+    return {kind.name: kind.key(job_id, model) for kind in RESULTS}
 
 
 def stored_kinds() -> tuple[ResultKind, ...]:

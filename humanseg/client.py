@@ -47,13 +47,14 @@ class Job:
     created_at: str
     finished_at: str | None
     done: bool  # the server's word: the job will not change any more (unless retried)
+    model: str = ""  # the registered model that makes its results (GET /api/v1/models)
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Job:
         """Build from the API's JSON."""
         return cls(body["id"], body["batch_id"], body["filename"], body["status"], body["error"],
                    body["attempts"], body["width"], body["height"], dict(body["urls"]),
-                   body["created_at"], body["finished_at"], body["done"])
+                   body["created_at"], body["finished_at"], body["done"], body.get("model", ""))
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,11 @@ class Client:
     def upload(self, files: Iterable[str | Path], *, batch_id: str | None = None,
                batch_name: str | None = None, outputs: Iterable[str] = (),
                idempotency_key: str | None = None, webhook_url: str | None = None,
-               webhook_events: Iterable[str] = (), webhook_secret: str | None = None) -> Created:
-        """POST /api/v1/jobs with these files (one job each)."""
+               webhook_events: Iterable[str] = (), webhook_secret: str | None = None,
+               model: str | None = None) -> Created:
+        """POST /api/v1/jobs with these files (one job each); model: a name from models() (default: the server's)."""
         fields: list[tuple[str, str]] = [("outputs", o) for o in outputs]
-        fields += [(k, v) for k, v in (("batch_id", batch_id), ("batch_name", batch_name),
+        fields += [(k, v) for k, v in (("batch_id", batch_id), ("batch_name", batch_name), ("model", model),
                                        ("webhook_url", webhook_url),
                                        ("webhook_secret", webhook_secret)) if v]
         fields += [("webhook_events", e) for e in webhook_events]
@@ -135,6 +137,10 @@ class Client:
         return Created(body["batch_id"], [JobBrief(j["id"], j["filename"], j["status"])
                                           for j in body["jobs"]],
                        resp.headers.get("Idempotent-Replayed") == "true", body.get("webhook"))
+
+    def models(self) -> dict[str, Any]:
+        """GET /api/v1/models: {"default": name, "models": [{name, title, use, ...}, ...]}."""
+        return self._call("GET", "/api/v1/models").json()
 
     def job(self, job_id: str) -> Job:
         """GET /api/v1/jobs/<id>."""

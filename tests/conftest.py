@@ -187,17 +187,24 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    """A tiny random-init U-Net model dir (config, safetensors, onnx) from ml.testing."""
+def tiny_models(tmp_path_factory):
+    """A tiny model registry like ml/models/ (ml.testing): `fast`, a random-init U-Net (config,
+    safetensors, onnx; the default), and `modnet`, a random net with MODNet's interface."""
     pytest.importorskip("torch")
     import warnings
 
-    from humanseg.ml.testing import make_tiny_model_dir
+    from humanseg.ml.testing import make_tiny_registry
 
     with warnings.catch_warnings():
         # torch's ONNX exporter is noisy (deprecations, tracer warnings); not our code under test
         warnings.simplefilter("ignore")
-        return make_tiny_model_dir(tmp_path_factory.mktemp("tiny-model"))
+        return make_tiny_registry(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_models):
+    """The tiny registry's U-Net folder (`fast`)."""
+    return tiny_models / "fast"
 
 
 @dataclass
@@ -240,7 +247,7 @@ def _stop(proc, log):
 
 
 @pytest.fixture(scope="session", params=STACK_KINDS)
-def stack(request, tmp_path_factory, redis_url, queue_name, tiny_model_dir):
+def stack(request, tmp_path_factory, redis_url, queue_name, tiny_models):
     """The whole platform on real parts, one per storage/database kind."""
     from humanseg.core import migrate
     from humanseg.core.db import make_engine, make_sessionmaker
@@ -258,7 +265,7 @@ def stack(request, tmp_path_factory, redis_url, queue_name, tiny_model_dir):
     env.update(settings_env(
         data_dir=tmp, database_url=db_url, broker_url=redis_url, queue=queue_name,
         storage=storage_kind, s3_endpoint_url=s3, s3_bucket=f"b-{uuid.uuid4().hex[:8]}",
-        model_path=tiny_model_dir, model_backend="onnx", threads=1, host="127.0.0.1", port=port,
+        models_dir=tiny_models, model_backend="onnx", threads=1, host="127.0.0.1", port=port,
         segment_wait_seconds=20, lease_seconds=30, stale_queued_seconds=5, log_level="INFO",
         secret_key="test-secret", worker_metrics_port=free_port(), task_events=1))
     settings = Settings.from_env(env)

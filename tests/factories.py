@@ -47,7 +47,8 @@ def job_row(session, batch_id: str, *, storage=None, original: bytes | None = No
 
 
 def insert_job(storage, sessions, original: bytes, *, name: str = "x", width: int = 96,
-               height: int = 64, created_at: datetime | None = None, outputs: str | None = None) -> str:
+               height: int = 64, created_at: datetime | None = None, outputs: str | None = None,
+               model: str | None = None) -> str:
     """Store an original and commit Batch + Job rows (status queued) without sending any task;
     the job's id. For tests that bypass the upload path (worker, sweeper, e2e)."""
     from humanseg.core.db import session_scope
@@ -56,7 +57,7 @@ def insert_job(storage, sessions, original: bytes, *, name: str = "x", width: in
     with session_scope(sessions) as s:
         batch = batch_row(s, name=name, job_count=1)
         job = job_row(s, batch.id, storage=storage, original=original, filename=f"{name}.jpg",
-                      width=width, height=height, outputs=outputs, **extra)
+                      width=width, height=height, outputs=outputs, model=model, **extra)
         return job.id
 
 

@@ -89,7 +89,7 @@ def load_job(sessions, job_id: str):
         return s.get(Job, job_id)
 
 
-def worker_env(redis_url: str, tmp, tiny_model_dir, **values) -> dict[str, str]:
+def worker_env(redis_url: str, tmp, tiny_models, **values) -> dict[str, str]:
     """Environment for a test worker: SQLite under tmp, its own queue, the tiny model, no sweeper.
 
     lease_seconds is short because it caps the retry backoff (a test waits for one retry).
@@ -102,7 +102,7 @@ def worker_env(redis_url: str, tmp, tiny_model_dir, **values) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
     base = {"DATA_DIR": tmp, "DATABASE_URL": f"sqlite:///{tmp / 'humanseg.db'}",
             "BROKER_URL": redis_url, "QUEUE": f"humanseg-test-{uuid.uuid4().hex[:8]}",
-            "MODEL_PATH": tiny_model_dir, "MODEL_BACKEND": "onnx", "THREADS": 1, "WORKER_CONCURRENCY": 1,
+            "MODELS_DIR": tiny_models, "MODEL_BACKEND": "onnx", "THREADS": 1, "WORKER_CONCURRENCY": 1,
             "LEASE_SECONDS": 3, "SWEEPER": 0, "LOG_LEVEL": "INFO"}
     env.update(settings_env(**{**base, **values}))
     return env

@@ -7,6 +7,7 @@ import threading
 from flask import Flask
 
 from humanseg.core.db import make_engine, make_sessionmaker
+from humanseg.core.registry import Registry
 from humanseg.core.secret_key import ensure_secret_key
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage, make_storage
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         guard,
         health,
         jobs_control,
+        models_api,
         openapi,
         pages,
         webhooks_api,
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
         wait_slots=threading.BoundedSemaphore(max(0, settings.segment_wait_slots)),
         # Stricter, never laxer, than the configured host alone: either one beyond loopback needs keys.
         keys_required=keys_required(settings, [settings.host, *bound]),
+        models=Registry.load(settings.models_dir, settings.default_model),
     )
     from humanseg.web import metrics
 
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None, *, storage: Storage | None = No
     app.register_blueprint(health.bp)  # /healthz, /readyz
     app.register_blueprint(api.bp)  # JSON API, JSON deletes
     app.register_blueprint(jobs_control.bp)  # cancel and retry
+    app.register_blueprint(models_api.bp)  # the models this server runs
     app.register_blueprint(openapi.bp)  # /openapi.json and the /docs page
     app.register_blueprint(webhooks_api.bp)  # a batch's webhook deliveries
     app.register_blueprint(archive.bp)  # batch zip

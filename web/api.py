@@ -26,6 +26,7 @@ from humanseg.web.errors import ErrorAnswer, storage_unavailable
 from humanseg.web.filenames import safe_stem
 from humanseg.web.idempotency import idempotent
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404
+from humanseg.web.models_api import upload_model
 from humanseg.web.serialize import (
     KINDS,
     ORIGINAL,
@@ -71,6 +72,7 @@ def create_jobs():
     # The body is read before a wait slot is taken: a slow upload must not hold one.
     parts = request.files.getlist("images")
     outputs = variant_cache.upload_outputs(request.form.getlist("outputs"))  # 400 before anything is stored
+    model = upload_model(request.form.getlist("model"))  # 400 listing the choices, before anything is stored
     webhook = webhook_fields(request.form)  # 400 (webhook_url_refused: SSRF guard) before storing
     wait = _prefer_wait()
     headers: dict[str, str] = {}
@@ -81,7 +83,7 @@ def create_jobs():
     with wait_slot(svc, wanted=wait is not None) as may_wait:
         batch, jobs = uploads.create_jobs(parts, svc, batch_name=request.form.get("batch_name"),
                                           batch_id=batch_id,
-                                          outputs=outputs, webhook=webhook)
+                                          outputs=outputs, webhook=webhook, model=model)
         if may_wait:
             assert wait is not None  # a wait slot is taken only when a wait was asked for
             headers["Preference-Applied"] = f"wait={wait:g}"
@@ -238,6 +240,7 @@ def segment():
     output = (request.values.get("output") or "mask").lower()
     if output not in SEGMENT_OUTPUTS:
         raise ErrorAnswer(400, "bad_parameter", f"output must be one of {', '.join(SEGMENT_OUTPUTS)}")
+    model = upload_model(request.values.getlist("model"))
     parts = request.files.getlist("image")
     if len(parts) != 1:
         raise ErrorAnswer(400, "no_files" if not parts else "too_many_files",
@@ -248,7 +251,7 @@ def segment():
     made_by_worker = output if opts == defaults(output) else None
     with wait_slot(svc) as may_wait:
         _, jobs = uploads.create_jobs(parts, svc, batch_name=request.form.get("batch_name"),
-                                      outputs=variant_cache.upload_outputs([made_by_worker or ""]))
+                                      outputs=variant_cache.upload_outputs([made_by_worker or ""]), model=model)
         job = jobs[0]
         if may_wait:
             wait_for([job.id], svc.settings.segment_wait_seconds, svc)

@@ -78,7 +78,7 @@ def _opener(svc: Services, job: Job, kind: ResultKind, opts: Options) -> Callabl
         # Made now if the batch did not ask the worker for it (outputs=) or asks for other options,
         # and kept for next time.
         return lambda: io.BytesIO(rendered(job, opts, svc.storage))
-    return lambda: svc.storage.open_stream(kind.key(job.id))
+    return lambda: svc.storage.open_stream(kind.key(job.id, job.model))
 
 
 @bp.get("/api/v1/batches/<batch_id>/archive")

@@ -41,7 +41,8 @@ _CHUNK = 1 << 16
 def fingerprint() -> str:
     """sha256 of what the request asks for: path, form fields and every file's name and bytes."""
     digest = hashlib.sha256(request.path.encode())
-    for name, value in sorted(request.form.items(multi=True)):
+    # Keyed on text: a WSGI caller (werkzeug's test client) can hand a field's name or value over as None.
+    for name, value in sorted(request.form.items(multi=True), key=lambda item: (str(item[0]), str(item[1]))):
         digest.update(json.dumps(["field", name, value]).encode())
     for name, part in sorted(request.files.items(multi=True), key=lambda item: item[0]):
         digest.update(json.dumps(["file", name, part.filename or ""]).encode())

@@ -58,6 +58,8 @@ JOB_404: Err = (404, ["job_not_found"], "no such job")
 BATCH_404: Err = (404, ["batch_not_found"], "no such batch")
 BG_404: Err = (404, ["background_not_found"], "no such background")
 PAGE_MAX = 500  # the most items one page of a list answers
+MODEL_FIELD = {**STR, "description": "the model that makes the results: a name from GET /api/v1/models "
+               "(default: its default); an unknown name is 400 unknown_model with the choices"}
 
 
 def ok(description: str, schema: Obj | None = None, headers: Obj | None = None,
@@ -183,6 +185,7 @@ def _upload_body() -> Obj:
         "images": {"type": "array", "items": BINARY, "description": "1..max_files JPEG/PNG/WebP"},
         "batch_name": STR, "batch_id": {**STR, "description": "add to this batch"},
         "outputs": array_of(OUTPUTS, "results the worker makes too (also comma-separated)"),
+        "model": MODEL_FIELD,
         "webhook_url": {**STR, "description": "a new batch's callback (public http(s) address)"},
         "webhook_events": array_of(list(EVENTS), "events wanted (default: all; also comma-separated)"),
         "webhook_secret": {**STR, "description": "whsec_ + base64 of 24..64 bytes; "
@@ -195,8 +198,9 @@ def _create_jobs() -> Obj:
                  {**LOCATION, "Preference-Applied": ref("headers", "PreferenceApplied"),
                   "Idempotent-Replayed": ref("headers", "IdempotentReplayed")})
     return op("createJobs", "Upload images; one job per image", {200: created, 202: created},
-              _image_errors((400, ["bad_parameter", "bad_idempotency_key", "webhook_url_refused"],
-                             "a bad field or key, or a callback to a non-public address"),
+              _image_errors((400, ["bad_parameter", "bad_idempotency_key", "webhook_url_refused", "unknown_model"],
+                             "a bad field or key, a callback to a non-public address, or a model this "
+                             "server does not have (the answer lists the choices)"),
                             (404, ["batch_not_found"], "batch_id names no batch"),
                             (409, ["idempotency_key_in_progress"], "the key's first request runs"),
                             (413, ["request_too_many_pixels"], "the images add up to too many pixels"),
@@ -290,7 +294,7 @@ def _retry_batch() -> Obj:
 
 def _segment_paths() -> Obj:
     """One image in, one result back."""
-    body = multipart({"image": BINARY, "output": enum(FULL_SIZE), "batch_name": STR,
+    body = multipart({"image": BINARY, "output": enum(FULL_SIZE), "batch_name": STR, "model": MODEL_FIELD,
                       **{name: STR for name in OPTION_NAMES}}, ["image"])
     return {"/api/v1/segment": {"post": op(
         "segment", "One image in, one result back (waits; 202 with the job if it takes longer)",
@@ -298,7 +302,8 @@ def _segment_paths() -> Obj:
             "X-Job-Id": {"schema": STR, "description": "the job made"},
             "Content-Location": {"schema": STR, "description": "the job's URL"}}),
          202: ok("the job, not finished yet", ref("schemas", "Job"), LOCATION)},
-        _image_errors((400, ["bad_parameter", "too_many_files"], "a bad field, or not one image"),
+        _image_errors((400, ["bad_parameter", "too_many_files", "unknown_model"],
+                       "a bad field, not one image, or an unknown model (the answer lists the choices)"),
                       (422, ["job_failed"], "segmentation failed"), STORAGE),
         body=body, unsafe=True)}}
 
@@ -318,6 +323,13 @@ def _background_paths() -> Obj:
                          {200: ok("deleted", obj({"deleted": obj({"background_id": STR})}))},
                          [BG_404, STORAGE], params=[BG], unsafe=True)},
     }
+
+
+def _model_paths() -> Obj:
+    """What `model=` may name."""
+    return {"/api/v1/models": {"get": op(
+        "listModels", "The models this server runs, and the default of uploads that name none",
+        {200: ok("the registry", ref("schemas", "Models"))}, [])}}
 
 
 def _page_paths() -> Obj:
@@ -344,7 +356,7 @@ def _page_paths() -> Obj:
 
 def _paths() -> Obj:
     return {**_list_paths(), **_job_paths(), **_batch_paths(), **_segment_paths(),
-            **_background_paths(), **_page_paths()}
+            **_background_paths(), **_model_paths(), **_page_paths()}
 
 
 def _webhooks() -> Obj:

@@ -78,7 +78,8 @@ SCHEMAS: Obj = {
         "files": {"type": "array", "items": obj(
             {"file": STR, "code": STR, "message": STR}),
             "description": "every rejected file of an upload"},
-        "parameter": {**STR, "description": "the refused parameter (bad_parameter)"},
+        "parameter": {**STR, "description": "the refused parameter (bad_parameter, unknown_model)"},
+        "choices": {"type": "array", "items": STR, "description": "the names a parameter may take (unknown_model)"},
         "status": {**STR, "description": "the job's status (409 on a job)"},
         "job_id": PUBLIC_ID,
         "limit": INT, "retry_after": INT,
@@ -89,6 +90,7 @@ SCHEMAS: Obj = {
         "status": ref("schemas", "JobStatus"),
         "done": {"type": "boolean", "description": "true when no more work will happen (succeeded, "
                  "failed or cancelled); a retry makes it false again"},
+        "model": {**STR, "description": "the model that makes its results (GET /api/v1/models)"},
         "content_type": STR,
         "width": INT, "height": INT, "bytes": INT,
         "attempts": {**INT, "description": "deliveries so far, retries included"},
@@ -97,7 +99,12 @@ SCHEMAS: Obj = {
         "urls": JOB_URLS,
     }),
     "JobBrief": obj({"id": PUBLIC_ID, "filename": STR, "status": ref("schemas", "JobStatus"),
-                     "url": STR}),
+                     "model": STR, "url": STR}),
+    "Models": obj({"default": STR, "models": {"type": "array", "items": obj({
+        "name": STR, "title": STR, "use": {**STR, "description": "fast, quality, ..."}, "default": {"type": "boolean"},
+        "input_size": INT, "input": {**STR, "description": "pre-processing and normalisation"},
+        "licence": STR, "source": STR,
+        "card": {"type": "object", "description": "the model card's figures (val58 mean IoU, speed)"}})}}),
     "Created": obj({"batch_id": PUBLIC_ID, "batch_url": STR, "batch_name": nullable(STR),
                     "jobs": {"type": "array", "items": ref("schemas", "JobBrief")},
                     "webhook": obj({"url": STR, "events": EVENT_LIST, "secret": {

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from humanseg.core.counts import counts_by_batch, status_counts
 from humanseg.core.db import session_scope
 from humanseg.core.images import FORMATS, IMAGE_SUFFIXES
-from humanseg.core.models import Batch, Job, JobStatus
+from humanseg.core.models import Batch, Job, JobStatus, model_of
 from humanseg.core.results import on_request_kinds
 from humanseg.core.variants import Background, Options
 from humanseg.web import jobpage, principal
@@ -37,6 +37,7 @@ from humanseg.web.lookup import get_batch_or_404, get_job_or_404
 from humanseg.web.serialize import ORIGINAL, object_url
 from humanseg.web.services import services
 from humanseg.web.uploads import create_jobs
+from humanseg.web.models_api import upload_model
 from humanseg.web.variant_cache import rendered, upload_outputs
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ def _template_helpers() -> dict:
     svc = services()
     return {"csrf_token": csrf_token,
             "thumb_url": lambda job: object_url(job, "thumb", svc.storage),
-            "preview_url": jobpage.preview_url, "accept_images": ACCEPT_IMAGES}
+            "preview_url": jobpage.preview_url, "accept_images": ACCEPT_IMAGES,
+            "model_of": model_of}
 
 
 @bp.after_app_request
@@ -106,7 +108,8 @@ def _upload_page(errors: list[dict] | None = None, title: str = "", status: int 
     html = render_template(
         "pages/upload.html", nav="upload", errors=errors or [], error_title=title,
         max_files=settings.max_files, max_file_mb=settings.max_file_bytes // (1024 * 1024),
-        api_jobs_url=url_for("api.create_jobs"), prepare=on_request_kinds())
+        api_jobs_url=url_for("api.create_jobs"), prepare=on_request_kinds(),
+        models=list(services().models.models.values()), default_model=services().models.default)
     return html, status
 
 
@@ -119,7 +122,8 @@ def upload():
     parts = [p for p in request.files.getlist("images") if p.filename]
     try:
         batch, jobs = create_jobs(parts, services(), batch_name=request.form.get("batch_name"),
-                                  outputs=upload_outputs(request.form.getlist("outputs")))
+                                  outputs=upload_outputs(request.form.getlist("outputs")),
+                                  model=upload_model(request.form.getlist("model")))
     except ErrorAnswer as exc:
         errors: list[dict] = exc.files or [{"file": exc.file, "message": exc.message}]
         return _upload_page(errors, "Nothing was uploaded: " + exc.message, exc.status)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import url_for
 
 from humanseg.core.counts import StatusCounts
-from humanseg.core.models import Batch, Job, JobStatus
+from humanseg.core.models import Batch, Job, JobStatus, model_of
 from humanseg.core.results import RESULTS, result_key, result_kind
 from humanseg.core.storage import Storage
 from humanseg.core.variants import ORIGINAL  # the upload itself, served next to the results
@@ -26,7 +26,7 @@ def object_key(job: Job, kind: str) -> str | None:
     """Storage key of the job's original or of one result; None for results until succeeded."""
     if kind == ORIGINAL:
         return job.original_key
-    return result_key(job.id, kind) if job.status == JobStatus.succeeded else None
+    return result_key(job.id, kind, job.model) if job.status == JobStatus.succeeded else None
 
 
 def object_url(job: Job, kind: str, storage: Storage, self_url: str | None = None) -> str | None:
@@ -64,6 +64,7 @@ def job_json(job: Job, storage: Storage) -> dict[str, Any]:
         "filename": job.filename,
         "status": job.status.value,
         "done": job.status.is_terminal(),  # clients stop polling on it: no list of statuses of their own
+        "model": model_of(job),
         "content_type": job.content_type,
         "width": job.width,
         "height": job.height,
@@ -80,7 +81,7 @@ def job_json(job: Job, storage: Storage) -> dict[str, Any]:
 
 def job_brief(job: Job) -> dict[str, Any]:
     """The short form returned right after upload."""
-    return {"id": job.id, "filename": job.filename, "status": job.status.value,
+    return {"id": job.id, "filename": job.filename, "status": job.status.value, "model": model_of(job),
             "url": url_for("api.get_job", job_id=job.id)}
 
 

@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from humanseg.core.registry import Registry
 from humanseg.core.settings import Settings
 from humanseg.core.storage import Storage
 
@@ -33,6 +34,8 @@ class Services:
     # Whether every request needs an API key: decided once by create_app (web/exposure.py), from the
     # configured host and the addresses really bound, which --bind may make differ.
     keys_required: bool
+    # The model registry's descriptions (core/registry.py): what `model=` may name.
+    models: Registry
     # The pages' image origins besides us (web/pages.py works them out on first use).
     gallery_img_origins: list[str] | None = None
 

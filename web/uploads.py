@@ -109,10 +109,11 @@ def _rejection(problems: list[dict]) -> ErrorAnswer:
 
 def create_jobs(parts: list[FileStorage], services: Services, *, batch_name: str | None = None,
                 batch_id: str | None = None, outputs: str | None = None,
-                webhook: WebhookConfig | None = None) -> tuple[Batch, list[Job]]:
+                webhook: WebhookConfig | None = None, model: str | None = None) -> tuple[Batch, list[Job]]:
     """The one upload path (API and HTML form): validate all, store, commit, enqueue.
 
     outputs: on-request kinds the worker makes too (core.variants.parse_outputs's text).
+    model: the registered model that makes the results (web/models_api.py checked it).
     Raises ErrorAnswer (with per-file reasons in .files) when anything is rejected.
     """
     if webhook is not None and batch_id:  # parameters first: before decoding, quota or storage
@@ -122,12 +123,12 @@ def create_jobs(parts: list[FileStorage], services: Services, *, batch_name: str
     uploads = read_parts(parts, services)
     with ratelimit.images(len(uploads)):  # 429 past the key's daily quota; refunded on failure
         return create_batch(uploads, batch_name, services, batch_id=batch_id, outputs=outputs,
-                            webhook=webhook)
+                            webhook=webhook, model=model)
 
 
 def create_batch(uploads: list[Upload], batch_name: str | None, services: Services,
                  *, batch_id: str | None = None, outputs: str | None = None,
-                 webhook: WebhookConfig | None = None) -> tuple[Batch, list[Job]]:
+                 webhook: WebhookConfig | None = None, model: str | None = None) -> tuple[Batch, list[Job]]:
     """Store originals under server-made keys, commit rows, then send one task per job."""
     stored: list[tuple[str, str, Upload]] = []
     try:
@@ -145,7 +146,8 @@ def create_batch(uploads: list[Upload], batch_name: str | None, services: Servic
             jobs = [Job(id=job_id, batch_id=batch.id, seq=first_seq + offset,
                         filename=up.filename, content_type=up.info.content_type,
                         width=up.info.width, height=up.info.height, bytes=up.info.bytes,
-                        original_key=key, status=JobStatus.queued, attempts=0, outputs=outputs)
+                        original_key=key, status=JobStatus.queued, attempts=0, outputs=outputs,
+                        model=model or services.models.default)
                     for offset, (job_id, key, up) in enumerate(stored)]
             session.add_all(jobs)
     except StorageError as exc:

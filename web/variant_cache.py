@@ -81,7 +81,7 @@ def variant_url(job: Job, kind: str, **query: str | int) -> str:
 
 def ensure(job: Job, opts: Options, storage: Storage) -> str:
     """The storage key of the variant, rendered and stored first when it is not there yet."""
-    key = opts.key(job.id, job.original_key)
+    key = opts.key(job.id, job.original_key, job.model)
     plain = opts == defaults(opts.kind)
     if plain and (opts.kind == ORIGINAL or not known_kind(opts.kind).on_request):
         return key  # uploads and the kinds every job writes are there (or truly missing: 404)
@@ -129,7 +129,7 @@ def fetch(job: Job, opts: Options, storage: Storage) -> Blobs:
         if "alpha" in need:
             blobs.alpha = _alpha_bytes(job, storage)
         if "mask" in need:
-            blobs.mask = storage.get(result_key(job.id, "mask"))
+            blobs.mask = storage.get(result_key(job.id, "mask", job.model))
     except ObjectNotFound as exc:
         raise ErrorAnswer(404, "result_missing", f"job {job.id} is missing {exc}") from exc
     if "background" in need:
@@ -143,10 +143,10 @@ def fetch(job: Job, opts: Options, storage: Storage) -> Blobs:
 
 def _alpha_bytes(job: Job, storage: Storage) -> bytes:
     try:
-        return storage.get(result_key(job.id, "alpha"))
+        return storage.get(result_key(job.id, "alpha", job.model))
     except ObjectNotFound:
         # Jobs finished before the soft alpha existed have only their mask: it is their alpha.
-        return storage.get(result_key(job.id, "mask"))
+        return storage.get(result_key(job.id, "mask", job.model))
 
 
 def render_blobs(opts: Options, blobs: Blobs) -> bytes:

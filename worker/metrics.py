@@ -41,6 +41,17 @@ class TimedPredictor:
             return self.predictor.segment(image)
 
 
+class TimedModels:
+    """The process's models, each handed out timed (TimedPredictor)."""
+
+    def __init__(self, models: Any):
+        self.models = models
+
+    def get(self, name: str | None) -> TimedPredictor:
+        """The named model's predictor, its segment() calls timed."""
+        return TimedPredictor(self.models.get(name))
+
+
 def record(outcome: str, attempt: int, seconds: float) -> None:
     """Count one delivery's outcome and duration."""
     JOBS.labels(outcome).inc()

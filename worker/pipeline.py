@@ -17,7 +17,7 @@ from humanseg.core.errors import ObjectNotFound, StorageError
 from humanseg.core.images import load_oriented
 from humanseg.core.layout import results_prefix
 from humanseg.core.logfmt import logkv
-from humanseg.core.models import Batch, Job, JobStatus, utcnow
+from humanseg.core.models import FIRST_MODEL, Batch, Job, JobStatus, utcnow
 from humanseg.core.redact import without_paths
 from humanseg.core.results import known_kind
 from humanseg.core.settings import Settings
@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 
 class Predictor(Protocol):
     def segment(self, image: Image.Image) -> Segmented: ...
+
+
+class Models(Protocol):
+    """The models a process can run, by name (ml/registry.py's LoadedModels)."""
+
+    def get(self, name: str | None) -> Predictor: ...
 
 
 class TaskOutcome(str, enum.Enum):
@@ -60,6 +66,7 @@ class Claimed:
     attempt: int
     original_key: str
     outputs: str | None
+    model: str | None  # the job's model (None: a job made before jobs named one: the first model)
     queue_wait_ms: float  # from the upload to this claim (a retry counts its earlier tries too)
     webhooks: bool = True  # the batch has a webhook: finishing records its events
 
@@ -79,13 +86,13 @@ def claim(sessions: sessionmaker[Session], job_id: str, lease_seconds: int) -> C
                        (Job.status == JobStatus.running) & (Job.lease_expires_at < now)))
             .values(status=JobStatus.running, attempts=Job.attempts + 1, started_at=now,
                     lease_expires_at=now + timedelta(seconds=lease_seconds), error=None)
-            .returning(Job.attempts, Job.original_key, Job.outputs, Job.created_at,
+            .returning(Job.attempts, Job.original_key, Job.outputs, Job.model, Job.created_at,
                        webhooks.label("webhooks"))
         ).first()
     if row is None:
         return None
     waited = (now - row.created_at).total_seconds() * 1000
-    return Claimed(row.attempts, row.original_key, row.outputs, max(0.0, waited), bool(row.webhooks))
+    return Claimed(row.attempts, row.original_key, row.outputs, row.model, max(0.0, waited), bool(row.webhooks))
 
 
 def _finish(sessions, job_id: str, attempt: int, webhooks: bool = True, **values) -> bool:
@@ -108,7 +115,7 @@ def _finish(sessions, job_id: str, attempt: int, webhooks: bool = True, **values
 
 
 def run_job(job_id: str, settings: Settings, storage: Storage,
-            sessions: sessionmaker[Session], predictor: Predictor) -> Outcome:
+            sessions: sessionmaker[Session], models: Models) -> Outcome:
     """Process one delivery of a job; never raises for a bad image."""
     stages = Stages()
     with stages.timed("db"):
@@ -131,6 +138,8 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
         return fail(sessions, job_id, attempt, f"cannot decode image: {type(exc).__name__}: {exc}")
     try:
         with stages.timed("model"):
+            # Loaded on first use (its weights checked); a missing file fails the job with the fix.
+            predictor = models.get(claimed.model or FIRST_MODEL)
             seg = predictor.segment(image)  # one probability map gives both mask and alpha
         for name, made in (("mask", seg.mask), ("alpha", seg.alpha)):
             if made.size != image.size or made.mode != "L":
@@ -151,14 +160,14 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
         with stages.timed("store"):
             for name, data in outputs.items():  # deterministic keys: a rerun overwrites the same objects
                 kind = known_kind(name)
-                storage.put(kind.key(job_id), data, kind.content_type)
+                storage.put(kind.key(job_id, claimed.model), data, kind.content_type)
     except StorageError as exc:
         return transient(sessions, settings, job_id, attempt, f"writing results: {exc}")
     with stages.timed("db"):
         ok = _finish(sessions, job_id, attempt, claimed.webhooks, status=JobStatus.succeeded,
                      finished_at=utcnow(), error=None)
     # One line per job with where its time went (bench/e2e_ratio.py sums these).
-    log.info(logkv(event="job_done", job_id=job_id, attempt=attempt, recorded=ok,
+    log.info(logkv(event="job_done", job_id=job_id, attempt=attempt, recorded=ok, model=claimed.model or FIRST_MODEL,
                    queue_wait_ms=round(claimed.queue_wait_ms, 1), **stages.fields()))
     if not ok:
         _drop_orphan_results(sessions, storage, job_id, attempt)

@@ -31,7 +31,7 @@ class Resources:
     pid: int
     sessions: sessionmaker[Session]
     storage: Storage
-    predictor: Any = None
+    models: Any = None  # ml/registry.py's LoadedModels: loads each model on first use, a bounded number
 
 
 class Runtime:
@@ -46,7 +46,7 @@ class Runtime:
         self._lock = threading.Lock()
 
     def resources(self, *, with_predictor: bool = True) -> Resources:
-        """This process's resources; the predictor loads once per process, on first need."""
+        """This process's resources; the models load in each process on first need (see load_models)."""
         with self._lock:
             res = self._resources
             # The app is built before the pool forks: a child inherits the parent's object
@@ -58,8 +58,8 @@ class Runtime:
                 engine = make_engine(self.settings.database_url, sync_commits=False)
                 res = Resources(os.getpid(), make_sessionmaker(engine), make_storage(self.settings))
                 self._resources = res
-            if with_predictor and res.predictor is None:
-                res.predictor = load_predictor(self.settings)
+            if with_predictor and res.models is None:
+                res.models = load_models(self.settings)
             return res
 
     def start_sweeper(self, celery: Celery) -> SweeperThread | None:
@@ -112,14 +112,19 @@ class Runtime:
             log.info(logkv(event="sweeper_stopped", pid=os.getpid()))
 
 
-def load_predictor(settings: Settings):
-    """Load the model with threads capped so processes x threads <= cores."""
-    from humanseg.ml.predictor import load_predictor as _load
+def load_models(settings: Settings):
+    """The registry's models for this process (threads capped so processes x threads <= cores), with
+    the default one loaded now: the others load when a job first asks for them."""
+    from humanseg.core.registry import Registry
+    from humanseg.ml.registry import LoadedModels
 
     threads = settings.effective_threads()
-    log.info(logkv(event="predictor_loading", pid=os.getpid(), threads=threads,
-                   backend=settings.model_backend))
-    return _load(settings.model_path or None, backend=settings.model_backend, threads=threads)
+    registry = Registry.load(settings.models_dir, settings.default_model)
+    log.info(logkv(event="predictor_loading", pid=os.getpid(), threads=threads, backend=settings.model_backend,
+                   models=",".join(registry.names), default=registry.default, keep=settings.models_loaded))
+    models = LoadedModels(registry, settings.models_loaded, settings.model_backend, threads)
+    models.get(None)
+    return models
 
 
 def attach_runtime(app: Celery, settings: Settings) -> Runtime:
@@ -147,7 +152,7 @@ def _on_process_init(**_: Any) -> None:
     # The pool sends only a hostname; a worker process has made its one app current.
     runtime = runtime_of(current_app._get_current_object())
     if runtime is not None:
-        runtime.resources()  # load the model now so the first task does not pay for it
+        runtime.resources()  # load the default model now so the first task does not pay for it
         # The model, Celery and the libraries live as long as the process: frozen, the garbage
         # collector never scans them again, so a full collection no longer stalls a job.
         gc.collect()

@@ -24,7 +24,7 @@ def register(app: Celery, runtime: Runtime) -> None:
         res = runtime.resources()
         started = time.monotonic()
         outcome = run_job(str(job_id), runtime.settings, res.storage, res.sessions,
-                          metrics.TimedPredictor(res.predictor))
+                          metrics.TimedModels(res.models))
         metrics.record(outcome.status.value, outcome.attempt, time.monotonic() - started)
         if outcome.status is TaskOutcome.retry:
             raise self.retry(countdown=outcome.retry_in)

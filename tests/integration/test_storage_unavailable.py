@@ -121,11 +121,11 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, redis_url, faulty_s3, make_s3_storage, tiny_model_dir):
+def live(tmp_path_factory, redis_url, faulty_s3, make_s3_storage, tiny_models):
     tmp = tmp_path_factory.mktemp("s3-503")
     bucket = f"b-{uuid.uuid4().hex[:8]}"
     direct = make_s3_storage(bucket)  # straight to moto: set up originals and check results
-    env = worker_env(redis_url, tmp, tiny_model_dir, storage="s3", s3_endpoint_url=faulty_s3.url,
+    env = worker_env(redis_url, tmp, tiny_models, storage="s3", s3_endpoint_url=faulty_s3.url,
                      s3_bucket=bucket, max_attempts=2)
     env.update(S3_ENV)
     with running_test_worker(env, tmp) as (settings, engine):

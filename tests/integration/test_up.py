@@ -45,10 +45,10 @@ def stop_up(proc):
     return proc.returncode, out
 
 
-def test_up_runs_everything_and_keeps_data(tmp_path, tiny_model_dir):
+def test_up_runs_everything_and_keeps_data(tmp_path, tiny_models):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
     env.update(HUMANSEG_DATA_DIR=str(tmp_path / "var"), HUMANSEG_PORT=str(free_port()),
-               HUMANSEG_MODEL_PATH=str(tiny_model_dir), HUMANSEG_THREADS="1")
+               HUMANSEG_MODELS_DIR=str(tiny_models), HUMANSEG_THREADS="1")
     proc, url = start_up(env)
     try:
         files = [("images", (f"p{i}.jpg", si.jpeg())) for i in range(3)]
@@ -72,14 +72,14 @@ def test_up_runs_everything_and_keeps_data(tmp_path, tiny_model_dir):
     assert code == 0, out
 
 
-def _clean_env(tmp_path, tiny_model_dir):
+def _clean_env(tmp_path, tiny_models):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
-    env.update(HUMANSEG_DATA_DIR=str(tmp_path / "var"), HUMANSEG_MODEL_PATH=str(tiny_model_dir),
+    env.update(HUMANSEG_DATA_DIR=str(tmp_path / "var"), HUMANSEG_MODELS_DIR=str(tiny_models),
                HUMANSEG_THREADS="1")
     return env
 
 
-def test_up_with_a_taken_port_fails_fast_in_one_line(tmp_path, tiny_model_dir):
+def test_up_with_a_taken_port_fails_fast_in_one_line(tmp_path, tiny_models):
     import socket
 
     with socket.socket() as taken:
@@ -87,7 +87,7 @@ def test_up_with_a_taken_port_fails_fast_in_one_line(tmp_path, tiny_model_dir):
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run([sys.executable, "-m", "humanseg.cli", "up", "--port", str(port)],
-                              env=_clean_env(tmp_path, tiny_model_dir), cwd=ROOT, capture_output=True, text=True,
+                              env=_clean_env(tmp_path, tiny_models), cwd=ROOT, capture_output=True, text=True,
                               timeout=60)
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.strip()]
@@ -95,9 +95,9 @@ def test_up_with_a_taken_port_fails_fast_in_one_line(tmp_path, tiny_model_dir):
     assert "ready" not in done.stdout and not (tmp_path / "var" / "valkey").exists()  # nothing was started
 
 
-def test_up_port_flag_and_a_quiet_ctrl_c(tmp_path, tiny_model_dir):
+def test_up_port_flag_and_a_quiet_ctrl_c(tmp_path, tiny_models):
     port = free_port()
-    proc, url = start_up(_clean_env(tmp_path, tiny_model_dir), "--port", str(port))
+    proc, url = start_up(_clean_env(tmp_path, tiny_models), "--port", str(port))
     assert url == f"http://127.0.0.1:{port}"
     assert requests.get(url + "/healthz", timeout=10).status_code == 200
     code, out = stop_up(proc)

@@ -72,10 +72,10 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def test_a_killed_worker_is_restarted_and_the_web_keeps_answering(tmp_path, tiny_model_dir):
+def test_a_killed_worker_is_restarted_and_the_web_keeps_answering(tmp_path, tiny_models):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANSEG_")}
     env.update(HUMANSEG_DATA_DIR=str(tmp_path / "var"), HUMANSEG_PORT=str(free_port()),
-               HUMANSEG_MODEL_PATH=str(tiny_model_dir), HUMANSEG_THREADS="1",
+               HUMANSEG_MODELS_DIR=str(tiny_models), HUMANSEG_THREADS="1",
                HUMANSEG_LEASE_SECONDS="10")
     up = Up(env)
     try:

@@ -16,9 +16,9 @@ from humanseg.web import create_app
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, redis_url, tiny_model_dir):
+def live(tmp_path_factory, redis_url, tiny_models):
     tmp = tmp_path_factory.mktemp("webhooks")
-    env = worker_env(redis_url, tmp, tiny_model_dir, storage="local", lease_seconds=30,
+    env = worker_env(redis_url, tmp, tiny_models, storage="local", lease_seconds=30,
                      secret_key="test-secret", webhooks=1, webhook_allow_hosts="127.0.0.1",
                      webhook_retry_seconds=0.5)
     with running_test_worker(env, tmp) as (settings, engine):

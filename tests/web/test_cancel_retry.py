@@ -19,10 +19,10 @@ from humanseg.web import create_app
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, redis_url, tiny_model_dir):
+def live(tmp_path_factory, redis_url, tiny_models):
     """A worker process plus an app on the same database, storage and queue."""
     tmp = tmp_path_factory.mktemp("cancel-retry")
-    env = worker_env(redis_url, tmp, tiny_model_dir, storage="local", lease_seconds=30,
+    env = worker_env(redis_url, tmp, tiny_models, storage="local", lease_seconds=30,
                      secret_key="test-secret")
     with running_test_worker(env, tmp) as (settings, engine):
         app = create_app(settings)

@@ -188,6 +188,11 @@ def test_answers_of_the_app_match_the_document(app, doc):
     check(client.get(f"/api/v1/batches/{batch_id}/webhooks?limit=x"), "get", batch + "/webhooks", 400)
     check(client.get(f"/api/v1/batches/{new_id()}/webhooks"), "get", batch + "/webhooks", 404)
     check(_upload(client, si.jpeg(), webhook_url="http://10.0.0.1/"), "post", jobs, 400)
+    refused = check(_upload(client, si.jpeg(), model="best"), "post", jobs, 400)
+    assert refused.json["error"]["code"] == "unknown_model" and "fast" in refused.json["error"]["choices"]
+    models = check(client.get("/api/v1/models"), "get", "/api/v1/models", 200).json
+    assert models["default"] == "fast" and [m["name"] for m in models["models"]][:2] == ["fast", "modnet"]
+    check(client.post("/api/v1/segment", data={"model": "best"}), "post", "/api/v1/segment", 400)
     hooked = check(_upload(client, si.jpeg(), webhook_url="http://127.0.0.1:9/h"), "post", jobs, 202)
     hooked_batch = hooked.json["batch_id"]
     check(client.post(f"/api/v1/batches/{hooked_batch}/cancel"), "post", batch + "/cancel", 200)

@@ -14,10 +14,10 @@ from humanseg.core.storage import make_storage
 
 
 @pytest.fixture(scope="module")
-def worker(tmp_path_factory, redis_url, tiny_model_dir):
+def worker(tmp_path_factory, redis_url, tiny_models):
     """A worker on SQLite + local storage with the sweeper off: only the task itself can retry."""
     tmp = tmp_path_factory.mktemp("task-retry")
-    env = worker_env(redis_url, tmp, tiny_model_dir, storage="local")
+    env = worker_env(redis_url, tmp, tiny_models, storage="local")
     with running_test_worker(env, tmp) as (settings, engine):
         yield settings, make_sessionmaker(engine), make_storage(settings)
 

@@ -29,10 +29,12 @@ from humanseg.worker.sweeper import sweep
 
 
 @pytest.fixture(scope="module")
-def predictor(tiny_model_dir):
-    from humanseg.ml.predictor import load_predictor
+def predictor(tiny_models):
+    """The tiny registry's models, as a worker process holds them (loaded on first use)."""
+    from humanseg.core.registry import Registry
+    from humanseg.ml.registry import LoadedModels
 
-    return load_predictor(tiny_model_dir, backend="onnx", threads=1)
+    return LoadedModels(Registry.load(tiny_models), limit=2, backend="onnx", threads=1)
 
 
 @pytest.fixture
@@ -44,9 +46,10 @@ def env(tmp_path, db_url, redis_url, private_queue):
     engine.dispose()
 
 
-def add_job(sessions, storage, data: bytes, created_ago: float = 0, outputs: str | None = None) -> str:
+def add_job(sessions, storage, data: bytes, created_ago: float = 0, outputs: str | None = None,
+            model: str | None = None) -> str:
     return insert_job(storage, sessions, data, created_at=utcnow() - timedelta(seconds=created_ago),
-                      outputs=outputs)
+                      outputs=outputs, model=model)
 
 
 def load(sessions, job_id) -> Job:
@@ -151,12 +154,17 @@ def test_storage_write_error_fails_the_job_once_attempts_run_out(env, predictor)
 class Midway:
     """The real predictor, with something else happening to the job while it predicts."""
 
-    def __init__(self, predictor, meanwhile):
-        self.predictor, self.meanwhile = predictor, meanwhile
+    def __init__(self, models, meanwhile):
+        self.models, self.meanwhile = models, meanwhile
+        self.model: str | None = None
+
+    def get(self, name):
+        self.model = name
+        return self
 
     def segment(self, image):
         self.meanwhile()
-        return self.predictor.segment(image)
+        return self.models.get(self.model).segment(image)
 
 
 def test_job_done_logs_where_the_time_went(env, predictor, caplog):
@@ -292,3 +300,38 @@ def test_a_job_costs_six_database_round_trips_and_records_its_webhook_events(env
                         .where(WebhookDelivery.job_id == plain)) == 0
     assert events == {"job.finished": 1, "batch.finished": 1}
     assert load(sessions, plain).status == load(sessions, hooked).status == JobStatus.succeeded
+
+
+def test_each_model_writes_its_own_results_under_its_own_keys(env, predictor):
+    settings, sessions, storage = env
+    photo = si.exif_rotated_jpeg((80, 40))
+    by_model = {name: add_job(sessions, storage, photo, model=name) for name in ("fast", "modnet")}
+    masks = {}
+    for name, job_id in by_model.items():
+        assert run_job(job_id, settings, storage, sessions, predictor).status == "succeeded"
+        assert all(storage.exists(kind.key(job_id, name)) for kind in stored_kinds())
+        assert not storage.exists(result_key(job_id, "mask"))  # never the layout of model-less jobs
+        with Image.open(storage.path(result_key(job_id, "mask", name))) as mask:
+            masks[name] = np.asarray(mask)
+    assert masks["fast"].shape == masks["modnet"].shape == (80, 40)  # the EXIF-upright size
+    assert not np.array_equal(masks["fast"], masks["modnet"])
+
+
+def test_a_model_whose_weights_are_missing_fails_the_job_with_the_fix(env, tiny_models, tmp_path):
+    import shutil
+
+    from humanseg.core.registry import Registry
+    from humanseg.ml.registry import LoadedModels
+
+    settings, sessions, storage = env
+    shutil.copytree(tiny_models, tmp_path / "models")
+    (tmp_path / "models" / "modnet" / "model.onnx").unlink()
+    models = LoadedModels(Registry.load(tmp_path / "models"), limit=2, backend="onnx", threads=1)
+    job_id = add_job(sessions, storage, si.jpeg(), model="modnet")
+    out = run_job(job_id, settings, storage, sessions, models)
+    assert out.status == "failed"
+    job = load(sessions, job_id)
+    assert job.status == JobStatus.failed and "WeightsError: model modnet:" in job.error
+    assert "is missing; restore model.onnx" in job.error and "/tmp" not in job.error  # no server paths
+    assert run_job(add_job(sessions, storage, si.jpeg(), model="fast"), settings, storage, sessions,
+                   models).status == "succeeded"  # the other model still serves

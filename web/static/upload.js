@@ -67,12 +67,13 @@
     return { li: li, bar: bar, fill: fill, state: state };
   }
 
-  // The batch name goes with the request that creates the batch; the outputs with every file.
+  // The batch name goes with the request that creates the batch; the outputs and model with every file.
   function choices() {
     var name = document.getElementById("batch-name");
     var outputs = Array.prototype.slice.call(form.querySelectorAll("input[name=outputs]:checked"))
       .map(function (c) { return c.value; });
-    return { name: name ? name.value.trim() : "", outputs: outputs };
+    var model = document.getElementById("model");
+    return { name: name ? name.value.trim() : "", outputs: outputs, model: model ? model.value : "" };
   }
 
   // Rejected files are kept in this browser under their batch, so the batch page can list
@@ -94,6 +95,7 @@
       if (batchId) fd.append("batch_id", batchId);
       else if (chosen.name) fd.append("batch_name", chosen.name);
       chosen.outputs.forEach(function (o) { fd.append("outputs", o); });
+      if (chosen.model) fd.append("model", chosen.model);
       var xhr = new XMLHttpRequest();
       xhr.open("POST", API);
       xhr.setRequestHeader("Accept", "application/json");
