@@ -88,10 +88,10 @@ class Client:
     def get(self, path: str, **kw) -> requests.Response:
         return self.http.get(self.base + path, timeout=30, **kw)
 
-    def upload(self, items: list[Photo], batch_name: str) -> dict:
+    def upload(self, items: list[Photo], batch_name: str, model: str | None = None) -> dict:
         files = [("images", (p.name, p.data, "image/jpeg")) for p in items]
-        resp = self.http.post(self.base + "/api/v1/jobs", files=files,
-                              data={"batch_name": batch_name}, timeout=120)
+        data = {"batch_name": batch_name, **({"model": model} if model else {})}
+        resp = self.http.post(self.base + "/api/v1/jobs", files=files, data=data, timeout=120)
         assert resp.status_code == 202, f"upload answered {resp.status_code}: {resp.text[:500]}"
         body = resp.json()
         assert len(body["jobs"]) == len(items), body
@@ -126,6 +126,23 @@ class Client:
         assert resp.status_code in (302, 303, 307), f"{kind} of {job_id}: {resp.status_code}"
         url = resp.headers["Location"]
         return self.inside(url), re.sub(r"^https?://([^/]+)/.*$", r"\1", url)
+
+
+def check_models(client: Client, photo: Photo) -> dict:
+    """One job per registered model on the same photo: each succeeds, says its model, has its own mask."""
+    listed = client.get("/api/v1/models")
+    assert listed.status_code == 200, listed.text[:500]
+    names = [m["name"] for m in listed.json()["models"]]
+    masks, out = {}, {}
+    for name in names:
+        body = client.upload([photo], f"compose-test model {name}", model=name)
+        final = client.wait_batch(body["batch_id"], timeout=300)
+        (job,) = final["jobs"]
+        assert job["model"] == name, f"asked for {name}, the job says {job['model']}"
+        out[name] = check_results(client, final, [photo])
+        masks[name] = client.result(job["id"], "mask")[0]
+    assert len(set(masks.values())) == len(masks), "two models made the same mask"
+    return out
 
 
 def _count(statuses: list[str]) -> dict[str, int]:

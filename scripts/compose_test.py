@@ -135,6 +135,9 @@ def exercise(engine: Engine, tree: Path, dataset: Path | None) -> dict:
             final = client.wait_batch(body["batch_id"], timeout=300)
             report["batch"] = checks.check_results(client, final, first)
             note["note"] = json.dumps(report["batch"])
+        with phase("one job per registered model (the same photo)") as note:
+            report["models"] = checks.check_models(client, first[0])
+            note["note"] = json.dumps(report["models"])
         with phase("gallery pages") as note:
             report["gallery"] = checks.check_gallery(client, final)
             note["note"] = json.dumps(report["gallery"])

@@ -247,3 +247,25 @@ def test_remote_segment_downloads_results_while_the_batch_is_still_running(stack
     run = _remote(str(src), "--server", stack.base_url, "--out", str(out), "--every", "0.2", "--timeout", "3")
     assert run.returncode == 2 and "not finished" in run.stderr and "resumes" in run.stderr, run.stderr
     assert (out / "p0.cutout.png").is_file() and (out / "p1.cutout.png").is_file()  # fetched before the end
+
+
+def test_client_and_remote_choose_the_model(stack, client, tmp_path):
+    listed = client.models()
+    assert listed["default"] == "fast" and [m["name"] for m in listed["models"]][:2] == ["fast", "modnet"]
+    (tmp_path / "a.jpg").write_bytes(si.jpeg((64, 48)))
+    created = client.upload([tmp_path / "a.jpg"], model="modnet")
+    batch = client.wait_batch(created.batch_id, timeout=120, every=0.2)
+    assert [(j.model, j.status) for j in batch.jobs] == [("modnet", "succeeded")]
+    with pytest.raises(ApiError) as refused:
+        client.upload([tmp_path / "a.jpg"], model="best")
+    assert refused.value.status == 400 and refused.value.code == "unknown_model"
+    src, out = tmp_path / "photos", tmp_path / "out"
+    src.mkdir()
+    (src / "b.jpg").write_bytes(si.jpeg((48, 64)))
+    run = _remote(str(src), "--server", stack.base_url, "--out", str(out), "--model", "modnet",
+                  "--outputs", "mask", "--every", "0.2")
+    assert run.returncode == 0, run.stderr
+    state = json.loads((out / ".humanseg-remote.json").read_text())
+    assert client.job(state["jobs"]["b.jpg"]).model == "modnet"
+    bad = _remote(str(src), "--server", stack.base_url, "--out", str(tmp_path / "o2"), "--model", "best")
+    assert bad.returncode == 2 and "choose from fast, modnet" in bad.stderr, bad.stderr

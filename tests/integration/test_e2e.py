@@ -62,6 +62,21 @@ def test_batch_upload_to_masks(stack):
     assert batch["counts"]["succeeded"] == len(items) and batch["progress"] == 1.0 and batch["done"]
 
 
+def test_the_same_photo_with_each_model_gets_its_own_results(stack):
+    """A real worker loads each model on first use; each job says which one made its masks."""
+    photo = si.exif_rotated_jpeg(stored=(80, 40), orientation=6)
+    made = {name: upload(stack, [("p.jpg", photo)], model=name).json()["jobs"][0] for name in ("fast", "modnet")}
+    masks = {}
+    for name, brief in made.items():
+        assert brief["model"] == name
+        job = stack.wait_job(brief["id"])
+        assert job["status"] == "succeeded" and job["model"] == name, job
+        masks[name] = np.asarray(check_results(stack, job))
+    assert not np.array_equal(masks["fast"], masks["modnet"])
+    refused = upload(stack, [("p.jpg", photo)], model="best")
+    assert refused.status_code == 400 and refused.json()["error"]["choices"][:2] == ["fast", "modnet"]
+
+
 def test_exif_rotated_mask_matches_displayed_orientation(stack):
     resp = upload(stack, [("rot.jpg", si.exif_rotated_jpeg(stored=(80, 40), orientation=6))])
     job = stack.wait_job(resp.json()["jobs"][0]["id"])
