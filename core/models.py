@@ -20,7 +20,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
 FIRST_MODEL = "fast"  # the model of every job recorded before jobs named one (model NULL)
 
 

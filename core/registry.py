@@ -79,7 +79,9 @@ class Registry:
         if not models:
             raise RegistryError("no models registered")
         self.models = {m.name: m for m in sorted(models, key=lambda m: m.name)}
-        marked = [m.name for m in models if m.default]
+        marked = sorted(m.name for m in models if m.default)
+        if len(marked) > 1:  # moving the default to a new model moves the marker, never copies it
+            raise RegistryError(f"models {', '.join(marked)} are each marked default; mark one")
         self.default = default or (marked[0] if marked else next(iter(self.models)))
         if self.default not in self.models:
             raise RegistryError(f"default model {self.default!r} is not registered; "

@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
         seg.add_argument(f"--{name}", default=None, help=OPTION_HELP[name])
     seg.add_argument("--chunk", type=int, default=50, help="images per upload request (default 50)")
     seg.add_argument("--batch-name", default=None, help="batch name (default: the folder's name)")
-    seg.add_argument("--model", default=None, help="the server's model to use (its /api/v1/models; default: its default)")
+    seg.add_argument("--model", default=None,
+                     help="the server's model to use (its /api/v1/models; default: its default)")
     seg.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait (default 3600)")
     seg.add_argument("--every", type=float, default=1.0, help="seconds between polls (default 1)")
     seg.add_argument("--restart", action="store_true", help="ignore a previous run's record")

@@ -34,10 +34,10 @@ from humanseg.web.errors import ErrorAnswer, error_page
 from humanseg.web.filenames import attachment, safe_stem
 from humanseg.web.jobpage import parse_colour
 from humanseg.web.lookup import get_batch_or_404, get_job_or_404
+from humanseg.web.models_api import upload_model
 from humanseg.web.serialize import ORIGINAL, object_url
 from humanseg.web.services import services
 from humanseg.web.uploads import create_jobs
-from humanseg.web.models_api import upload_model
 from humanseg.web.variant_cache import rendered, upload_outputs
 
 log = logging.getLogger(__name__)

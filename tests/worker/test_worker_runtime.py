@@ -59,7 +59,7 @@ def test_each_app_owns_its_runtime_and_task(settings):
 def test_resources_are_built_once_per_process(settings):
     runtime = Runtime(settings)
     first = runtime.resources(with_predictor=False)
-    assert runtime.resources(with_predictor=False) is first and first.predictor is None
+    assert runtime.resources(with_predictor=False) is first and first.models is None
     assert first.pid == os.getpid()
     read, write = os.pipe()
     pid = os.fork()
@@ -135,8 +135,10 @@ def test_real_worker_warms_its_pool_and_sweeps_only_when_switched_on(settings, t
     assert code == 0, out
     assert ("event=sweeper_started" in out) is started and ("event=sweeper_off" in out) is not started
     assert ("event=sweeper_stopped" in out) is started
-    # the pool child found its app's Runtime and loaded the model before any task
-    assert "event=predictor_loading" in out, out
+    # the pool child found its app's Runtime and loaded the default model before any task (the
+    # others load when a job asks for them)
+    assert "event=predictor_loading" in out and "event=model_loaded model=fast" in out, out
+    assert "event=model_loaded model=modnet" not in out, out
     # ...and froze what loading made, out of the garbage collector's scans
     frozen = re.search(r"event=gc_frozen pid=\d+ objects=(\d+)", out)
     assert frozen and int(frozen.group(1)) > 10_000, out
