@@ -12,6 +12,8 @@ import requests
 from PIL import Image
 from support_images import encode, jpeg, solid, text
 
+from humanseg.core.results import result_key
+
 pytestmark = pytest.mark.parametrize("stack", ["sqlite-local"], indirect=True)
 PHONE = (390, 844)
 
@@ -143,7 +145,8 @@ def test_rejected_files_stay_on_the_batch_page_with_its_name_and_outputs(browser
     batch_id = browser.current_url.rstrip("/").rsplit("/", 1)[1]
     jobs = requests.get(stack.url(f"/api/v1/batches/{batch_id}"), timeout=10).json()["jobs"]
     job = stack.wait_job(jobs[0]["id"])
-    assert stack.storage.exists(f"results/{job['id']}/cutout.png")
+    assert job["model"] == "fast"  # the upload page's default choice
+    assert stack.storage.exists(result_key(job["id"], "cutout", job["model"]))
     browser.find_element(By.ID, "rejected-dismiss").click()
     browser.refresh()
     assert not browser.find_element(By.ID, "rejected").is_displayed()
