@@ -131,8 +131,8 @@ def test_segment_and_evaluate_take_a_registered_model(tiny_models, dataset_dir, 
     out = tmp_path / "out"
     for name in ("fast", "modnet"):
         assert ml_main(["segment", str(tmp_path / "p.png"), "--out", str(out / name), "--no-progress",
-                        "--models-dir", str(tiny_models), "--model", name]) == 0
-    masks = [np.asarray(Image.open(out / n / "p.png")) for n in ("fast", "modnet")]
+                        "--outputs", "mask", "--models-dir", str(tiny_models), "--model", name]) == 0
+    masks = [np.asarray(Image.open(out / n / "p.mask.png")) for n in ("fast", "modnet")]
     assert masks[0].shape == masks[1].shape == (60, 90) and not np.array_equal(*masks)
     with pytest.raises(SystemExit) as exited:  # as argparse exits for a bad argument
         ml_main(["segment", str(tmp_path / "p.png"), "--out", str(out), "--models-dir", str(tiny_models),
