@@ -19,7 +19,7 @@ Prints a table per model: mean ms per photo and share of the whole, with `uptime
 after (figures from a loaded machine are inflated and noisy: compare columns of one run).
 
     python bench/stage_table.py                              # seed photos if beside the repo, else generated
-    python bench/stage_table.py --images photos/ --n 60 --model ml/weights --model runs/v4/best
+    python bench/stage_table.py --images photos/ --n 60 --model ml/models/fast --model runs/v4/best
     python bench/stage_table.py --database-url postgresql+psycopg://.../db --broker redis://127.0.0.1:6379/9
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The device tool sends a copy of the repository (64 MiB at most per call), so the photos travel as WebP
 copies: part a (MODNet teacher, Roboflow photos, the MODNet matting encoder in float16, the smp wheel),
 part b (LSPET photos, the seed dataset). Only the training part of persons/ travels: the fixed held-out
-tenth (`humanseg.ml.teach.held_out`) stays here for the teacher check. See ml/weights-v4 MODEL_CARD.md.
+tenth (`humanseg.ml.teach.held_out`) stays here for the teacher check. scripts/train_v4.sh is the CPU twin.
 
     python scripts/device/pack.py --shared ../shared --out .device [--limit N]
 """
