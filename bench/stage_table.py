@@ -89,6 +89,16 @@ def patched(obj, name: str, value) -> Iterator[None]:
         setattr(obj, name, old)
 
 
+class OneModel:
+    """The worker's model lookup (worker/pipeline.Models) over the one model folder being timed."""
+
+    def __init__(self, predictor) -> None:
+        self.predictor = predictor
+
+    def get(self, name: str | None):
+        return self.predictor
+
+
 def instrument(clock: Clock, predictor) -> contextlib.ExitStack:
     """Time the model's steps and each result's render where run_job's callees look them up."""
     from humanseg.ml import predictor as pmod
@@ -218,7 +228,7 @@ def run_model(model: str | None, files: list[bytes], args, tmp: Path, broker: Br
             broker.hand_off(job_id)
         before = trips.count
         with instrument(clock, predictor):
-            outcome = run_job(job_id, settings, storage, sessions, predictor)
+            outcome = run_job(job_id, settings, storage, sessions, OneModel(predictor))
         if outcome.status is not TaskOutcome.succeeded:
             sys.exit(f"job {i} {outcome.status.value}: {outcome.reason}")
         if i < args.warmup:
