@@ -8,6 +8,8 @@
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 D=.device
+# Each call's copy of the work tree replaces the last one's, so part a and what is made from it live outside it.
+K=${KEEP:-/tmp/humanseg-device}
 DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}
 WORKERS=${WORKERS:-14}
@@ -16,35 +18,35 @@ OUT=${OUT:-$D/out}
 mkdir -p "$OUT"
 
 setup() {  # the device has torch, timm, onnxruntime; smp travels as a wheel; humanseg runs from the checkout
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$D"/a/whl/*.whl 2>/dev/null || true
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$K"/a/whl/*.whl 2>/dev/null || true
     rm -rf /tmp/pkg && mkdir -p /tmp/pkg/humanseg && cp humanseg/*.py /tmp/pkg/humanseg/
     for part in core web worker ml migrations; do ln -s "$PWD/$part" /tmp/pkg/humanseg/$part; done
     export PYTHONPATH=/tmp/site:/tmp/pkg
 }
 
 teach() {  # teach IMAGES LABELS WORKERS
-    "$PY" -P -m humanseg.ml.cli teach "$1" --out "$2" --teachers "$D/a/teachers" --only modnet \
+    "$PY" -P -m humanseg.ml.cli teach "$1" --out "$2" --teachers "$K/a/teachers" --only modnet \
         --workers "$3" --threads 2 --no-progress
 }
 
 case "$1" in
 label-a)
+    rm -rf "$K" && mkdir -p "$K" && cp -r "$D/a" "$K/a"
     setup
-    test -f "$D/a/teachers/modnet.onnx"
-    rm -f "$D/label-a.done"
-    setsid nohup bash -c "$(declare -f teach); D=$D; PY=$PY; PYTHONPATH=$PYTHONPATH; export PYTHONPATH; \
-        teach $D/a/persons $D/labels-a 8 > $D/label-a.log 2>&1; touch $D/label-a.done" > /dev/null 2>&1 &
-    sleep 5; cat "$D/label-a.log" || true; nproc; nvidia-smi -L || true
+    test -f "$K/a/teachers/modnet.onnx"
+    setsid nohup bash -c "$(declare -f teach); K=$K; PY=$PY; PYTHONPATH=$PYTHONPATH; export PYTHONPATH; \
+        teach $K/a/persons $K/labels-a 8 > $K/label-a.log 2>&1; touch $K/label-a.done" > /dev/null 2>&1 &
+    sleep 5; cat "$K/label-a.log" || true; nproc; nvidia-smi -L || true
     ;;
 train)
     setup
-    if [ ! -f "$D/a/teachers/modnet.onnx" ]; then echo "part a is not on this machine"; exit 3; fi
+    if [ ! -f "$K/a/teachers/modnet.onnx" ]; then echo "part a is not on this machine"; exit 3; fi
     t0=$(date +%s)
     teach "$D/b/persons" "$D/labels-b" 8 | tail -c 400
-    while [ ! -f "$D/label-a.done" ]; do sleep 2; done
-    tail -c 400 "$D/label-a.log"; echo "labelling done after $(( $(date +%s) - t0 )) s"
-    "$PY" -P -m humanseg.ml.cli train --data "$D/b/seed" --distill "$D/labels-b:2.0" --distill "$D/labels-a:1.0" \
-        --min-agreement 0 --encoder mobilenet_v2 --encoder-weights "$D/a/encoder.pth" --norm half \
+    while [ ! -f "$K/label-a.done" ]; do sleep 2; done
+    tail -c 400 "$K/label-a.log"; echo "labelling done after $(( $(date +%s) - t0 )) s"
+    "$PY" -P -m humanseg.ml.cli train --data "$D/b/seed" --distill "$D/labels-b:2.0" --distill "$K/labels-a:1.0" \
+        --min-agreement 0 --encoder mobilenet_v2 --encoder-weights "$K/a/encoder.pth" --norm half \
         --decoder-channels 128,64,32,16,8 --size 448 --batch-size 32 --lr 1e-3 --epochs 400 \
         --epoch-samples 8192 --warmup-epochs 1 --loss confident --bystander-p 0.2 --scene-p 0.15 \
         --device "$DEVICE" --workers "$WORKERS" --val-every 5 --time-budget "$BUDGET" --threads 4 \
@@ -57,7 +59,7 @@ s = load_file(sys.argv[1]); save_file({k: v.half() if v.is_floating_point() else
         cp "$D/run/$model/config.json" "$OUT/$model.config.json" || true
     done
     cp "$D/run/history.json" "$OUT/" || true
-    tar -C "$D" -czf "$OUT/labels.tgz" labels-a labels-b
+    cp -r "$D/labels-b" "$K/" && tar -C "$K" -czf "$OUT/labels.tgz" labels-a labels-b
     ls -la "$OUT"; echo "all done after $(( $(date +%s) - t0 )) s"
     ;;
 esac
