@@ -16,14 +16,17 @@ import numpy as np
 from PIL import Image
 
 from humanseg.core.logfmt import logkv
+from humanseg.core.registry import Registry
 from humanseg.ml.config import ONNX_FILE, WEIGHTS_FILE, ModelConfig
 from humanseg.ml.imageio import to_rgb
 from humanseg.ml.letterbox import Letterbox, to_input, to_probability
 
 log = logging.getLogger(__name__)
 
-# The U-Net this project trains and ships: the registry's `fast` model (ml/models/, core/registry.py).
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "fast"
+# The U-Net this project trains and ships as its default: the folder the shipped registry marks default
+# (ml/models/, core/registry.py); the other U-Nets there load by name.
+SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
+SHIPPED_MODEL_DIR = Registry.load(SHIPPED_MODELS).get(None).folder
 
 
 class Backend(Protocol):

@@ -1,12 +1,14 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
+from humanseg.core.registry import Registry
 from humanseg.ml.config import ModelConfig
 from humanseg.ml.export import export_onnx
 from humanseg.ml.model import build_model, load_model_dir, save_model_dir
-from humanseg.ml.predictor import SHIPPED_MODEL_DIR, load_predictor
+from humanseg.ml.predictor import SHIPPED_MODEL_DIR, SHIPPED_MODELS, load_predictor
 from humanseg.ml.testing import TINY, draw_person
 
 
@@ -59,5 +61,11 @@ def test_onnx_agrees_with_torch_on_tiny_model(tmp_path):
     assert _agreement(tmp_path) >= 0.999
 
 
-def test_shipped_onnx_agrees_with_shipped_torch():
-    assert _agreement(SHIPPED_MODEL_DIR, seeds=range(3)) >= 0.999
+@pytest.mark.parametrize("name", [m.name for m in Registry.load(SHIPPED_MODELS).models.values() if m.kind == "unet"])
+def test_shipped_onnx_agrees_with_shipped_torch(name):
+    assert _agreement(SHIPPED_MODELS / name, seeds=range(3)) >= 0.999
+
+
+def test_the_shipped_default_is_a_unet_of_ours():
+    registry = Registry.load(SHIPPED_MODELS)
+    assert SHIPPED_MODELS / registry.default == SHIPPED_MODEL_DIR and registry.get(None).kind == "unet"
