@@ -148,6 +148,7 @@ def test_batches_list_tells_batches_apart(app, client):
     assert _img_sources(item) == [f"/api/v1/jobs/{ids[i]}/thumb" for i in (0, 2, 3, 4)]
     assert "photo0.jpg, photo1.jpg, photo2.jpg and 3 more" in item
     assert "3 min ago" in item and "6 images" in item and "5 done" in item and "1 failed" in item
+    assert 'class="progress"' not in item  # finished: a full bar would look like every other one
     solo = _batch_item(html, single)
     assert _img_sources(solo) == [f"/api/v1/jobs/{_only_job(app, single)}/thumb"]
     assert "solo.png<" in solo and "more" not in solo and "2 days ago" in solo
@@ -254,3 +255,9 @@ def test_batch_age_in_words(seconds, said):
 
     now = datetime(2030, 1, 1, tzinfo=timezone.utc)
     assert ago(now - timedelta(seconds=seconds), now) == said
+
+
+def test_batches_list_shows_a_bar_while_jobs_wait(app, client):
+    waiting, _ = add_batch(app, ["a.jpg", "b.jpg"], status=JobStatus.queued)
+    item = _batch_item(client.get("/batches").get_data(as_text=True), waiting)
+    assert 'aria-valuenow="0"' in item and "2 queued" in item and _img_sources(item) == []
