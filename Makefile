@@ -43,7 +43,7 @@ models:
 	@$(BIN)/humanseg fetch-models >> $(INSTALL_LOG) 2>&1 || { tail -n 20 $(INSTALL_LOG); echo "make: fetching the models failed; its whole output: $(INSTALL_LOG)"; exit 1; }
 
 up: install-serve
-	$(BIN)/humanseg up $(UP_FLAGS)
+	@$(BIN)/humanseg up $(UP_FLAGS)
 
 # The training tools (torch, smp); see ml/models/fast/MODEL_CARD.md for the recipe.
 train: install

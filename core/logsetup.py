@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import IO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _MARK = "_humanseg_handler"
@@ -23,3 +24,12 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter(FORMAT))
     setattr(handler, _MARK, True)
     root.addHandler(handler)
+
+
+def divert_logging(stream: IO[str]) -> IO[str] | None:
+    """Send this process's log lines (configure_logging's handler) to `stream` instead; the stream
+    they went to before (hand it back to undo), or None when logging was never configured here."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, _MARK, False) and isinstance(handler, logging.StreamHandler):
+            return handler.setStream(stream)
+    return None

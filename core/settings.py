@@ -181,7 +181,8 @@ class Settings:
         "0 keeps everything; else the sweeper deletes finished jobs older than this, with their "
         "files, then empty batches"))
     worker_stale_seconds: int = setting(60, int, doc=(
-        "`/readyz` wants a worker heartbeat (worker/heartbeat.py) younger than this"))
+        "`/readyz` wants a worker heartbeat (worker/heartbeat.py) younger than this; a worker silent this "
+        "long without stopping cleanly is taken for killed, and the jobs it may have held are re-sent"))
     worker_metrics_port: int = setting(0, int, doc=(
         "each worker serves Prometheus metrics on this port (0: none); the web tier's are at `/metrics`"))
     task_events: bool = setting(False, _bool, doc=(

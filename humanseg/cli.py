@@ -215,7 +215,8 @@ def _sweep(settings, args, extra) -> int:
         return 0
     result = sweep_once(settings)
     # Removed orphan originals are logged one by one (event=orphan_original_removed).
-    print(f"requeued={result.requeued} resent={result.resent} failed={result.failed}", flush=True)
+    print(f"requeued={result.requeued} resent={result.resent} failed={result.failed} held={result.held}",
+          flush=True)
     return 0
 
 

@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import IO
 
 from humanseg.core.logfmt import logkv
+from humanseg.core.logsetup import divert_logging
 from humanseg.core.secret_key import ensure_secret_key
 from humanseg.core.settings import Settings
 from humanseg.web.exposure import ExposedSecret, check_secret
 
 log = logging.getLogger(__name__)
-LOG_NAME = "up.log"  # in the data dir: the web tier's and the worker's output (banners, access lines)
+# In the data dir: the web tier's and the worker's output (banners, access lines) and the
+# supervisor's own log lines (migrations, children started and stopped). The screen gets only the
+# `humanseg:` lines: what runs, where, how to stop, and a child that crashed.
+LOG_NAME = "up.log"
 
 
 class _OwnSessionSubprocess:
@@ -184,8 +188,6 @@ def access_note(settings: Settings) -> str:
 
 def run_up(settings: Settings) -> int:
     """Run everything until Ctrl-C or SIGTERM; children are stopped cleanly, the broker last."""
-    from humanseg.core import migrate
-
     try:
         warning = check_secret(settings, [settings.host])
         check_port_free(settings.host, settings.port)
@@ -196,6 +198,24 @@ def run_up(settings: Settings) -> int:
         print(f"humanseg: {warning}", file=sys.stderr, flush=True)
     print(f"humanseg: {access_note(settings)}", flush=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.data_dir / LOG_NAME
+    output = open(log_path, "ab")  # noqa: SIM115 - closed below, after the children
+    own = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed with output
+    print(f"humanseg: logs go to {log_path}", flush=True)
+    screen = divert_logging(own)
+    try:
+        return _run_logged(settings, output, log_path)
+    finally:
+        if screen is not None:
+            divert_logging(screen)
+        own.close()
+        output.close()
+
+
+def _run_logged(settings: Settings, output: IO[bytes], log_path: Path) -> int:
+    """run_up once the log file is open: the broker, migrations, the children until a stop."""
+    from humanseg.core import migrate
+
     env = {**os.environ, "HUMANSEG_PORT": str(settings.port)}  # `up --port` reaches the web tier
     valkey = None
     if not settings.broker_url:
@@ -212,9 +232,6 @@ def run_up(settings: Settings) -> int:
         storage = make_storage(settings)
         assert isinstance(storage, S3Storage)  # settings.storage is "s3"
         storage.ensure_bucket()
-    log_path = settings.data_dir / LOG_NAME
-    output = open(log_path, "ab")  # noqa: SIM115 - closed in the finally below, after the children
-    print(f"humanseg: web and worker logs go to {log_path}", flush=True)
     sup = Supervisor(output=output)
     stop_requested = []
 
@@ -241,7 +258,6 @@ def run_up(settings: Settings) -> int:
         sup.stop(order=("web", "worker"))  # no new uploads, then the workers finish, then the broker
         if valkey is not None:
             valkey.stop()
-        output.close()
         for s, handler in old.items():
             signal.signal(s, handler)
         print("humanseg: stopped", flush=True)

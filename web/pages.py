@@ -25,7 +25,7 @@ from humanseg.core.images import FORMATS, IMAGE_SUFFIXES
 from humanseg.core.models import Batch, Job, JobStatus, model_of
 from humanseg.core.results import on_request_kinds
 from humanseg.core.variants import Background, Options
-from humanseg.web import jobpage, principal
+from humanseg.web import batchlist, jobpage, principal
 from humanseg.web.backgrounds import store_background
 from humanseg.web.csrf import csrf_token, valid_form_token
 from humanseg.web.cursors import newest_first
@@ -178,13 +178,16 @@ def gallery():
 
 @bp.get("/batches")
 def batches():
-    """Every batch, newest first, with its counts by status; keyset-paged on (created_at, id)."""
+    """Every batch, newest first, with its counts by status, first thumbnails and names, and age;
+    keyset-paged on (created_at, id). Three queries whatever the page holds."""
     cursor = request.args.get("cursor", "")
     with session_scope(services().sessions) as session:
         page = newest_first(session, select(Batch).where(*principal.batch_scope()), Batch.created_at,
                             Batch.id, cursor, BATCHES_PAGE)
-        counts = counts_by_batch(session, [b.id for b in page.rows])
-    return render_template("pages/batches.html", nav="batches", rows=[(b, counts[b.id]) for b in page.rows],
+        ids = [b.id for b in page.rows]
+        counts, shown = counts_by_batch(session, ids), batchlist.previews(session, ids)
+    return render_template("pages/batches.html", nav="batches", ago=batchlist.ago,
+                           rows=[(b, counts[b.id], shown[b.id]) for b in page.rows],
                            cursor="" if page.bad_cursor else cursor, next_cursor=page.next_cursor,
                            bad_cursor=page.bad_cursor)
 

@@ -1,9 +1,11 @@
-"""A worker's heartbeat thread: beats into the broker's Redis so /readyz knows a worker is alive."""
+"""A worker's heartbeat thread: beats into the broker's Redis so /readyz knows a worker is alive
+(and the sweeper, when the beat stops without a clean stop, that one was killed)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 
 from humanseg.core.heartbeat import beat, forget
@@ -16,8 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def node_name() -> str:
-    """This worker's name in the heartbeat set: host and pid (several workers share a host)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This worker's name in the heartbeat set: host, pid (several workers share a host) and a
+    token: a container restarted after a kill has the same host and pid, and its new beat must not
+    hide that the killed worker went silent (the sweeper re-sends what that one held)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class HeartbeatThread(Loop):

@@ -1,5 +1,6 @@
-"""Re-queue jobs whose lease expired or whose doorbell was lost (broker flushed); remove originals
-that no job owns (a web process killed mid-upload); delete expired jobs (worker/retention.py)."""
+"""Re-queue jobs whose lease expired or whose doorbell was lost (broker flushed); re-send the jobs a
+killed worker may have held; remove originals that no job owns (a web process killed mid-upload);
+delete expired jobs (worker/retention.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
+from humanseg.core.heartbeat import claim_silent, silent_workers, unclaim_silent
 from humanseg.core.layout import ORIGINALS, job_id_of
 from humanseg.core.logfmt import logkv
 from humanseg.core.models import Job, JobStatus, utcnow
@@ -44,6 +46,7 @@ class SweepResult:
     failed: int = 0
     orphans: int = 0
     expired: int = 0  # jobs deleted by retention
+    held: int = 0  # queued jobs re-sent because a worker that may have held them went silent
 
 
 def sweep(settings: Settings, sessions: sessionmaker[Session], celery) -> SweepResult:
@@ -75,19 +78,64 @@ def sweep(settings: Settings, sessions: sessionmaker[Session], celery) -> SweepR
     # newer ones hide), but each at most once per stale_queued_seconds, so duplicates stay few.
     stale = _not_sent_lately(settings, stale, BATCH)
     _mark_sent(settings, requeued)
+    sent = _send(settings, celery, requeued + stale)
+    held = resend_held(settings, sessions, celery, set(requeued) | set(stale))
+    result = SweepResult(requeued=len(requeued), resent=len(stale), failed=failed, held=held)
+    if requeued or stale or failed:
+        log.info(logkv(event="sweep", requeued=result.requeued, resent=result.resent, failed=result.failed,
+                       sent=sent))
+    return result
+
+
+def _send(settings: Settings, celery, job_ids: list[str]) -> int:
+    """Ring the doorbells in order until the broker fails; how many were sent."""
     sent = 0
-    for job_id in requeued + stale:
+    for job_id in job_ids:
         try:
             send_segment(celery, job_id, settings.queue)
             sent += 1
         except BrokerError as exc:
             log.warning(logkv(event="sweep_send_failed", job_id=job_id, error=exc))
             break
-    result = SweepResult(requeued=len(requeued), resent=len(stale), failed=failed)
-    if requeued or stale or failed:
-        log.info(logkv(event="sweep", requeued=result.requeued, resent=result.resent, failed=result.failed,
-                       sent=sent))
-    return result
+    return sent
+
+
+def resend_held(settings: Settings, sessions: sessionmaker[Session], celery, skip: set[str]) -> int:
+    """Once per worker whose heartbeat went silent: re-send every job still queued that was created
+    before the worker can last have been alive (jobs in `skip` were just sent); how many.
+
+    A killed worker's running jobs come back through their lease, but those it had taken from the
+    broker and not started (prefetched, or a retry's countdown) stay unacked in the broker for its
+    visibility timeout (an hour) and `queued` here. Which worker held which is not known, so all
+    of them are sent again: the claim makes the extra deliveries no-ops.
+    """
+    try:
+        client = shared_client(settings.broker_url)
+        # Several sweepers may see the same silent worker: the one whose ZREM took it acts.
+        silent = [(node, last) for node, last in silent_workers(client, settings)
+                  if claim_silent(client, settings, node)]
+    except Exception as exc:  # noqa: BLE001 - broker down: no beats to read, nothing can be sent
+        log.warning(logkv(event="silent_workers_unavailable", error=exc))
+        return 0
+    if not silent:
+        return 0
+    # It beat every third of the window: it took nothing after its last beat plus one window.
+    last_alive = max(last for _, last in silent) + max(1, settings.worker_stale_seconds)
+    cutoff = datetime.fromtimestamp(last_alive, timezone.utc)
+    try:
+        with session_scope(sessions) as session:
+            held = [job_id for job_id in session.scalars(
+                select(Job.id).where(Job.status == JobStatus.queued, Job.created_at < cutoff)
+                .order_by(Job.created_at).limit(CANDIDATES)) if job_id not in skip]
+    except Exception:
+        for node, last in silent:  # the next pass tries again
+            unclaim_silent(client, settings, node, last)
+        raise
+    _mark_sent(settings, held)  # the stale-queued re-send need not repeat them
+    sent = _send(settings, celery, held)
+    log.info(logkv(event="dead_worker_jobs_resent", nodes=",".join(node for node, _ in silent),
+                   jobs=len(held), sent=sent))
+    return len(held)
 
 
 def _sent_key(settings: Settings, job_id: str) -> str:
@@ -144,8 +192,9 @@ def sweep_orphans(settings: Settings, sessions: sessionmaker[Session], storage: 
 
 
 def interval(settings: Settings) -> float:
-    """Seconds between sweeps: often enough for the lease and stale-queued timeouts."""
-    return float(max(5, min(60, settings.lease_seconds // 2, settings.stale_queued_seconds // 2)))
+    """Seconds between sweeps: often enough for the lease, stale-queued and silent-worker timeouts."""
+    return float(max(5, min(60, settings.lease_seconds // 2, settings.stale_queued_seconds // 2,
+                            settings.worker_stale_seconds // 2)))
 
 
 class SweepPass:

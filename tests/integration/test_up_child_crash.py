@@ -23,6 +23,8 @@ class Up:
     """`humanseg up` as a subprocess whose output is collected by a thread (no pipe fills up)."""
 
     def __init__(self, env: dict[str, str]):
+        # The supervisor's own log lines (child_started) go to the log file; the screen says a crash.
+        self.logfile = Path(env["HUMANSEG_DATA_DIR"]) / "up.log"
         self.proc = subprocess.Popen([sys.executable, "-m", "humanseg.cli", "up"], env=env, cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
@@ -37,7 +39,8 @@ class Up:
         return "".join(self.lines)
 
     def pids(self, name: str) -> list[int]:
-        return [int(m.group(2)) for m in STARTED.finditer(self.output()) if m.group(1) == name]
+        logged = self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+        return [int(m.group(2)) for m in STARTED.finditer(logged) if m.group(1) == name]
 
     def url(self) -> str:
         found = re.search(r"ready at (\S+)", self.output())

@@ -127,6 +127,65 @@ def test_batches_list_newest_first_with_counts(app, client):
     assert '<a href="/batches" class="active">Batches</a>' in html  # in the navigation
 
 
+def _batch_item(html: str, batch_id: str) -> str:
+    """One batch's <li> of the batches list."""
+    link = html.index(f'id="batch-{batch_id}"')
+    return html[html.rindex("<li", 0, link):html.index("</li>", link)]
+
+
+def test_batches_list_tells_batches_apart(app, client):
+    now = datetime.now(timezone.utc)
+    photos, ids = add_batch(app, [f"photo{i}.jpg" for i in range(6)], name="Photos")
+    single, _ = add_batch(app, ["solo.png"])
+    with session_scope(app.extensions["humanseg"].sessions) as session:
+        session.get(Batch, photos).created_at = now - timedelta(minutes=3, seconds=5)
+        session.get(Batch, single).created_at = now - timedelta(days=2)
+        session.get(Job, ids[1]).status = JobStatus.failed
+    html = client.get("/batches").get_data(as_text=True)
+
+    item = _batch_item(html, photos)
+    # the first four finished cut-outs, in upload order (the failed one has none)
+    assert _img_sources(item) == [f"/api/v1/jobs/{ids[i]}/thumb" for i in (0, 2, 3, 4)]
+    assert "photo0.jpg, photo1.jpg, photo2.jpg and 3 more" in item
+    assert "3 min ago" in item and "6 images" in item and "5 done" in item and "1 failed" in item
+    assert 'class="progress"' not in item  # finished: a full bar would look like every other one
+    solo = _batch_item(html, single)
+    assert _img_sources(solo) == [f"/api/v1/jobs/{_only_job(app, single)}/thumb"]
+    assert "solo.png<" in solo and "more" not in solo and "2 days ago" in solo
+
+
+def _only_job(app, batch_id: str) -> str:
+    with session_scope(app.extensions["humanseg"].sessions) as session:
+        return session.query(Job.id).filter(Job.batch_id == batch_id).scalar()
+
+
+def test_batches_list_costs_the_same_queries_for_many_batches(app, client):
+    from sqlalchemy import event
+
+    engine = app.extensions["humanseg"].engine
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def queries() -> int:
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert client.get("/batches").status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(statements)
+
+    add_batch(app, ["a.jpg", "b.jpg"])
+    few = queries()
+    for i in range(8):
+        add_batch(app, [f"{i}-{j}.jpg" for j in range(5)])
+    assert queries() == few  # one query for every batch's thumbnails and names, not one per batch
+    thumbs = [src for src in _img_sources(client.get("/batches").get_data(as_text=True)) if src.endswith("/thumb")]
+    assert len(thumbs) == 2 + 8 * 4
+
+
 def test_batches_list_pages_by_cursor(app, client, monkeypatch):
     from humanseg.web import pages
 
@@ -186,3 +245,19 @@ def test_a_crash_is_a_styled_500_page(app, client):
     html = resp.get_data(as_text=True)
     assert resp.status_code == 500 and "<h2>Something went wrong</h2>" in html
     assert "secret detail" not in html and 'id="error-page"' in html
+
+
+@pytest.mark.parametrize(("seconds", "said"), [
+    (0, "just now"), (59, "just now"), (60, "1 min ago"), (3599, "59 min ago"), (3600, "1 h ago"),
+    (86399, "23 h ago"), (86400, "1 day ago"), (3 * 86400, "3 days ago"), (-5, "just now")])
+def test_batch_age_in_words(seconds, said):
+    from humanseg.web.batchlist import ago
+
+    now = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    assert ago(now - timedelta(seconds=seconds), now) == said
+
+
+def test_batches_list_shows_a_bar_while_jobs_wait(app, client):
+    waiting, _ = add_batch(app, ["a.jpg", "b.jpg"], status=JobStatus.queued)
+    item = _batch_item(client.get("/batches").get_data(as_text=True), waiting)
+    assert 'aria-valuenow="0"' in item and "2 queued" in item and _img_sources(item) == []

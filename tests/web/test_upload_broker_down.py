@@ -54,5 +54,5 @@ def test_upload_with_broker_down_is_accepted_and_recovered_by_the_sweeper(
     proc = subprocess.run([sys.executable, "-m", "humanseg.cli", "sweep"], check=False, env=sweep_env,
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert re.search(r"^requeued=0 resent=3 failed=0$", proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"^requeued=0 resent=3 failed=0 held=0$", proc.stdout, re.MULTILINE), proc.stdout
     assert sorted(queued_job_ids(redis_url, private_queue)) == sorted(ids)

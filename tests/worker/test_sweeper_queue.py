@@ -1,6 +1,9 @@
 """The sweeper and a busy broker queue: expired leases are re-queued, and jobs queued too long are
-re-sent even while other doorbells wait (a flush under load), each at most once per interval."""
+re-sent even while other doorbells wait (a flush under load), each at most once per interval; the
+jobs a killed worker may have held are re-sent once its heartbeat goes silent."""
 
+import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -11,6 +14,7 @@ from sqlalchemy import update
 from support_live import load_job, queued_job_ids
 
 from humanseg.core.db import make_engine, make_sessionmaker, session_scope
+from humanseg.core.heartbeat import beat, forget, heartbeat_key, live_workers, silent_workers
 from humanseg.core.models import Job, JobStatus, utcnow
 from humanseg.core.queue import make_sender, send_segment
 from humanseg.core.settings import Settings
@@ -85,3 +89,43 @@ def test_more_lost_jobs_than_a_pass_sends_are_all_reached(env, redis_url, monkey
     # Bounded per pass, and each pass goes on where the last one stopped (not the oldest again).
     assert [sweep(settings, sessions, celery).resent for _ in range(4)] == [2, 2, 1, 0]
     assert queued_job_ids(redis_url, settings.queue) == lost
+
+
+def test_jobs_a_silent_worker_may_have_held_are_resent_once(env, redis_url):
+    settings, sessions, storage, celery = env
+    settings = replace(settings, worker_stale_seconds=10)
+    client = redis.Redis.from_url(redis_url)
+    now = time.time()
+    try:
+        # "gone" beat 30 s ago and never said goodbye (killed); "alive" beat just now.
+        beat(client, settings, "gone", now - 30)
+        beat(client, settings, "alive", now)
+        held = [insert_job(storage, sessions, si.jpeg(), name=f"held{i}",
+                           created_at=utcnow() - timedelta(seconds=40 - i)) for i in range(3)]
+        # Uploaded after "gone" stopped (its last beat plus a window): it never saw this one's doorbell.
+        insert_job(storage, sessions, si.jpeg(), name="later")
+
+        assert sweep(settings, sessions, celery) == SweepResult(held=3)
+        assert queued_job_ids(redis_url, settings.queue) == held
+        assert live_workers(client, settings) == ["alive"]  # "gone" is forgotten; "alive" untouched
+        assert silent_workers(client, settings) == []
+
+        # Once per silent worker: the next passes leave the jobs be (the stale-queued marks too).
+        assert sweep(settings, sessions, celery) == SweepResult()
+        assert queued_job_ids(redis_url, settings.queue) == held
+    finally:
+        client.delete(heartbeat_key(settings))
+        client.close()
+
+
+def test_a_worker_that_stopped_cleanly_has_nothing_resent(env, redis_url):
+    settings, sessions, storage, celery = env
+    client = redis.Redis.from_url(redis_url)
+    try:
+        beat(client, settings, "stopped", time.time() - 3600)
+        forget(client, settings, "stopped")  # a warm shutdown gives its held messages back itself
+        insert_job(storage, sessions, si.jpeg(), name="queued", created_at=utcnow() - timedelta(hours=2))
+        assert sweep(settings, sessions, celery).held == 0
+    finally:
+        client.delete(heartbeat_key(settings))
+        client.close()

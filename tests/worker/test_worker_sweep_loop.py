@@ -75,9 +75,11 @@ def test_loop_survives_a_failing_pass(env, tmp_path):
 
 
 def test_interval_follows_the_timeouts():
-    assert interval(make_settings()) == 60.0
+    assert interval(make_settings()) == 30.0  # half of worker_stale_seconds: a killed worker's held jobs
+    assert interval(make_settings(worker_stale_seconds=600)) == 60.0
     assert interval(make_settings(lease_seconds=30, stale_queued_seconds=5)) == 5.0
     assert interval(make_settings(lease_seconds=40, stale_queued_seconds=600)) == 20.0
+    assert interval(make_settings(worker_stale_seconds=3)) == 5.0
 
 
 def test_sweep_command_runs_one_pass(env, redis_url, monkeypatch, capsys):
@@ -88,7 +90,7 @@ def test_sweep_command_runs_one_pass(env, redis_url, monkeypatch, capsys):
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     assert main(["sweep"]) == 0
-    assert capsys.readouterr().out.strip() == "requeued=0 resent=1 failed=0"
+    assert capsys.readouterr().out.strip() == "requeued=0 resent=1 failed=0 held=0"
     assert queued_job_ids(redis_url, settings.queue) == [job_id]
 
 
