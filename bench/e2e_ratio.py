@@ -256,11 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     print("bare loop (before): " + " ".join(f"{k}={v:.1f}" for k, v in before.items())
           + f" ms   load: {load()}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="e2e-ratio-"))
-    log_path = tmp / "up.log"
+    log_path = tmp / "var" / "up.log"  # `humanseg up` writes its children's lines (job_done) there
     extra = dict(item.split("=", 1) for item in args.env)
     if extra:
         print("settings: " + " ".join(f"{k}={v}" for k, v in extra.items()))
-    proc, base = start_up(tmp, log_path, extra)
+    proc, base = start_up(tmp, tmp / "screen.log", extra)
     runs = []
     try:
         all_jobs(base + api_run_batch(base, files[:4]))  # warm up: the worker's first jobs
