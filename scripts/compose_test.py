@@ -113,8 +113,8 @@ def image_sizes(engine: Engine, tree: Path, build_s: dict[str, float | str]) -> 
     return out
 
 
-def exercise(engine: Engine, tree: Path, dataset: Path | None) -> dict:
-    """Up, photos, gallery, scale, restart, kill; always down -v at the end."""
+def exercise(engine: Engine, tree: Path, dataset: Path | None, kill_rounds: int = 1) -> dict:
+    """Up, photos, gallery, scale, restart, kill (kill_rounds times); always down -v at the end."""
     report: dict = {}
     stack = Stack(engine, tree, free_port())
     stack.down()  # whatever an interrupted run left
@@ -151,9 +151,11 @@ def exercise(engine: Engine, tree: Path, dataset: Path | None) -> dict:
         report["jobs_logged_by_worker"] = jobs_by_worker(stack)
         with phase(f".env with HUMANSEG_LEASE_SECONDS={SHORT_LEASE}; up -d recreates") as note:
             short_lease(stack)
-        with phase("kill -9 both workers mid-batch (20 photos)") as note:
-            report["kill"] = kill_and_recover(stack, client, checks.photos(dataset, 20, 17))
-            note["note"] = json.dumps(report["kill"])
+        for round_ in range(kill_rounds):  # a worker's reserved jobs must come back every time, not by luck
+            name = "kill" if round_ == 0 else f"kill_{round_ + 1}"
+            with phase(f"kill -9 both workers mid-batch (20 photos), round {round_ + 1}/{kill_rounds}") as note:
+                report[name] = kill_and_recover(stack, client, checks.photos(dataset, 20, 17 + round_))
+                note["note"] = json.dumps(report[name])
     except BaseException:
         stack.dump_logs()
         raise
@@ -216,7 +218,7 @@ def run(args: argparse.Namespace) -> dict:
         prepare(engine, tree)
         sizes = image_sizes(engine, tree, {}) if args.reuse_images else build_images(engine, tree)
         dataset = args.dataset if (args.dataset / "Training_Images").is_dir() else None
-        report = exercise(engine, tree, dataset)
+        report = exercise(engine, tree, dataset, args.kill_rounds)
         report["images"] = sizes
         return report
     finally:
@@ -234,6 +236,8 @@ def main() -> int:
                         help="fail when the gallery's images do not load from this host")
     parser.add_argument("--reuse-images", action="store_true",
                         help="debugging: keep humanseg-web/worker from the last run, build nothing")
+    parser.add_argument("--kill-rounds", type=int, default=1,
+                        help="repeat the kill -9 phase this many times (a dead worker's reserved jobs every time)")
     parser.add_argument("--work", type=Path, default=Path(
         os.environ.get("COMPOSE_TEST_DIR", "/tmp/humanseg-compose-test")))
     parser.add_argument("--dataset", type=Path, default=Path(os.environ.get(
@@ -278,8 +282,9 @@ def print_summary(report: dict, work: Path) -> None:
               f"the base), {built}")
     print("=== workers restarted (compose restart -t 60) mid-batch ===")
     print(json.dumps(report["restart"]))
-    print("=== workers killed (SIGKILL) mid-batch, recovered by the lease sweep ===")
-    print(json.dumps(report["kill"]))
+    print("=== workers killed (SIGKILL) mid-batch, recovered by the lease sweep and the dead-worker re-send ===")
+    for name in sorted((k for k in report if k == "kill" or k.startswith("kill_")), key=lambda k: (len(k), k)):
+        print(json.dumps(report[name]))
     print("jobs logged by each worker:", json.dumps(report["jobs_logged_by_worker"]))
     gallery = report["gallery"]
     if gallery["thumbs_failed_count"]:
