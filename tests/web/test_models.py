@@ -25,9 +25,10 @@ def rows(app) -> list[Job]:
 
 def test_models_lists_the_registry_and_its_default(client):
     body = client.get("/api/v1/models").get_json()
-    assert body["default"] == "fast"
+    assert body["default"] == "v4"
     by_name = {m["name"]: m for m in body["models"]}
-    assert by_name["fast"]["default"] and by_name["fast"]["use"] == "fast" and by_name["fast"]["input_size"] == 320
+    assert by_name["v4"]["default"] and by_name["v4"]["use"] == "balanced" and by_name["v4"]["input_size"] == 448
+    assert not by_name["fast"]["default"] and by_name["fast"]["use"] == "fast" and by_name["fast"]["input_size"] == 320
     assert by_name["modnet"]["use"] == "quality" and "Apache-2.0" in by_name["modnet"]["licence"]
     assert by_name["modnet"]["card"]["val58_mean_iou"] > 0 and not by_name["modnet"]["default"]
 
@@ -38,12 +39,12 @@ def test_each_upload_path_records_the_model_asked_for_or_the_default(client, app
     job = client.get(made["jobs"][0]["url"]).get_json()
     assert job["model"] == "modnet"
     plain = upload(client).get_json()
-    assert client.get(plain["jobs"][0]["url"]).get_json()["model"] == "fast"
+    assert client.get(plain["jobs"][0]["url"]).get_json()["model"] == "v4"
     batch = client.get(f"/api/v1/batches/{made['batch_id']}").get_json()
     assert [j["model"] for j in batch["jobs"]] == ["modnet"]
     seg = upload(client, ("model", "modnet"), path="/api/v1/segment", field="image")
     assert seg.status_code == 202 and seg.get_json()["model"] == "modnet"
-    assert sorted(j.model for j in rows(app)) == ["fast", "modnet", "modnet"]
+    assert sorted(j.model for j in rows(app)) == ["modnet", "modnet", "v4"]
     assert len(app.sent) == 3
 
 
@@ -54,7 +55,7 @@ def test_an_unknown_model_is_a_400_listing_the_choices_and_stores_nothing(client
         assert resp.status_code == 400, resp.data
         err = resp.get_json()["error"]
         assert err["code"] == "unknown_model" and err["parameter"] == "model"
-        assert err["choices"][:2] == ["fast", "modnet"] and "choose from fast, modnet" in err["message"]
+        assert err["choices"] == ["fast", "modnet", "v4"] and "choose from fast, modnet, v4" in err["message"]
     twice = upload(client, ("model", ["fast", "modnet"]))
     assert twice.status_code == 400 and twice.get_json()["error"]["parameter"] == "model"
     assert rows(app) == [] and app.sent == [] and not list(storage.list_objects("originals/"))
@@ -100,7 +101,7 @@ def test_a_models_results_are_served_from_its_own_keys_and_kept_by_retry(client,
 
 def test_pages_offer_the_models_and_show_each_jobs(client, app):
     page = client.get("/").get_data(as_text=True)
-    assert '<option value="modnet">modnet (quality)</option>' in page and 'value="fast" selected' in page
+    assert '<option value="modnet">modnet (quality)</option>' in page and 'value="v4" selected' in page
     token = csrf_from(page)
     bad = client.post("/upload", data={"csrf_token": token, "model": "best",
                                        "images": [(io.BytesIO(si.jpeg()), "a.jpg")]},

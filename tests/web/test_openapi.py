@@ -191,7 +191,7 @@ def test_answers_of_the_app_match_the_document(app, doc):
     refused = check(_upload(client, si.jpeg(), model="best"), "post", jobs, 400)
     assert refused.json["error"]["code"] == "unknown_model" and "fast" in refused.json["error"]["choices"]
     models = check(client.get("/api/v1/models"), "get", "/api/v1/models", 200).json
-    assert models["default"] == "fast" and [m["name"] for m in models["models"]][:2] == ["fast", "modnet"]
+    assert models["default"] == "v4" and [m["name"] for m in models["models"]] == ["fast", "modnet", "v4"]
     check(client.post("/api/v1/segment", data={"model": "best"}), "post", "/api/v1/segment", 400)
     hooked = check(_upload(client, si.jpeg(), webhook_url="http://127.0.0.1:9/h"), "post", jobs, 202)
     hooked_batch = hooked.json["batch_id"]

@@ -137,7 +137,7 @@ def test_real_worker_warms_its_pool_and_sweeps_only_when_switched_on(settings, t
     assert ("event=sweeper_stopped" in out) is started
     # the pool child found its app's Runtime and loaded the default model before any task (the
     # others load when a job asks for them)
-    assert "event=predictor_loading" in out and "event=model_loaded model=fast" in out, out
+    assert "event=predictor_loading" in out and "event=model_loaded model=v4" in out, out
     assert "event=model_loaded model=modnet" not in out, out
     # ...and froze what loading made, out of the garbage collector's scans
     frozen = re.search(r"event=gc_frozen pid=\d+ objects=(\d+)", out)
