@@ -86,7 +86,13 @@ class Client:
         return web
 
     def get(self, path: str, **kw) -> requests.Response:
-        return self.http.get(self.base + path, timeout=30, **kw)
+        """GET, waiting out a 429 as its Retry-After says (as our own client does), a few times."""
+        for _ in range(5):
+            resp = self.http.get(self.base + path, timeout=30, **kw)
+            if resp.status_code != 429:
+                return resp
+            time.sleep(float(resp.headers.get("Retry-After", "1")))
+        return resp
 
     def upload(self, items: list[Photo], batch_name: str, model: str | None = None) -> dict:
         files = [("images", (p.name, p.data, "image/jpeg")) for p in items]
@@ -116,7 +122,7 @@ class Client:
             if time.monotonic() > deadline:
                 raise AssertionError(f"batch {batch_id} not finished after {timeout:.0f}s: "
                                      f"{_count(statuses)}")
-            time.sleep(0.2)
+            time.sleep(0.5)  # 120 polls a minute: well inside the API key's rate limit (300)
 
     def result(self, job_id: str, kind: str) -> tuple[bytes, str]:
         """A result's bytes and where they came from ('api' or the presigned host)."""
