@@ -115,7 +115,7 @@ class Settings:
         "streams the objects (compose's bundled MinIO, which browsers cannot reach)"))
     models_dir: str = setting("", shown="the shipped `ml/models/`", doc=(
         "the model registry: a folder of model folders (config.json, weights, MODEL_CARD.md), one per model"))
-    default_model: str = setting("", shown="the registry's default (`fast`)", doc=(
+    default_model: str = setting("", shown="the registry's default (`v4`)", doc=(
         "the model of uploads that name none (`model=`); one of the registry's names"))
     models_loaded: int = setting(2, int, doc=(
         "models one worker process keeps loaded at most; the least recently used one is unloaded "
