@@ -33,11 +33,13 @@ class Letterbox:
 def to_input(image: Image.Image, box: Letterbox, mean, std) -> np.ndarray:
     """RGB image -> normalised float32 CHW array of the padded size (pad value = 0 after normalisation)."""
     resized = image.resize((box.new_w, box.new_h), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    arr = (np.asarray(resized, dtype=np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(
-        std, np.float32
-    )
+    std_ = np.asarray(std, np.float32)
+    scale = (1.0 / (255.0 * std_))[:, None, None]  # (x / 255 - mean) / std as one multiply-add,
+    shift = (-np.asarray(mean, np.float32) / std_)[:, None, None]  # written straight into the padded input
     out = np.zeros((3, box.pad_h, box.pad_w), dtype=np.float32)
-    out[:, : box.new_h, : box.new_w] = arr.transpose(2, 0, 1)
+    view = out[:, : box.new_h, : box.new_w]
+    np.multiply(np.asarray(resized).transpose(2, 0, 1), scale, out=view)
+    view += shift
     return out
 
 

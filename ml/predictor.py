@@ -121,7 +121,8 @@ class Predictor:
         for i, box in enumerate(boxes):
             groups.setdefault((box.pad_h, box.pad_w), []).append(i)
         for idx in groups.values():
-            batch = np.stack([to_input(rgb[i], boxes[i], self.cfg.mean, self.cfg.std) for i in idx])
+            inputs = [to_input(rgb[i], boxes[i], self.cfg.mean, self.cfg.std) for i in idx]
+            batch = inputs[0][None] if len(inputs) == 1 else np.stack(inputs)  # one image: no copy
             logits = self.backend.run(batch)
             for j, i in enumerate(idx):
                 size = sizes[i] if sizes is not None else None
