@@ -164,3 +164,20 @@ def test_limits_are_stated_in_the_units_the_page_uses():
     with pytest.raises(ImageError) as many:
         validate(si.jpeg((3000, 2000)), Limits(max_pixels=1_000_000))
     assert many.value.message == "the image is 3000x2000 (6.0 megapixels); the limit is 1.0 megapixels"
+
+
+@pytest.mark.parametrize("cut", [0.2, 0.5, 0.8, 0.97])
+def test_a_large_jpeg_reports_its_full_size_and_any_truncation_is_caught(cut):
+    """validate() decodes a JPEG at reduced scale (its DCT at 1/8): still every byte of the data is
+    read, so a file cut anywhere is refused, and the size reported is the stored one, not the draft's."""
+    data = si.jpeg((1600, 1200))
+    info = validate(data)
+    assert (info.width, info.height) == (1600, 1200)
+    with pytest.raises(ImageError) as err:
+        validate(data[: int(len(data) * cut)])
+    assert err.value.code == "corrupt_image"
+
+
+def test_a_large_exif_rotated_jpeg_reports_its_upright_size():
+    info = validate(si.exif_rotated_jpeg(stored=(1600, 800)))
+    assert (info.width, info.height) == (800, 1600)
