@@ -11,7 +11,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from humanseg.core.render import Sources, render_result
+from humanseg.core.render import Sources, reducible, render_result
 from humanseg.core.results import RESULTS, stored_kinds
 
 
@@ -30,5 +30,6 @@ def kinds_for(outputs: Iterable[str] = ()) -> list[str]:
 
 def render_job(image: Image.Image, seg: Segmented, outputs: Iterable[str] = ()) -> dict[str, bytes]:
     """Kind name -> encoded bytes, for what this job writes."""
-    src = Sources(image=image, alpha=seg.alpha, mask=seg.mask)
+    # The photo goes in as a loader: small outputs (the thumbnail) start from a whole-factor reduction.
+    src = Sources(image=reducible(image), alpha=seg.alpha, mask=seg.mask, size=image.size)
     return {name: render_result(name, src) for name in kinds_for(outputs)}

@@ -12,6 +12,7 @@ from humanseg.core.render import (
     Sources,
     load_photo,
     make,
+    reducible,
     render,
     render_result,
     subject_box,
@@ -68,6 +69,31 @@ def test_the_worker_writes_mask_alpha_and_thumb_unless_the_batch_chose_more():
     assert np.array_equal(np.asarray(_decode(out["alpha"])), np.asarray(seg.alpha))
     # the cut-out carries the soft alpha, not the binary mask
     assert np.array_equal(np.asarray(_decode(out["cutout"]).getchannel("A")), np.asarray(seg.alpha))
+
+
+def test_the_worker_thumbnail_starts_from_a_whole_factor_reduction_and_looks_the_same():
+    """The worker hands the photo over as reducible(): a 256 px thumbnail of a 1200 px photo is drawn
+    from a 1/4 box reduction (never smaller than it needs), within a level or two of the full-size path;
+    full-size results are drawn from the photo itself."""
+    image = si.person_like((1200, 800))
+    seg = _seg(image.size, box=(300, 100, 900, 700))
+    asked = []
+    loader = reducible(image)
+
+    def spy(want):
+        asked.append((want, loader(want).size))
+        return loader(want)
+
+    thumb = _decode(render_result("thumb", Sources(image=spy, alpha=seg.alpha, mask=seg.mask, size=image.size)))
+    full = _decode(render_result("thumb", Sources(image=image, alpha=seg.alpha, mask=seg.mask)))
+    (want, got), = asked
+    assert got[0] >= want[0] and got[1] >= want[1] and got[0] < image.width // 2
+    assert thumb.size == full.size and max(thumb.size) == 256
+    diff = np.abs(np.asarray(thumb, np.int16) - np.asarray(full, np.int16))
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 12
+    assert loader(image.size) is image
+    out = render_job(image, seg, ["overlay"])
+    assert _decode(out["overlay"]).size == image.size
 
 
 def test_background_colour_and_image_show_through_the_alpha():
