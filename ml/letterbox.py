@@ -45,8 +45,11 @@ def to_input(image: Image.Image, box: Letterbox, mean, std) -> np.ndarray:
 
 def to_probability(logits: np.ndarray, box: Letterbox, size: tuple[int, int] | None = None) -> np.ndarray:
     """Network logits (H, W) -> float32 probabilities at `size` (default the original size)."""
-    crop = logits[: box.new_h, : box.new_w].astype(np.float32)
-    prob = 1.0 / (1.0 + np.exp(-np.clip(crop, -30, 30)))
+    prob = np.negative(logits[: box.new_h, : box.new_w], dtype=np.float32)  # 1 / (1 + exp(-x)), in place
+    np.clip(prob, -30, 30, out=prob)
+    np.exp(prob, out=prob)
+    prob += 1.0
+    np.reciprocal(prob, out=prob)
     out_w, out_h = size or (box.width, box.height)
     resized = Image.fromarray(prob).resize((out_w, out_h), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.float32)
