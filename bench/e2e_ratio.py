@@ -6,7 +6,9 @@ Runs, in one process and one sitting:
    one upload of all photos per polling interval, the client polling the batch every
    --polls seconds until done; finish = the last job's `finished_at`;
 3. the per-stage breakdown from the worker's own `event=job_done` lines;
-4. the bare loop again (the machine's state may drift), and the ratio bare / API last.
+4. the bare loop again (the machine's state may drift), and the ratio bare / API last;
+5. the network alone as the workers run it (two processes of one thread, inputs made beforehand),
+   and the ratio API / network (issue 31's second target).
 
     python bench/e2e_ratio.py                      # 60 synthetic 640x480 photos
     python bench/e2e_ratio.py --images photos/ --n 60 --polls 1,0.1
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing as mp
 import os
 import re
 import subprocess
@@ -63,6 +66,44 @@ def bare_loop(files: list[tuple[str, bytes]]) -> dict[str, float]:
     out = {k: v / len(files) for k, v in ms.items()}
     out["per_photo"] = (time.perf_counter() - t0) * 1000 / len(files)
     return out
+
+
+def _network_process(chunk: list[bytes], ready, out) -> None:
+    """One single-thread process running only the network on its share of the photos (inputs made first)."""
+    from humanseg.core.images import load_oriented, to_rgb
+    from humanseg.ml.letterbox import Letterbox, to_input
+    from humanseg.ml.predictor import load_predictor
+
+    predictor = load_predictor(None, threads=1)
+    cfg = predictor.cfg
+    inputs = []
+    for data in chunk:
+        image = to_rgb(load_oriented(data))
+        box = Letterbox.fit(image.width, image.height, cfg.size, cfg.pad_multiple)
+        inputs.append(to_input(image, box, cfg.mean, cfg.std)[None])
+    for x in inputs[:2]:  # warm up: first runs allocate
+        predictor.backend.run(x)
+    ready.wait()
+    t0 = time.perf_counter()
+    for x in inputs:
+        predictor.backend.run(x)
+    out.put(time.perf_counter() - t0)
+
+
+def network_alone(files: list[tuple[str, bytes]], processes: int = 2) -> float:
+    """ms per photo of the network alone, run as the workers run it: `processes` processes of one thread
+    at once, each on its share of the photos (the denominator of the issue's 'API time / network')."""
+    ctx = mp.get_context("spawn")  # this process has ONNX Runtime's threads already: no fork
+    ready, out = ctx.Barrier(processes + 1), ctx.Queue()
+    procs = [ctx.Process(target=_network_process, args=([d for _, d in files[i::processes]], ready, out))
+             for i in range(processes)]
+    for proc in procs:
+        proc.start()
+    ready.wait()  # every process has its inputs and a warm session: they start together
+    seconds = max(out.get(timeout=600) for _ in procs)
+    for proc in procs:
+        proc.join()
+    return seconds * 1000 / len(files)
 
 
 @dataclass
@@ -216,7 +257,7 @@ def start_up(tmp: Path, log_path: Path, extra: dict[str, str]) -> tuple[subproce
     sys.exit(f"humanseg up did not become ready; see {log_path}")
 
 
-def print_run(run: ApiRun, bare_ms: float) -> None:
+def print_run(run: ApiRun, bare_ms: float, network_ms: float) -> None:
     polls = sorted(run.poll_ms)
     p99 = polls[min(len(polls) - 1, int(len(polls) * 0.99))] if polls else 0.0
     stages = " ".join(f"{k[:-3]}={v:.1f}" for k, v in run.stages.items())
@@ -231,7 +272,8 @@ def print_run(run: ApiRun, bare_ms: float) -> None:
               f"max={st['max_ms']:.1f}ms statuses={st['statuses']}; web tier {run.web_cores:.2f} cores "
               f"({run.web_cores * 1000 / max(st['rate'], 1):.2f} ms CPU per request), the polling "
               f"client {st['client_cores']:.2f} cores")
-    print(f"  ratio bare/api = {bare_ms / run.per_photo_ms:.2f}   load: {load()}")
+    print(f"  ratio bare/api = {bare_ms / run.per_photo_ms:.2f}; api / network alone = "
+          f"{run.per_photo_ms / network_ms:.2f}   load: {load()}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,10 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     after = bare_loop(files)
     print("bare loop (after):  " + " ".join(f"{k}={v:.1f}" for k, v in after.items())
           + f" ms   load: {load()}")
+    network_ms = network_alone(files)
+    print(f"network alone (2 processes x 1 thread, as the workers): {network_ms:.1f} ms/photo   load: {load()}")
     bare_ms = (before["per_photo"] + after["per_photo"]) / 2
     print(f"bare loop mean: {bare_ms:.1f} ms/photo")
     for run in runs:
-        print_run(run, bare_ms)
+        print_run(run, bare_ms, network_ms)
         if run is not runs[0]:
             print(f"  batch slower than the first run by {run.per_photo_ms / runs[0].per_photo_ms - 1:+.1%}")
     if args.keep:
