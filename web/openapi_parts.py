@@ -101,7 +101,8 @@ SCHEMAS: Obj = {
     "JobBrief": obj({"id": PUBLIC_ID, "filename": STR, "status": ref("schemas", "JobStatus"),
                      "model": STR, "url": STR}),
     "Models": obj({"default": STR, "models": {"type": "array", "items": obj({
-        "name": STR, "title": STR, "use": {**STR, "description": "fast, balanced, quality, ..."}, "default": {"type": "boolean"},
+        "name": STR, "title": STR, "use": {**STR, "description": "fast, balanced, quality, ..."},
+        "default": {"type": "boolean"},
         "input_size": INT, "input": {**STR, "description": "pre-processing and normalisation"},
         "licence": STR, "source": STR,
         "card": {"type": "object", "description": "the model card's figures (val58 mean IoU, speed)"}})}}),
