@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from PIL import Image
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from humanseg.core.db import session_scope
@@ -71,23 +72,54 @@ class Claimed:
     webhooks: bool = True  # the batch has a webhook: finishing records its events
 
 
+_JOBS = Job.__table__
+_COL = _JOBS.c
+
+
+def _claim_statement():
+    """queued (or running with an expired lease) -> running, as one UPDATE ... RETURNING.
+
+    The worker's three statements are built once with bind parameters: building SQLAlchemy
+    expressions per job cost more CPU than the database itself (issue 31).
+    """
+    now = bindparam("now", type_=_COL.started_at.type)
+    # Whether the batch wants webhooks comes back with the claim: a batch's webhook is set when it
+    # is made, before its jobs are queued, so the outcome's transaction can skip looking for one.
+    webhooks = exists().where(Batch.id == _COL.batch_id, Batch.webhook_url.is_not(None))
+    return (
+        update(_JOBS)
+        .where(_COL.id == bindparam("job_id"),
+               or_(_COL.status == JobStatus.queued,
+                   (_COL.status == JobStatus.running) & (_COL.lease_expires_at < now)))
+        .values(status=JobStatus.running, attempts=_COL.attempts + 1, started_at=now,
+                lease_expires_at=bindparam("lease_until", type_=_COL.lease_expires_at.type), error=None)
+        .returning(_COL.attempts, _COL.original_key, _COL.outputs, _COL.model, _COL.created_at,
+                   webhooks.label("webhooks"))
+    )
+
+
+_CLAIM = _claim_statement()
+_OWNER = select(_COL.status, _COL.attempts).where(_COL.id == bindparam("job_id"))
+
+
+@functools.lru_cache(maxsize=8)
+def _finish_statement(names: tuple[str, ...]):
+    """The outcome's UPDATE for these columns, only while this delivery holds the lease."""
+    return (
+        update(_JOBS)
+        .where(_COL.id == bindparam("job_id"), _COL.status == JobStatus.running,
+               _COL.attempts == bindparam("attempt"))
+        .values(lease_expires_at=None, **{name: bindparam(f"v_{name}", type_=_COL[name].type) for name in names})
+    )
+
+
 def claim(sessions: sessionmaker[Session], job_id: str, lease_seconds: int) -> Claimed | None:
     """queued -> running (or re-claim an expired lease); None when another delivery holds it."""
     now = utcnow()
-    # Whether the batch wants webhooks comes back with the claim: a batch's webhook is set when it
-    # is made, before its jobs are queued, so the outcome's transaction can skip looking for one.
-    webhooks = exists().where(Batch.id == Job.batch_id, Batch.webhook_url.is_not(None))
     with session_scope(sessions) as session:
         # One statement (UPDATE ... RETURNING) and the commit: two round trips per claim.
         row = session.execute(
-            update(Job)
-            .where(Job.id == job_id,
-                   or_(Job.status == JobStatus.queued,
-                       (Job.status == JobStatus.running) & (Job.lease_expires_at < now)))
-            .values(status=JobStatus.running, attempts=Job.attempts + 1, started_at=now,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds), error=None)
-            .returning(Job.attempts, Job.original_key, Job.outputs, Job.model, Job.created_at,
-                       webhooks.label("webhooks"))
+            _CLAIM, {"job_id": job_id, "now": now, "lease_until": now + timedelta(seconds=lease_seconds)}
         ).first()
     if row is None:
         return None
@@ -101,11 +133,9 @@ def _finish(sessions, job_id: str, attempt: int, webhooks: bool = True, **values
     webhooks=False (the claim saw the batch has none) skips looking for events to record.
     """
     with session_scope(sessions) as session:
-        done = session.execute(
-            update(Job).where(Job.id == job_id, Job.status == JobStatus.running,
-                              Job.attempts == attempt)
-            .values(lease_expires_at=None, **values)
-        ).rowcount  # type: ignore[attr-defined]  # DML: a CursorResult
+        names = tuple(sorted(values))
+        params = {"job_id": job_id, "attempt": attempt, **{f"v_{name}": values[name] for name in names}}
+        done = session.execute(_finish_statement(names), params).rowcount  # type: ignore[attr-defined]  # DML
         if done and webhooks and values.get("status") in (JobStatus.succeeded, JobStatus.failed):
             # The webhook events commit with the outcome; worker/webhook_sender.py delivers them.
             record_finished(session, [job_id])
@@ -177,7 +207,7 @@ def run_job(job_id: str, settings: Settings, storage: Storage,
 def _still_owned(sessions, job_id: str, attempt: int) -> bool:
     """True while this delivery still holds the job (running, same attempt)."""
     with session_scope(sessions) as session:
-        found = session.execute(select(Job.status, Job.attempts).where(Job.id == job_id)).first()
+        found = session.execute(_OWNER, {"job_id": job_id}).first()
     return found is not None and found.status == JobStatus.running and found.attempts == attempt
 
 
