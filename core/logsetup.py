@@ -10,6 +10,9 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _MARK = "_humanseg_handler"
 # Libraries that describe their own start-up at INFO: a line per plugin on every start is noise.
 QUIET = ("alembic.runtime.plugins",)
+# Celery's two lines per task ("received", "succeeded in ...") repeat the worker's own job_done line
+# (which has the stages and the outcome); below DEBUG they are left out. Failures still show (ERROR).
+PER_TASK = ("celery.worker.strategy", "celery.app.trace")
 
 
 def configure_logging(level: str) -> None:
@@ -18,6 +21,8 @@ def configure_logging(level: str) -> None:
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     for name in QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for name in PER_TASK:
+        logging.getLogger(name).setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
     if any(getattr(h, _MARK, False) for h in root.handlers):
         return  # a forked child (gunicorn worker) inherits its parent's handler
     handler = logging.StreamHandler(sys.stderr)
