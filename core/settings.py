@@ -150,7 +150,7 @@ class Settings:
     secret_key: str = setting("", repr=False, doc="Flask secret: signs the session cookie and CSRF tokens",
                               shown=("random, kept in `<data_dir>/secret_key` (written by the web app or "
                                      "`humanseg up`, never by `Settings`; see core.secret_key)"))
-    log_level: str = setting("INFO", _upper, doc="log level (any case)")
+    log_level: str = setting("INFO", _upper, doc="log level (any case); Celery's per-task lines only at DEBUG")
     queue: str = setting("humanseg", doc="Celery queue name")
     stale_queued_seconds: int = setting(600, int, doc=(
         "a queued job this old is re-sent (at most once per this many seconds)"))
