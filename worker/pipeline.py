@@ -7,10 +7,10 @@ import functools
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
 from PIL import Image
-from sqlalchemy import bindparam, exists, or_, select, update
+from sqlalchemy import Table, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from humanseg.core.db import session_scope
@@ -72,7 +72,7 @@ class Claimed:
     webhooks: bool = True  # the batch has a webhook: finishing records its events
 
 
-_JOBS = Job.__table__
+_JOBS = cast(Table, Job.__table__)  # the mapped class's table (typed as any FromClause)
 _COL = _JOBS.c
 
 
