@@ -13,6 +13,7 @@ Runs, in one process and one sitting:
     python bench/e2e_ratio.py                      # 60 synthetic 640x480 photos
     python bench/e2e_ratio.py --images photos/ --n 60 --polls 1,0.1
     python bench/e2e_ratio.py --images photos/ --n 200 --polls 1,0.1 --status-rate 500
+    python bench/e2e_ratio.py --model fast          # a registered model other than the default
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
+import numpy as np
 import requests
 from benchlib import all_jobs, free_port, load, stop, when
 from pipeline_throughput import load_files
@@ -40,14 +42,33 @@ STAGE_FIELDS = ("queue_wait_ms", "db_ms", "read_ms", "decode_ms", "model_ms", "r
                 "store_ms", "total_ms")
 
 
-def bare_loop(files: list[tuple[str, bytes]]) -> dict[str, float]:
+def load_named(model: str, threads: int):
+    """A registered model (empty: the registry's default) loaded as the worker loads it."""
+    from humanseg.core.registry import Registry
+    from humanseg.ml.registry import load_model
+
+    return load_model(Registry.load().get(model or None), threads=threads)
+
+
+def network_input(predictor, image) -> np.ndarray:
+    """The network's input for one photo, made as the predictor makes it (batch of one)."""
+    from humanseg.ml.letterbox import Letterbox, to_input
+    from humanseg.ml.modnet import ModnetPredictor, modnet_input
+
+    if isinstance(predictor, ModnetPredictor):
+        return modnet_input(image)[None]
+    cfg = predictor.cfg
+    box = Letterbox.fit(image.width, image.height, cfg.size, cfg.pad_multiple)
+    return to_input(image, box, cfg.mean, cfg.std)[None]
+
+
+def bare_loop(files: list[tuple[str, bytes]], model: str = "") -> dict[str, float]:
     """ms per photo of decode, model and render, in this process, as the worker does them."""
     from humanseg.core.images import load_oriented
     from humanseg.core.settings import usable_cores
-    from humanseg.ml.predictor import load_predictor
     from humanseg.worker.outputs import render_job
 
-    predictor = load_predictor(None, threads=usable_cores())  # one process: every core
+    predictor = load_named(model, usable_cores())  # one process: every core
     for _, data in files[:2]:  # warm up: first runs allocate
         render_job(img := load_oriented(data), predictor.segment(img))
     ms = {"decode": 0.0, "model": 0.0, "render": 0.0}
@@ -68,19 +89,12 @@ def bare_loop(files: list[tuple[str, bytes]]) -> dict[str, float]:
     return out
 
 
-def _network_process(chunk: list[bytes], ready, out) -> None:
+def _network_process(chunk: list[bytes], model: str, ready, out) -> None:
     """One single-thread process running only the network on its share of the photos (inputs made first)."""
     from humanseg.core.images import load_oriented, to_rgb
-    from humanseg.ml.letterbox import Letterbox, to_input
-    from humanseg.ml.predictor import load_predictor
 
-    predictor = load_predictor(None, threads=1)
-    cfg = predictor.cfg
-    inputs = []
-    for data in chunk:
-        image = to_rgb(load_oriented(data))
-        box = Letterbox.fit(image.width, image.height, cfg.size, cfg.pad_multiple)
-        inputs.append(to_input(image, box, cfg.mean, cfg.std)[None])
+    predictor = load_named(model, 1)
+    inputs = [network_input(predictor, to_rgb(load_oriented(data))) for data in chunk]
     for x in inputs[:2]:  # warm up: first runs allocate
         predictor.backend.run(x)
     ready.wait()
@@ -90,12 +104,12 @@ def _network_process(chunk: list[bytes], ready, out) -> None:
     out.put(time.perf_counter() - t0)
 
 
-def network_alone(files: list[tuple[str, bytes]], processes: int = 2) -> float:
+def network_alone(files: list[tuple[str, bytes]], model: str = "", processes: int = 2) -> float:
     """ms per photo of the network alone, run as the workers run it: `processes` processes of one thread
     at once, each on its share of the photos (the denominator of the issue's 'API time / network')."""
     ctx = mp.get_context("spawn")  # this process has ONNX Runtime's threads already: no fork
     ready, out = ctx.Barrier(processes + 1), ctx.Queue()
-    procs = [ctx.Process(target=_network_process, args=([d for _, d in files[i::processes]], ready, out))
+    procs = [ctx.Process(target=_network_process, args=([d for _, d in files[i::processes]], model, ready, out))
              for i in range(processes)]
     for proc in procs:
         proc.start()
@@ -183,17 +197,19 @@ def stage_means(log_path: Path, job_ids: set[str]) -> dict[str, float]:
 
 
 def api_run(base: str, files, poll: float, log_path: Path, timeout: float = 900,
-            status_rate: float = 0.0, web_pids: list[int] | None = None, batch_limit: int = 0) -> ApiRun:
+            status_rate: float = 0.0, web_pids: list[int] | None = None, batch_limit: int = 0,
+            model: str = "") -> ApiRun:
     """One upload of every photo; poll the batch every `poll` s until done.
 
     status_rate: meanwhile another client polls the batch's last job (queued until the end,
     then running, then done) this many times a second.
     batch_limit: jobs per batch poll (0: counts only, as humanseg.client's wait_batch asks).
+    model: the registered model the upload asks for (empty: the default).
     """
     run = ApiRun(poll)
     t0 = time.time()
     resp = requests.post(base + "/api/v1/jobs", files=[("images", f) for f in files],
-                         data={"batch_name": f"e2e-poll-{poll:g}"}, timeout=timeout)
+                         data={"batch_name": f"e2e-poll-{poll:g}", **_model_field(model)}, timeout=timeout)
     resp.raise_for_status()
     run.upload_s = time.time() - t0
     batch_url = resp.json()["batch_url"]
@@ -219,9 +235,14 @@ def api_run(base: str, files, poll: float, log_path: Path, timeout: float = 900,
     return run
 
 
-def api_run_batch(base: str, files, timeout: float = 300) -> str:
+def _model_field(model: str) -> dict[str, str]:
+    return {"model": model} if model else {}
+
+
+def api_run_batch(base: str, files, timeout: float = 300, model: str = "") -> str:
     """Upload files and wait until the batch is done; returns its URL."""
-    resp = requests.post(base + "/api/v1/jobs", files=[("images", f) for f in files], timeout=timeout)
+    resp = requests.post(base + "/api/v1/jobs", files=[("images", f) for f in files], data=_model_field(model),
+                         timeout=timeout)
     resp.raise_for_status()
     batch_url = resp.json()["batch_url"]
     deadline = time.monotonic() + timeout
@@ -289,12 +310,20 @@ def main(argv: list[str] | None = None) -> int:
                              "it waits), 100 = the default page")
     parser.add_argument("--env", action="append", default=[], metavar="HUMANSEG_X=VALUE",
                         help="a setting for `humanseg up` (repeatable), e.g. HUMANSEG_WORKER_CONCURRENCY=2")
+    parser.add_argument("--model", default="", metavar="NAME",
+                        help="a registered model (GET /api/v1/models; default: the registry's default)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
     args = parser.parse_args(argv)
+    from humanseg.core.registry import Registry, UnknownModel
+
+    try:
+        Registry.load().get(args.model or None)
+    except UnknownModel as exc:
+        parser.error(str(exc))
     files = load_files(args.images, args.n)
     polls = [float(p) for p in args.polls.split(",") if p]
-    print(f"photos={len(files)}  load: {load()}", flush=True)
-    before = bare_loop(files)
+    print(f"photos={len(files)} model={args.model or 'default'}  load: {load()}", flush=True)
+    before = bare_loop(files, args.model)
     print("bare loop (before): " + " ".join(f"{k}={v:.1f}" for k, v in before.items())
           + f" ms   load: {load()}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="e2e-ratio-"))
@@ -305,20 +334,21 @@ def main(argv: list[str] | None = None) -> int:
     proc, base = start_up(tmp, tmp / "screen.log", extra)
     runs = []
     try:
-        all_jobs(base + api_run_batch(base, files[:4]))  # warm up: the worker's first jobs
+        all_jobs(base + api_run_batch(base, files[:4], model=args.model))  # warm up: the worker's first jobs
         for poll in polls:
-            runs.append(api_run(base, files, poll, log_path, batch_limit=args.batch_limit))
+            runs.append(api_run(base, files, poll, log_path, batch_limit=args.batch_limit, model=args.model))
             print(f"  done poll={poll:g}s  load: {load()}", flush=True)
         if args.status_rate:
             runs.append(api_run(base, files, 1.0, log_path, status_rate=args.status_rate,
-                                web_pids=web_processes(proc.pid), batch_limit=args.batch_limit))
+                                web_pids=web_processes(proc.pid), batch_limit=args.batch_limit,
+                                model=args.model))
             print(f"  done poll=1s with job polls at {args.status_rate:g}/s  load: {load()}", flush=True)
     finally:
         stop(proc, timeout=40)
-    after = bare_loop(files)
+    after = bare_loop(files, args.model)
     print("bare loop (after):  " + " ".join(f"{k}={v:.1f}" for k, v in after.items())
           + f" ms   load: {load()}")
-    network_ms = network_alone(files)
+    network_ms = network_alone(files, args.model)
     print(f"network alone (2 processes x 1 thread, as the workers): {network_ms:.1f} ms/photo   load: {load()}")
     bare_ms = (before["per_photo"] + after["per_photo"]) / 2
     print(f"bare loop mean: {bare_ms:.1f} ms/photo")
